@@ -1,0 +1,18 @@
+"""chainscan: fetch the TLS certificate chains that many endpoints present."""
+
+from ._errors import ChainscanError as ChainscanError
+from ._errors import InputError as InputError
+from ._errors import OutputError as OutputError
+from ._errors import UsageError as UsageError
+from ._models import BadLine as BadLine
+from ._models import CertFacts as CertFacts
+from ._models import CertFormat as CertFormat
+from ._models import ErrorKind as ErrorKind
+from ._models import ProbeOutcome as ProbeOutcome
+from ._models import ScanOptions as ScanOptions
+from ._models import ScanResult as ScanResult
+from ._models import Status as Status
+from ._models import Target as Target
+from ._models import Timings as Timings
+
+__version__ = "0.1.0"
