@@ -1,0 +1,128 @@
+"""The scheduler's building blocks: rate limiter, per-address caps, backoff. Clock-injected.
+
+All waiting goes through ``trio.sleep_until`` / ``trio.current_time``, so on trio's
+``MockClock(autojump_threshold=0)`` the tests see exact, instant timing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from types import TracebackType
+
+import trio
+
+__all__ = ["AddressLimiter", "RateLimiter", "backoff_delays"]
+
+
+class RateLimiter:
+    """Token bucket for new connections, written as a reservation queue (GCRA).
+
+    Each ``acquire()`` reserves the next free send time: ``rate`` per second on average, with up
+    to ``burst`` reservations granted at once after an idle period. Callers are served in the
+    order they ask (each computes its own time, then sleeps until it), so there is no thundering
+    herd and no polling. A caller cancelled while it waits gives its slot up silently (the bucket
+    then runs at most one token slow); that errs on the polite side.
+    """
+
+    __slots__ = ("_interval", "_next", "_tolerance")
+
+    def __init__(self, rate: float, burst: int = 1) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate!r}")
+        self._interval = 1.0 / rate
+        self._tolerance = max(0, burst - 1) * self._interval
+        self._next = -math.inf
+
+    async def acquire(self) -> None:
+        now = trio.current_time()
+        start = max(self._next, now - self._tolerance)
+        self._next = start + self._interval
+        if start > now:
+            await trio.sleep_until(start)
+        else:
+            await trio.lowlevel.checkpoint()
+
+
+class _Slot:
+    __slots__ = ("holders", "semaphore")
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = trio.Semaphore(limit)
+        self.holders = 0
+
+
+class AddressLimiter:
+    """At most ``limit`` concurrent holders per address; entries vanish when unused.
+
+    Memory is proportional to the addresses *in use*, not to all addresses ever seen.
+    """
+
+    __slots__ = ("_limit", "_slots")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"per-address limit must be at least 1, got {limit!r}")
+        self._limit = limit
+        self._slots: dict[str, _Slot] = {}
+
+    def hold(self, address: str) -> _AddressHold:
+        return _AddressHold(self, address)
+
+    def in_use(self, address: str) -> int:
+        """Holders of ``address`` now (for tests and progress)."""
+        slot = self._slots.get(address)
+        return 0 if slot is None else self._limit - slot.semaphore.value
+
+
+class _AddressHold:
+    __slots__ = ("_address", "_owner", "_slot")
+
+    def __init__(self, owner: AddressLimiter, address: str) -> None:
+        self._owner = owner
+        self._address = address
+        self._slot: _Slot | None = None
+
+    async def __aenter__(self) -> None:
+        slots = self._owner._slots
+        slot = slots.get(self._address)
+        if slot is None:
+            slot = slots[self._address] = _Slot(self._owner._limit)
+        slot.holders += 1
+        try:
+            await slot.semaphore.acquire()
+        except BaseException:
+            self._drop(slot)
+            raise
+        self._slot = slot
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        slot = self._slot
+        assert slot is not None
+        slot.semaphore.release()
+        self._drop(slot)
+
+    def _drop(self, slot: _Slot) -> None:
+        slot.holders -= 1
+        if slot.holders == 0:
+            del self._owner._slots[self._address]
+
+
+def backoff_delays(base: float, cap: float, rng: random.Random | None = None) -> Iterator[float]:
+    """Delays before retry 1, 2, 3, ...: "full jitter" exponential backoff.
+
+    Retry *n* waits a uniform random time in ``[0, min(cap, base * 2**(n-1))]`` (AWS
+    Architecture Blog, "Exponential Backoff And Jitter"): spreads retries of many targets that
+    failed together, so they don't hit the server again in lockstep.
+    """
+    draw = (rng or random.Random()).uniform
+    ceiling = base
+    while True:
+        yield draw(0.0, min(cap, ceiling))
+        ceiling *= 2

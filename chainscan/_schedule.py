@@ -1,0 +1,280 @@
+"""The scheduler: many targets, bounded everything, a result for each. The core of chainscan.
+
+Theory of operation
+-------------------
+A target's life, and what it holds at each step::
+
+    admitted ──► resolve ──► gate(ip) ──► connect + handshake ──► result
+      │            (cached)    │ per-address cap  (socket open)      │
+      │                        │ global slot                         │
+      │                        │ rate token                          │
+      │                        └──────── released ◄──────────────────┘
+      │   transient failure? ──► backoff sleep (holds NO slot) ──► next attempt
+      └── admission released when the result is handed to the writer
+
+* **Admission** (``4 × concurrency`` targets) bounds how many targets exist at once: the
+  producer stops pulling input lines when it is full. That is what keeps memory proportional
+  to the concurrency instead of the input: a million-line file is read lazily, a batch of
+  lines at a time, in a worker thread.
+* **Concurrency slots** (``--concurrency``) are held only while a socket is open, never
+  during DNS or a backoff wait. Open sockets therefore never exceed the limit.
+* **Per-address cap** (``--per-ip``): many names often resolve to one load balancer; it is
+  taken *before* the global slot so a busy address never ties up slots other addresses could
+  use.
+* **Rate** (``--rate``): a token bucket for new connections, taken last, right before
+  ``connect()``, so a token is never spent by a task that then waits for something else.
+* **Deadlines**: ``_probe`` bounds connect and handshake; here ``trio.move_on_at`` bounds the
+  whole target (every attempt and backoff wait) by ``--deadline``. Nothing a server does can
+  hold a target longer.
+* **Retries**: only for ``TRANSIENT_KINDS``, with full-jitter exponential backoff, and never
+  past the deadline: a retry that could not start before it is not waited for.
+
+Results go into a trio memory channel; a slow consumer blocks ``send``, which keeps tasks
+admitted, which stops the producer: back-pressure all the way to the input file.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
+from itertools import islice
+from types import TracebackType
+from typing import Protocol
+
+import trio
+
+from ._limits import AddressLimiter, RateLimiter, backoff_delays
+from ._models import (
+    TRANSIENT_KINDS,
+    BadLine,
+    ErrorKind,
+    ProbeOutcome,
+    ScanOptions,
+    ScanResult,
+    Status,
+    Target,
+)
+from ._probe import Gate, probe
+from ._resolve import Resolver
+from ._tls import client_context
+
+__all__ = ["ProbeFn", "Scheduler"]
+
+_BATCH = 256
+
+
+class ProbeFn(Protocol):
+    async def __call__(
+        self,
+        target: Target,
+        *,
+        options: ScanOptions,
+        context: ssl.SSLContext,
+        resolver: Resolver,
+        gate: Gate,
+    ) -> ProbeOutcome: ...
+
+
+class _Gate:
+    """``async with gate(ip)``: per-address cap, then a global slot, then a rate token."""
+
+    __slots__ = ("_address", "_per_ip", "_per_ip_hold", "_rate", "_slots")
+
+    def __init__(
+        self,
+        slots: trio.Semaphore,
+        rate: RateLimiter | None,
+        per_ip: AddressLimiter | None,
+        address: str,
+    ) -> None:
+        self._slots = slots
+        self._rate = rate
+        self._per_ip = per_ip
+        self._address = address
+        self._per_ip_hold: AbstractAsyncContextManager[None] | None = None
+
+    async def __aenter__(self) -> None:
+        if self._per_ip is not None:
+            hold = self._per_ip.hold(self._address)
+            await hold.__aenter__()
+            self._per_ip_hold = hold
+        try:
+            await self._slots.acquire()
+            try:
+                if self._rate is not None:
+                    await self._rate.acquire()
+            except BaseException:
+                self._slots.release()
+                raise
+        except BaseException:
+            if self._per_ip_hold is not None:
+                await self._per_ip_hold.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._slots.release()
+        if self._per_ip_hold is not None:
+            await self._per_ip_hold.__aexit__(None, None, None)
+
+
+class _Progress:
+    __slots__ = ("attempts", "outcome")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.outcome: ProbeOutcome | None = None
+
+
+class Scheduler:
+    """Runs targets under the limits of ``options``; see the module docstring.
+
+    ``probe_fn``, ``resolver`` and ``rng`` are injectable so the scheduling logic can be tested
+    on trio's MockClock with a fake network.
+    """
+
+    def __init__(
+        self,
+        options: ScanOptions,
+        *,
+        probe_fn: ProbeFn = probe,
+        resolver: Resolver | None = None,
+        context: ssl.SSLContext | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.options = options
+        self._probe = probe_fn
+        self._resolver = resolver or Resolver()
+        self._context = context or client_context()
+        self._rng = rng or random.Random()
+        self._slots = trio.Semaphore(options.concurrency)
+        self._rate = (
+            RateLimiter(
+                options.rate, options.burst or max(1, min(int(options.rate), options.concurrency))
+            )
+            if options.rate > 0
+            else None
+        )
+        self._per_ip = AddressLimiter(options.per_ip) if options.per_ip > 0 else None
+        self.max_admitted = max(4 * options.concurrency, 64)
+        self._admission = trio.Semaphore(self.max_admitted)
+        self.in_flight = 0
+        """Targets admitted and not yet handed over (for progress displays)."""
+
+    def gate(self, address: str) -> _Gate:
+        return _Gate(self._slots, self._rate, self._per_ip, address)
+
+    @property
+    def open_connections(self) -> int:
+        return self.options.concurrency - self._slots.value
+
+    async def run(
+        self,
+        items: Iterable[Target | BadLine],
+        send: trio.MemorySendChannel[ScanResult | BadLine],
+        *,
+        skip: Callable[[Target], bool] | None = None,
+        blocking_source: bool = True,
+    ) -> None:
+        """Scan every target of ``items``, sending each result (and each BadLine) to ``send``.
+
+        ``items`` is pulled lazily, in batches, from a worker thread when ``blocking_source`` (a
+        file or stdin); ``skip(target)`` drops targets before admission (duplicates, resumed).
+        Closes ``send`` at the end.
+        """
+        async with send, trio.open_nursery() as nursery:
+            iterator = iter(items)
+            while True:
+                batch = await self._next_batch(iterator, blocking_source)
+                if not batch:
+                    break
+                for item in batch:
+                    if isinstance(item, BadLine):
+                        await send.send(item)
+                        continue
+                    if skip is not None and skip(item):
+                        continue
+                    await self._admission.acquire()
+                    self.in_flight += 1
+                    nursery.start_soon(self._run_target, item, send.clone())
+
+    @staticmethod
+    async def _next_batch(
+        iterator: Iterator[Target | BadLine], blocking: bool
+    ) -> list[Target | BadLine]:
+        if blocking:
+            return await trio.to_thread.run_sync(lambda: list(islice(iterator, _BATCH)))
+        await trio.lowlevel.checkpoint()
+        return list(islice(iterator, _BATCH))
+
+    async def _run_target(
+        self, target: Target, send: trio.MemorySendChannel[ScanResult | BadLine]
+    ) -> None:
+        async with send:
+            try:
+                result = await self.scan_one(target)
+                await send.send(result)
+            finally:
+                self.in_flight -= 1
+                self._admission.release()
+
+    async def scan_one(self, target: Target) -> ScanResult:
+        """All attempts at one target, under its total deadline. Never raises for the target."""
+        started = trio.current_time()
+        progress = _Progress()
+        with trio.move_on_at(started + self.options.deadline) as scope:
+            await self._attempts(target, started + self.options.deadline, progress)
+        elapsed = trio.current_time() - started
+        last = progress.outcome
+        if scope.cancelled_caught or last is None:
+            before = f"; attempt {progress.attempts - 1} failed: {last.error}" if last else ""
+            return ScanResult(
+                target=target,
+                status=Status.FAILED,
+                error_kind=ErrorKind.TIMEOUT,
+                error=f"no result within the {self.options.deadline:g}s deadline "
+                f"(attempt {progress.attempts} was still running){before}",
+                attempts=progress.attempts,
+                elapsed=elapsed,
+                address=last.address if last else None,
+            )
+        return ScanResult(
+            target=target,
+            status=Status.OK if last.ok else Status.FAILED,
+            chain=last.chain,
+            error_kind=last.error_kind,
+            error=last.error,
+            attempts=progress.attempts,
+            elapsed=elapsed,
+            address=last.address,
+            tls_version=last.tls_version,
+            cipher=last.cipher,
+            timings=last.timings,
+        )
+
+    async def _attempts(self, target: Target, deadline: float, progress: _Progress) -> None:
+        delays = backoff_delays(self.options.backoff_base, self.options.backoff_cap, self._rng)
+        for attempt in range(1, self.options.retries + 2):
+            progress.attempts = attempt
+            outcome = await self._probe(
+                target,
+                options=self.options,
+                context=self._context,
+                resolver=self._resolver,
+                gate=self.gate,
+            )
+            progress.outcome = outcome
+            if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
+                return
+            if attempt > self.options.retries:
+                return
+            wake = trio.current_time() + next(delays)
+            if wake >= deadline:
+                return  # the retry could not even start in time: report this failure now
+            await trio.sleep_until(wake)  # holds admission only, no slot, no socket
