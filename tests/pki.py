@@ -369,10 +369,14 @@ def _build(
         return x509.load_der_x509_certificate(der)
 
 
-def _normalize_extensions(
+def _merge_extensions(
+    defaults: list[tuple[x509.ExtensionType, bool]],
     extra: Iterable[x509.ExtensionType | tuple[x509.ExtensionType, bool]],
 ) -> list[tuple[x509.ExtensionType, bool]]:
-    return [item if isinstance(item, tuple) else (item, False) for item in extra]
+    """``defaults`` with ``extra`` added; an extra extension replaces a default of its OID."""
+    added = [item if isinstance(item, tuple) else (item, False) for item in extra]
+    replaced = {ext.oid for ext, _critical in added}
+    return [(ext, crit) for ext, crit in defaults if ext.oid not in replaced] + added
 
 
 class CA:
@@ -427,7 +431,7 @@ class CA:
         ]
         if parent is not None:
             extensions.append((parent._aki(), False))
-        extensions += _normalize_extensions(extra_extensions)
+        extensions = _merge_extensions(extensions, extra_extensions)
         cert = _build(
             subject=subject,
             issuer_name=subject if parent is None else parent.issued.cert.subject,
@@ -519,8 +523,9 @@ class CA:
         ``names`` are DNS names, IP literals (-> IP SAN), ``user@host`` (-> email) or URIs.
         ``cn`` is the subject commonName: by default the first name, ``None`` for none.
         ``san=False`` leaves out subjectAltName. ``extra_extensions`` items are extension
-        values (non-critical) or ``(value, critical)`` pairs; an ``x509.UnrecognizedExtension``
-        carrying a well-known OID is how to plant a malformed extension. The leaf has
+        values (non-critical) or ``(value, critical)`` pairs, and replace any default extension
+        with the same OID; an ``x509.UnrecognizedExtension`` carrying a well-known OID (e.g.
+        basicConstraints with a garbage value) is how to plant a malformed extension. The leaf has
         basicConstraints CA=FALSE (critical), keyUsage, extendedKeyUsage serverAuth+clientAuth
         and an authorityKeyIdentifier.
         """
@@ -562,7 +567,7 @@ class CA:
             extensions.append(
                 (x509.SubjectAlternativeName([_general_name(n) for n in names]), False)
             )
-        extensions += _normalize_extensions(extra_extensions)
+        extensions = _merge_extensions(extensions, extra_extensions)
         cert = _build(
             subject=subject,
             issuer_name=self.issued.cert.subject,
