@@ -1,0 +1,238 @@
+"""Command line: arguments -> a frozen RunConfig -> run_scan -> exit code. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from ._display import Display
+from ._errors import ChainscanError
+from ._models import CertFormat, ScanOptions
+from ._run import RunConfig, run_scan
+
+__all__ = ["main"]
+
+_DEFAULTS = ScanOptions()
+
+DESCRIPTION = """\
+Fetch the TLS certificate chain every endpoint in FILE presents, leaf to root, concurrently.
+
+For each target, chainscan writes OUT/<host>_<port>/ with one file per certificate, named after
+its subject CN with every non-alphanumeric character replaced by '_' (the KonySSLPinningTool
+convention), plus OUT/manifest.jsonl (one line per target, written as results arrive) and
+OUT/manifest.json (fingerprints, SPKI SHA-256 pins, subject, issuer, validity, ...).
+"""
+
+EPILOG = """\
+input lines (one per line; '#' comments and blank lines are skipped):
+  example.com                 default port (--port, 443)
+  example.com:8443            name and port
+  192.0.2.7:443  [2001:db8::1]:443  2001:db8::1
+  https://example.com:8443/some/path
+  example.com:443{192.0.2.7}  connect to 192.0.2.7, send SNI example.com
+
+exit codes:
+  0    every target returned a chain
+  1    some targets failed or some lines were invalid (see the manifest)
+  2    usage error, unreadable input, or unusable output folder
+  130  interrupted by Ctrl-C (143: SIGTERM); the manifest is written and marked incomplete
+
+examples:
+  chainscan hosts.txt -o out/
+  chainscan hosts.txt -o out/ --resume          # finish an interrupted scan
+  cat hosts.txt | chainscan - -o out/ --rate 50 --per-ip 4
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (unlimited) or more, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range (1-65535)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chainscan",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", metavar="FILE", help="target list, one per line; - for stdin")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        type=Path,
+        help="output folder (default: outputs/<FILE name without extension>)",
+    )
+    parser.add_argument("--version", action="version", version=f"chainscan {__version__}")
+    target = parser.add_argument_group("targets")
+    target.add_argument(
+        "-p",
+        "--port",
+        type=_port,
+        default=_DEFAULTS.default_port,
+        help="port for lines that give none (default: %(default)s)",
+    )
+    target.add_argument(
+        "--sni", metavar="NAME", help="send this SNI name to every target instead of its own"
+    )
+    limits = parser.add_argument_group("limits (politeness and speed)")
+    limits.add_argument(
+        "-c",
+        "--concurrency",
+        type=_positive_int,
+        default=_DEFAULTS.concurrency,
+        help="connections open at once, at most (default: %(default)s)",
+    )
+    limits.add_argument(
+        "-r",
+        "--rate",
+        type=_rate,
+        default=_DEFAULTS.rate,
+        help="new connections per second, whole scan; 0 = unlimited (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--per-ip",
+        type=_non_negative_int,
+        default=_DEFAULTS.per_ip,
+        help="connections open at once to one IP address; 0 = unlimited (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=_DEFAULTS.connect_timeout,
+        metavar="S",
+        help="seconds for the TCP connection (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--handshake-timeout",
+        type=_seconds,
+        default=_DEFAULTS.handshake_timeout,
+        metavar="S",
+        help="seconds for the whole TLS handshake (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--deadline",
+        type=_seconds,
+        default=_DEFAULTS.deadline,
+        metavar="S",
+        help="seconds for one target, every attempt and wait included (default: %(default)g)",
+    )
+    limits.add_argument(
+        "--retries",
+        type=_non_negative_int,
+        default=_DEFAULTS.retries,
+        help="extra attempts after a timeout, reset or early EOF, with jittered exponential "
+        "backoff (default: %(default)s)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--cert-format",
+        choices=[f.value for f in CertFormat],
+        default=_DEFAULTS.cert_format.value,
+        help="certificate file format, like KonySSLPinningTool's --cert_format "
+        "(default: %(default)s)",
+    )
+    mode = out.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a scan in DIR: skip targets its manifest.jsonl already has",
+    )
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of a previous scan in DIR",
+    )
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig:
+    output = args.output
+    if output is None:
+        stem = "stdin" if args.input == "-" else Path(args.input).stem or "scan"
+        output = Path("outputs") / stem
+    options = ScanOptions(
+        concurrency=args.concurrency,
+        rate=args.rate,
+        per_ip=args.per_ip,
+        connect_timeout=args.connect_timeout,
+        handshake_timeout=args.handshake_timeout,
+        deadline=args.deadline,
+        retries=args.retries,
+        default_port=args.port,
+        sni=args.sni,
+        cert_format=CertFormat(args.cert_format),
+    )
+    return RunConfig(
+        input=args.input,
+        output=output,
+        options=options,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        argv=tuple(argv),
+    )
+
+
+SUBCOMMANDS: dict[str, str] = {}
+"""``chainscan NAME ...`` -> module whose ``main(argv) -> int`` runs it (imported on use)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[argv[0]])
+        return int(module.main(argv[1:]))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    display = Display(quiet=args.quiet)
+    try:
+        config = config_from_args(args, argv)
+        report = run_scan(config, display)
+    except ChainscanError as exc:
+        display.error(str(exc))
+        return 2
+    if report.error:
+        display.error(report.error)
+    if report.manifest is not None:
+        display.summary(report.seconds, str(report.manifest))
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

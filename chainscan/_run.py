@@ -1,0 +1,190 @@
+"""One scan from input file to output folder: wires targets, scheduler, writer and display.
+
+    input lines ──(thread, batches)──► Scheduler ──channel──► writer task ──(thread)──► OutputDir
+                                                                   └──► Display (progress)
+
+The writer takes whatever results are waiting (up to ``_WRITE_BATCH``) and hands them to a
+worker thread, which analyses the certificates and writes files and manifest lines; the event
+loop keeps handshaking meanwhile. A signal (SIGINT, SIGTERM) cancels the scheduler only: the
+writer still drains every result already produced, then ``manifest.json`` is written and marked
+incomplete. In-flight targets are simply not recorded, so ``--resume`` scans them again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ._display import Display
+from ._errors import ChainscanError
+from ._fdlimit import fit_concurrency
+from ._models import BadLine, ScanOptions, ScanResult, Status
+from ._output import OutputDir
+from ._schedule import Scheduler
+from ._targets import Deduplicator, count_lines, iter_targets, open_lines
+
+__all__ = ["RunConfig", "RunReport", "run_scan"]
+
+_WRITE_BATCH = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """Everything the CLI decided, as a value."""
+
+    input: str
+    """Path of the target list, ``-`` for stdin."""
+    output: Path
+    options: ScanOptions = field(default_factory=ScanOptions)
+    resume: bool = False
+    overwrite: bool = False
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunReport:
+    """How the run ended."""
+
+    counts: dict[str, int]
+    """Targets by status (``ok``, ``failed``, ``invalid``)."""
+    error_kinds: dict[str, int]
+    seconds: float
+    manifest: Path | None
+    signal: int | None = None
+    """The signal that interrupted the run, if any."""
+    error: str | None = None
+    """A run-level error (output folder, input file), if the run stopped on one."""
+
+    @property
+    def exit_code(self) -> int:
+        if self.signal is not None:
+            return 128 + self.signal
+        if self.error is not None:
+            return 2
+        if self.counts.get(Status.FAILED, 0) or self.counts.get(Status.INVALID, 0):
+            return 1
+        return 0
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _options_json(options: ScanOptions) -> dict[str, Any]:
+    return {
+        key: str(value) if hasattr(value, "value") else value
+        for key, value in asdict(options).items()
+    }
+
+
+async def _write_all(
+    receive: trio.MemoryReceiveChannel[ScanResult | BadLine], output: OutputDir, display: Display
+) -> None:
+    async with receive:
+        while True:
+            try:
+                batch = [await receive.receive()]
+            except trio.EndOfChannel:
+                return
+            while len(batch) < _WRITE_BATCH:
+                try:
+                    batch.append(receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            await trio.to_thread.run_sync(output.write, batch)
+            display.update(batch)
+
+
+async def _scan(config: RunConfig, display: Display) -> RunReport:
+    options = config.options
+    concurrency, warning = fit_concurrency(options.concurrency)
+    if warning:
+        display.warn(warning)
+        options = replace(options, concurrency=concurrency)
+    output = OutputDir(
+        config.output,
+        cert_format=options.cert_format,
+        resume=config.resume,
+        overwrite=config.overwrite,
+    )
+    started_wall = time.monotonic()
+    started = _utc_now()
+    done_keys = output.prepare()  # refuses a bad output folder before any connection
+    lines = open_lines(config.input)  # raises InputError now for a missing file
+    dedup = Deduplicator()
+    for key in done_keys:
+        dedup.add_key(key)
+    items = iter_targets(
+        lines, source=config.input, default_port=options.default_port, sni=options.sni
+    )
+    display.start(count_lines(config.input))
+    scheduler = Scheduler(options)
+    send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
+    interrupted: int | None = None
+    error: str | None = None
+    scan_scope = trio.CancelScope()
+
+    async def produce() -> None:
+        with scan_scope:
+            await scheduler.run(items, send, skip=dedup.seen)
+
+    async def watch_signals(task_status: trio.TaskStatus[None]) -> None:
+        nonlocal interrupted
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if interrupted is None:
+                    interrupted = signum
+                    display.warn("interrupted: finishing the manifest (again to abort now)")
+                    scan_scope.cancel()
+                else:
+                    raise KeyboardInterrupt
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watch_signals)
+            nursery.start_soon(produce)
+            await _write_all(receive, output, display)
+            nursery.cancel_scope.cancel()
+    except ChainscanError as exc:
+        error = str(exc)
+    finally:
+        display.stop()
+        run = {
+            "started": started,
+            "finished": _utc_now(),
+            "seconds": round(time.monotonic() - started_wall, 3),
+            "input": config.input,
+            "output": str(config.output),
+            "argv": list(config.argv),
+            "options": _options_json(options),
+            "resumed": config.resume,
+            "interrupted": signal.Signals(interrupted).name if interrupted else None,
+            "error": error,
+        }
+        manifest = output.close(run=run, complete=interrupted is None and error is None)
+    seconds = time.monotonic() - started_wall
+    return RunReport(
+        counts=dict(display.counts),
+        error_kinds=dict(display.kinds),
+        seconds=seconds,
+        manifest=manifest,
+        signal=interrupted,
+        error=error,
+    )
+
+
+def run_scan(config: RunConfig, display: Display | None = None) -> RunReport:
+    """Run one scan to completion (or interruption) and return how it ended.
+
+    Raises :class:`~chainscan.ChainscanError` subclasses for problems found before the scan
+    starts (unusable output folder, unreadable input); a problem during the scan ends it with
+    ``RunReport.error`` set and a valid, incomplete manifest.
+    """
+    return trio.run(_scan, config, display or Display(quiet=True))
