@@ -118,6 +118,12 @@ def _classify(exc: ssl.SSLError) -> HandshakeFailed:
         return HandshakeFailed(
             ErrorKind.EOF, "the server closed the connection during the handshake"
         )
+    if reason == "EXCESSIVE_MESSAGE_SIZE":
+        return HandshakeFailed(
+            ErrorKind.TOO_LARGE,
+            "the server's handshake message is larger than OpenSSL accepts (a certificate chain "
+            "over 100 KiB)",
+        )
     if "ALERT" in reason:
         alert = reason.split("ALERT_", 1)[-1].lower()
         return HandshakeFailed(ErrorKind.TLS_ALERT, f"the server sent the TLS alert {alert}")
