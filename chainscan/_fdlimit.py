@@ -17,7 +17,7 @@ RESERVED_FDS = 160
 
 
 def fit_concurrency(concurrency: int, *, reserved: int = RESERVED_FDS) -> tuple[int, str | None]:
-    """Raise the soft descriptor limit for ``concurrency`` sockets; return what fits and a warning."""
+    """Raise the soft fd limit for ``concurrency`` sockets; return what fits, and a warning."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = concurrency + reserved
     if hard != resource.RLIM_INFINITY and wanted > hard:
@@ -33,6 +33,6 @@ def fit_concurrency(concurrency: int, *, reserved: int = RESERVED_FDS) -> tuple[
         return concurrency, None
     fitted = max(1, room)
     return fitted, (
-        f"--concurrency {concurrency} needs {concurrency + reserved} file descriptors but the limit "
-        f"is {soft} (hard {hard}); scanning with --concurrency {fitted} instead"
+        f"--concurrency {concurrency} needs {concurrency + reserved} file descriptors but the "
+        f"limit is {soft} (hard {hard}); scanning with --concurrency {fitted} instead"
     )
