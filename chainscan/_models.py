@@ -130,6 +130,8 @@ class ProbeOutcome:
 
     chain: tuple[bytes, ...] = ()
     """DER certificates exactly as the server sent them, in order; empty on failure."""
+    chain_sent: int = 0
+    """Certificates the server sent; ``chain`` keeps the first ``max_chain_length`` of them."""
     error_kind: ErrorKind | None = None
     error: str | None = None
     """Human-readable message for the failure."""
@@ -154,6 +156,8 @@ class ScanResult:
     status: Status
     chain: tuple[bytes, ...] = ()
     """DER certificates as sent by the server, leaf first (server's order)."""
+    chain_sent: int = 0
+    """Certificates the server sent; ``chain`` keeps the first ``max_chain_length`` of them."""
     error_kind: ErrorKind | None = None
     error: str | None = None
     attempts: int = 0

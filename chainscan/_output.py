@@ -124,7 +124,7 @@ def entry_for(
         "tls_version": result.tls_version,
         "cipher": result.cipher,
         "dir": dirname if result.chain else None,
-        "chain_length": len(result.chain),
+        "chain_length": max(result.chain_sent, len(result.chain)),
         "chain": chain,
     }
 

@@ -161,6 +161,7 @@ async def _attempt(
             )
         return ProbeOutcome(
             chain=tuple(done.chain[: options.max_chain_length]),
+            chain_sent=len(done.chain),
             address=ip,
             tls_version=done.version,
             cipher=done.cipher,

@@ -248,6 +248,7 @@ class Scheduler:
             target=target,
             status=Status.OK if last.ok else Status.FAILED,
             chain=last.chain,
+            chain_sent=last.chain_sent,
             error_kind=last.error_kind,
             error=last.error,
             attempts=progress.attempts,
