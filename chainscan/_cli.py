@@ -209,7 +209,11 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
     )
 
 
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "pins": "chainscan._pins_cli",
+    "bundle": "chainscan._bundle",
+    "inspect": "chainscan._inspect",
+}
 """``chainscan NAME ...`` -> module whose ``main(argv) -> int`` runs it (imported on use)."""
 
 
