@@ -91,6 +91,8 @@ class Target:
     """The input line as written (stripped), for the manifest."""
     line: int = 0
     """1-based line number in the input; 0 for targets made through the API."""
+    source: str = ""
+    """Input file name as given (``-`` for stdin, ``<api>`` for strings given to the API)."""
 
     @property
     def key(self) -> tuple[str, int, str | None, str | None]:
@@ -168,8 +170,6 @@ class ScanResult:
     tls_version: str | None = None
     cipher: str | None = None
     timings: Timings = field(default_factory=Timings)
-    source: str = ""
-    """Input file name (``-`` for stdin)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

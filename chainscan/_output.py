@@ -105,7 +105,7 @@ def entry_for(
     ]
     timings = result.timings
     return {
-        "input": {"source": result.source, "line": target.line, "text": target.raw},
+        "input": {"source": target.source, "line": target.line, "text": target.raw},
         "host": target.host,
         "port": target.port,
         "sni": target.sni,

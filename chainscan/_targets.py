@@ -174,7 +174,9 @@ def parse_line(
         target_sni: str | None = forced_sni
     else:
         target_sni = None if host_is_ip else host
-    return Target(host=host, port=port, sni=target_sni, address=address, raw=raw, line=line)
+    return Target(
+        host=host, port=port, sni=target_sni, address=address, raw=raw, line=line, source=source
+    )
 
 
 def check_options(*, default_port: int = DEFAULT_PORT, sni: str | None = None) -> str | None:
