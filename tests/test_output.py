@@ -66,6 +66,7 @@ def chain() -> Chain:
 
 def target(host: str = "example.com", port: int = 443, **kwargs: Any) -> Target:
     kwargs.setdefault("sni", host)
+    kwargs.setdefault("source", "hosts.txt")
     return Target(host=host, port=port, raw=f"{host}:{port}", line=kwargs.pop("line", 1), **kwargs)
 
 
@@ -80,7 +81,6 @@ def ok(ders: Sequence[bytes], tgt: Target | None = None) -> ScanResult:
         tls_version="TLSv1.3",
         cipher="TLS_AES_128_GCM_SHA256",
         timings=Timings(resolve=0.0011, connect=0.0222, handshake=0.0999),
-        source="hosts.txt",
     )
 
 
@@ -91,7 +91,6 @@ def failed(host: str, kind: ErrorKind = ErrorKind.REFUSED) -> ScanResult:
         error_kind=kind,
         error=f"{host}: connection refused",
         attempts=1,
-        source="hosts.txt",
     )
 
 

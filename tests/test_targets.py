@@ -103,7 +103,9 @@ FORMS = [
 
 @pytest.mark.parametrize(("text", "host", "port", "sni", "address"), FORMS)
 def test_line_forms(text: str, host: str, port: int, sni: str | None, address: str | None) -> None:
-    assert parse(text) == Target(host=host, port=port, sni=sni, address=address, raw=text, line=7)
+    assert parse(text) == Target(
+        host=host, port=port, sni=sni, address=address, raw=text, line=7, source="hosts.txt"
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,7 +114,12 @@ def test_line_forms(text: str, host: str, port: int, sni: str | None, address: s
 )
 def test_surrounding_whitespace_and_line_ends_are_ignored(text: str) -> None:
     assert target(text) == Target(
-        host="example.com", port=443, sni="example.com", raw="example.com", line=7
+        host="example.com",
+        port=443,
+        sni="example.com",
+        raw="example.com",
+        line=7,
+        source="hosts.txt",
     )
 
 
@@ -162,7 +169,7 @@ def test_raw_is_the_stripped_line_without_comment_truncated_to_200() -> None:
 
 def test_bom_is_dropped_on_the_first_line_only() -> None:
     assert parse_line("\ufeffexample.com", line=1, source="f") == Target(
-        host="example.com", port=443, sni="example.com", raw="example.com", line=1
+        host="example.com", port=443, sni="example.com", raw="example.com", line=1, source="f"
     )
     assert parse_line("\ufeff# comment", line=1, source="f") is None
     assert isinstance(parse_line("\ufeff# comment", line=2, source="f"), BadLine)
@@ -451,9 +458,23 @@ def test_iter_targets_takes_numbered_lines_and_passes_bad_lines_through() -> Non
     ]
     results = list(iter_targets(lines, source="in.txt", sni="sni.example"))
     assert results == [
-        Target(host="example.com", port=443, sni="sni.example", raw="example.com", line=1),
+        Target(
+            host="example.com",
+            port=443,
+            sni="sni.example",
+            raw="example.com",
+            line=1,
+            source="in.txt",
+        ),
         too_long,
-        Target(host="example.net", port=8443, sni="sni.example", raw="example.net:8443", line=3),
+        Target(
+            host="example.net",
+            port=8443,
+            sni="sni.example",
+            raw="example.net:8443",
+            line=3,
+            source="in.txt",
+        ),
     ]
 
 
@@ -523,7 +544,14 @@ def test_file_with_bom_and_crlf(tmp_path: Path) -> None:
 def test_bom_only_file_and_bom_before_a_comment(tmp_path: Path) -> None:
     assert list(load_targets(write(tmp_path, b"\xef\xbb\xbf"))) == []
     assert list(load_targets(write(tmp_path, b"\xef\xbb\xbf# c\nexample.com\n"))) == [
-        Target(host="example.com", port=443, sni="example.com", raw="example.com", line=2)
+        Target(
+            host="example.com",
+            port=443,
+            sni="example.com",
+            raw="example.com",
+            line=2,
+            source=str(tmp_path / "targets.txt"),
+        )
     ]
 
 
@@ -595,7 +623,12 @@ def test_ten_megabyte_line_is_skipped_and_the_next_line_still_parsed(tmp_path: P
     assert huge.reason == f"line is too long ({size} characters, at most 4096)"
     assert huge.raw == "x" * 200
     assert results[2] == Target(
-        host="example.net", port=8443, sni="example.net", raw="example.net:8443", line=3
+        host="example.net",
+        port=8443,
+        sni="example.net",
+        raw="example.net:8443",
+        line=3,
+        source=str(path),
     )
 
 
