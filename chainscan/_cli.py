@@ -159,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra attempts after a timeout, reset or early EOF, with jittered exponential "
         "backoff (default: %(default)s)",
     )
+    limits.add_argument(
+        "-w",
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="scanning processes, to use several cores; the limits above are shared among "
+        "them (default: %(default)s)",
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "--cert-format",
@@ -205,6 +213,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         options=options,
         resume=args.resume,
         overwrite=args.overwrite,
+        workers=args.workers,
         argv=tuple(argv),
     )
 

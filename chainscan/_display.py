@@ -87,12 +87,23 @@ class Display:
             self.counts[item.status] += 1
             if item.error_kind is not None:
                 self.kinds[item.error_kind] += 1
+        self._advance(len(items))
+
+    def update_counts(self, counted: list[tuple[str, str | None]]) -> None:
+        """Results known only by (status, error kind): those of worker processes."""
+        for status, kind in counted:
+            self.counts[status] += 1
+            if kind is not None:
+                self.kinds[kind] += 1
+        self._advance(len(counted))
+
+    def _advance(self, done: int) -> None:
         if self._progress is not None and self._task is not None:
             task = self._progress.tasks[0]
             speed = task.speed
             self._progress.update(
                 self._task,
-                advance=len(items),
+                advance=done,
                 ok=self.counts[Status.OK],
                 failed=self.counts[Status.FAILED] + self.counts[Status.INVALID],
                 rate=f"{speed:.0f}" if speed else "-",

@@ -50,7 +50,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -58,6 +58,9 @@ from ._analyze import analyze_der, der_to_pem
 from ._errors import OutputError, UsageError
 from ._models import BadLine, CertFacts, CertFormat, ErrorKind, ScanResult, Status
 from ._naming import cert_filename, target_dirname
+
+if TYPE_CHECKING:
+    from ._inventory import Inventory
 
 __all__ = [
     "JSONL_NAME",
@@ -326,6 +329,7 @@ class OutputDir:
         cert_format: CertFormat = CertFormat.DER,
         resume: bool = False,
         overwrite: bool = False,
+        inventory: Inventory | None = None,
     ) -> None:
         if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other: choose one")
@@ -342,6 +346,8 @@ class OutputDir:
         self._kinds: Counter[str] = Counter()
         self._bad_lines: set[tuple[str, int, str]] = set()
         self._pool: ThreadPoolExecutor | None = None
+        self.inventory = inventory
+        """Adds ``trust``, ``hostname``, ``problems``, ``deployments`` to entries (None: not)."""
 
     # ---- prepare
 
@@ -507,7 +513,7 @@ class OutputDir:
                 bad = (item.source, item.line, item.raw)
                 if bad in self._bad_lines:
                     continue  # already listed by the run this one resumes
-                entry = bad_line_entry(item)
+                entry = self._with_inventory(bad_line_entry(item), item)
             elif future is not None:
                 entry = future.result()
             else:
@@ -519,14 +525,59 @@ class OutputDir:
         if time.monotonic() - self._last_sync >= _FSYNC_INTERVAL:
             self._sync(fd)
 
+    def write_files(self, results: Sequence[ScanResult]) -> list[bytes]:
+        """Write the certificate files of ``results``; return their manifest lines, unwritten.
+
+        The worker half of ``--workers``: a scanning process writes its targets' folders and
+        hands the lines to the main process, which appends them with :meth:`append_lines`.
+        Needs no :meth:`prepare` (the main process prepared the folder).
+        """
+        pool = self._file_pool()
+        futures = [
+            pool.submit(self._write_chain, result) if result.chain else None for result in results
+        ]
+        return [
+            _dumps(future.result() if future is not None else self._write_chain(result)) + b"\n"
+            for result, future in zip(results, futures, strict=True)
+        ]
+
+    def append_lines(self, lines: Sequence[bytes]) -> list[tuple[str, str | None]]:
+        """Append manifest lines made by :meth:`write_files`; return (status, error_kind) each."""
+        fd = self._fd
+        if fd is None:
+            raise RuntimeError("OutputDir.append_lines() before prepare() or after close()")
+        counted = []
+        for line in lines:
+            entry = orjson.loads(line)
+            self._append(fd, line)
+            status, kind = entry["status"], entry["error_kind"]
+            self._counts[status] += 1
+            if kind is not None:
+                self._kinds[kind] += 1
+            counted.append((status, kind))
+        if time.monotonic() - self._last_sync >= _FSYNC_INTERVAL:
+            self._sync(fd)
+        return counted
+
+    def shutdown(self) -> None:
+        """Wait for and stop the file-writing threads (``close`` does it too)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def _file_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(_FILE_WRITERS, thread_name_prefix="chainscan-files")
         return self._pool
 
+    def _with_inventory(self, entry: dict[str, Any], item: ScanResult | BadLine) -> dict[str, Any]:
+        if self.inventory is not None:
+            entry.update(self.inventory.entry_fields(item))
+        return entry
+
     def _write_chain(self, result: ScanResult) -> dict[str, Any]:
         if not result.chain:
-            return entry_for(result, [], [], "")
+            return self._with_inventory(entry_for(result, [], [], ""), result)
         dirname = target_dirname(result.target)
         folder = self.root / dirname
         ext = self.cert_format.value
@@ -548,7 +599,7 @@ class OutputDir:
                 f"cannot write {exc.filename or folder}: {_reason(exc)};"
                 " the manifest up to the previous target is intact"
             ) from None
-        return entry_for(result, facts, files, dirname)
+        return self._with_inventory(entry_for(result, facts, files, dirname), result)
 
     def _append(self, fd: int, line: bytes) -> None:
         try:
@@ -593,9 +644,7 @@ class OutputDir:
         ``run`` (start and end times, options, ...) goes into the header with ``complete``
         added. The entries are copied from ``manifest.jsonl`` a line at a time.
         """
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        self.shutdown()
         if self._fd is not None:
             fd, self._fd = self._fd, None
             try:

@@ -28,6 +28,7 @@ from ._models import BadLine, ScanOptions, ScanResult, Status
 from ._output import OutputDir
 from ._schedule import Scheduler
 from ._targets import Deduplicator, count_lines, iter_targets, open_lines
+from ._workers import run_workers
 
 __all__ = ["RunConfig", "RunReport", "run_scan"]
 
@@ -44,6 +45,8 @@ class RunConfig:
     options: ScanOptions = field(default_factory=ScanOptions)
     resume: bool = False
     overwrite: bool = False
+    workers: int = 1
+    """Scanning processes; above 1, see ``_workers`` (the limits are divided among them)."""
     argv: tuple[str, ...] = ()
 
 
@@ -103,7 +106,10 @@ async def _write_all(
 
 async def _scan(config: RunConfig, display: Display) -> RunReport:
     options = config.options
-    concurrency, warning = fit_concurrency(options.concurrency)
+    # With worker processes the sockets are theirs: each fits its own share to its limit.
+    concurrency, warning = (
+        fit_concurrency(options.concurrency) if config.workers == 1 else (options.concurrency, None)
+    )
     if warning:
         display.warn(warning)
         options = replace(options, concurrency=concurrency)
@@ -146,11 +152,25 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
                 else:
                     raise KeyboardInterrupt
 
+    async def scan_in_workers() -> None:
+        await run_workers(
+            workers=config.workers,
+            options=options,
+            output=output,
+            items=items,
+            skip=dedup.seen,
+            display=display,
+            scan_scope=scan_scope,
+        )
+
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(watch_signals)
-            nursery.start_soon(produce)
-            await _write_all(receive, output, display)
+            if config.workers > 1:
+                await scan_in_workers()
+            else:
+                nursery.start_soon(produce)
+                await _write_all(receive, output, display)
             nursery.cancel_scope.cancel()
     except ChainscanError as exc:
         error = str(exc)
@@ -165,6 +185,7 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
             "argv": list(config.argv),
             "options": _options_json(options),
             "resumed": config.resume,
+            "workers": config.workers,
             "interrupted": signal.Signals(interrupted).name if interrupted else None,
             "error": error,
         }

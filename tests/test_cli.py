@@ -188,3 +188,39 @@ def test_help_explains_the_options() -> None:
     for option in ("--concurrency", "--rate", "--per-ip", "--deadline", "--retries", "--resume"):
         assert option in proc.stdout
     assert "exit codes" in proc.stdout and "KonySSLPinningTool" in proc.stdout
+
+
+def test_workers_write_the_same_scan_as_one_process(
+    tls_server: ServerHandle, refused_port: int, tmp_path: Path
+) -> None:
+    hosts = tmp_path / "hosts.txt"
+    names = [f"n{i}.test" for i in range(40)]
+    hosts.write_text(
+        "".join(f"{name}:{tls_server.port}{{127.0.0.1}}\n" for name in names)
+        + f"127.0.0.1:{refused_port}\nbad:0\n"
+        + f"a.test:{tls_server.port}{{127.0.0.1}}\n" * 2
+    )
+
+    def scan(out: Path, *extra: str) -> set[tuple[Any, ...]]:
+        proc = chainscan(str(hosts), "-o", str(out), *FAST, *extra)
+        assert proc.returncode == 1, proc.stderr
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["summary"] == {
+            "targets": 43,
+            "ok": 41,
+            "failed": 1,
+            "invalid": 1,
+            "by_error_kind": manifest["summary"]["by_error_kind"],
+        }
+        rows = set()
+        for e in manifest["targets"]:
+            files = tuple((c["file"], c["sha256"]) for c in e["chain"])
+            rows.add((e["input"]["line"], e["host"], e["sni"], e["status"], e["error_kind"], files))
+            for name, digest in files:
+                assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+        assert len(rows) == len(manifest["targets"])  # no duplicates
+        return rows
+
+    single = scan(tmp_path / "one")
+    parallel = scan(tmp_path / "two", "--workers", "2")
+    assert single == parallel
