@@ -1,0 +1,251 @@
+"""What every runner shares: the result value, the runner interface, and process measurement.
+
+Measuring a tool
+----------------
+
+A runner starts its tool as one command (which may start others: ``xargs`` forks a shell and an
+``openssl`` per target), wrapped in GNU ``time``::
+
+    harness --fork--> /usr/bin/time -f %M --fork--> tool --fork--> ...
+
+and waits for ``time`` with ``os.wait4``. The ``rusage`` of a reaped child covers it *and every
+descendant it waited for*, which is the whole tree for well-behaved tools, so:
+
+* ``cpu_seconds`` = user + system time of the whole tree, from our ``wait4`` (``time`` itself
+  adds about a millisecond);
+* ``peak_rss_mb`` = ``ru_maxrss`` that ``time`` got for *its* child: the largest resident set of
+  any *single* process in the tree (Linux keeps the maximum, not the sum). For chainscan that is
+  chainscan; for ``xargs -P 16`` it is one ``openssl``, though 16 run at once: see the README.
+  Why not our own ``wait4``'s ``ru_maxrss``: a child forked (or vforked) by Python starts as a
+  copy of the harness, and Linux carries that copy's resident set into the child's maximum across
+  ``exec``, so every tool would weigh at least as much as the harness (about 20-35 MB here).
+  ``time`` is a small C program, so what it forks starts small.
+* ``seconds`` is the wall time from just before the fork to the reap, so it includes the tool's
+  start-up (Python's imports, for chainscan).
+
+The command runs in a session of its own (so Ctrl-C reaches only the harness, which then ends
+it) and with ``PR_SET_PDEATHSIG``. A timer bounds every run: when it fires, the command's process
+group (its PID, since it leads its own session) gets SIGKILL, and the run is reported as
+``timeout``. Nothing else is ever signalled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import enum
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from .._system import die_with_parent, find_program
+from ..fleet import TargetFiles
+
+
+class RunStatus(enum.StrEnum):
+    OK = "ok"
+    """The tool ran to its end; ``ok`` counts the targets whose chain it got."""
+    UNAVAILABLE = "unavailable"
+    """The tool is not installed or cannot start; nothing was run."""
+    TIMEOUT = "timeout"
+    """The run hit the harness's time limit and was killed."""
+    ERROR = "error"
+    """The tool ran but left no usable result (see ``detail``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """One run of one tool over one targets file."""
+
+    name: str
+    """Runner name, e.g. ``chainscan``."""
+    status: RunStatus
+    targets: int
+    """Targets in the input."""
+    ok: int = 0
+    """Targets whose certificate chain the tool received."""
+    seconds: float = 0.0
+    """Wall time, start-up included."""
+    cpu_seconds: float = 0.0
+    """User + system time of the tool's whole process tree."""
+    system_seconds: float = 0.0
+    """The system (kernel) part of ``cpu_seconds``."""
+    peak_rss_mb: float = 0.0
+    """Largest resident set of any single process of the tree, MiB."""
+    returncode: int | None = None
+    detail: str = ""
+    """Why the run is not OK, or what looked odd (e.g. a non-zero exit code)."""
+    command: tuple[str, ...] = ()
+
+    @property
+    def targets_per_second(self) -> float:
+        """Successful targets per wall-clock second (failures do not count)."""
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_seconds_per_target(self) -> float:
+        return self.cpu_seconds / self.targets if self.targets else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": str(self.status),
+            "targets": self.targets,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 4),
+            "cpu_seconds": round(self.cpu_seconds, 4),
+            "system_seconds": round(self.system_seconds, 4),
+            "peak_rss_mb": round(self.peak_rss_mb, 2),
+            "targets_per_second": round(self.targets_per_second, 2),
+            "cpu_seconds_per_target": round(self.cpu_seconds_per_target, 6),
+            "returncode": self.returncode,
+            "detail": self.detail,
+            "command": list(self.command),
+        }
+
+
+class Runner(Protocol):
+    """One competitor. Add a module with a class like this and list it in ``RUNNERS``."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this runner's own options (prefixed with its name) to the driver's parser."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Runner:
+        """Build the runner from the driver's parsed options."""
+        ...
+
+    def unavailable(self) -> str | None:
+        """None if the tool can run here, else why not (it is then reported, not run)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Settings and tool version, for the result file."""
+        ...
+
+    def run(self, files: TargetFiles, workdir: Path, timeout: float) -> RunResult:
+        """Run the tool once over ``files``; ``workdir`` is empty and the runner's to use."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    returncode: int
+    seconds: float
+    cpu_seconds: float
+    system_seconds: float
+    peak_rss_mb: float
+    timed_out: bool
+
+
+def gnu_time() -> str:
+    """Path of GNU ``time`` (Debian package ``time``), installed if missing."""
+    return find_program("time", ("time",), ("/usr/bin/time",))
+
+
+def measure(
+    argv: Sequence[str],
+    *,
+    stdout: Path,
+    stderr: Path,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Measured:
+    """Run ``argv`` to its end (or ``timeout``) and measure its process tree (see the header)."""
+    rss_file = stderr.with_name(stderr.name + ".maxrss")
+    wrapped = [gnu_time(), "-f", "%M", "-o", str(rss_file), "--", *argv]
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            wrapped,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+    lock = threading.Lock()
+    reaped = False
+    timed_out = False
+
+    def kill_group() -> None:
+        # The command leads its own session, so its process group is its PID: only our tree.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def expire() -> None:
+        nonlocal timed_out
+        with lock:
+            if not reaped:
+                timed_out = True
+                kill_group()
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        with lock:
+            reaped = True
+    except BaseException:  # Ctrl-C while waiting: end the command's tree, reap it, go on raising
+        with lock:
+            kill_group()
+            os.wait4(process.pid, 0)
+            reaped = True
+        process.returncode = -signal.SIGKILL
+        raise
+    finally:
+        timer.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(
+        returncode=process.returncode,
+        seconds=seconds,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        system_seconds=usage.ru_stime,
+        peak_rss_mb=_read_maxrss_kb(rss_file) / 1024,
+        timed_out=timed_out,
+    )
+
+
+def _read_maxrss_kb(path: Path) -> int:
+    """The number GNU time wrote last (it may first write "Command exited with ..."); 0 if none
+    (e.g. time itself was killed at the time limit)."""
+    try:
+        lines = path.read_text().split()
+    except OSError:
+        return 0
+    return int(lines[-1]) if lines and lines[-1].isdigit() else 0
+
+
+def tail(path: Path, lines: int = 5, width: int = 300) -> str:
+    """Last lines of a log, for ``detail``."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line[:width] for line in text.strip().splitlines()[-lines:])
+
+
+def tool_version(argv: Sequence[str], cwd: Path | None = None) -> str:
+    """First line a ``--version``-like command prints, or ``unknown``."""
+    try:
+        out = subprocess.run(
+            list(argv), cwd=cwd, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if out.returncode == 0 and text else "unknown"

@@ -1,0 +1,197 @@
+"""chainscan itself, as a user runs it: ``python -m chainscan TARGETS -o OUTDIR``.
+
+Limits that exist to be polite to real servers are lifted (``--rate 0 --per-ip 0``: unlimited),
+and retries are off (``--retries 0``) so every target costs exactly one handshake, as it does for
+the other tools. A target counts as OK when its ``manifest.jsonl`` line says ``"status": "ok"``
+and its leaf's CN is the SNI name (every fleet name has its own leaf). The DER files and
+manifests are written for real (that is part of chainscan's work) into the run's scratch
+directory, which the driver removes afterwards.
+
+Until the scanner exists (``import chainscan._cli`` fails) the runner reports itself
+unavailable, so the harness can be developed and run against the other tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..fleet import TargetFiles
+from ._base import RunResult, RunStatus, measure, tail, tool_version
+
+REPO = Path(__file__).resolve().parents[2]
+"""The checkout whose chainscan is measured (``python -m chainscan`` runs from here)."""
+
+DEFAULT_CONCURRENCY = 500
+
+
+def count_ok(manifest: Path) -> tuple[int, int]:
+    """(ok, wrong): entries of ``manifest.jsonl`` with ``"status": "ok"`` whose leaf names the SNI
+    that was sent, and those whose leaf names another host (which means a wrong SNI, since every
+    fleet name has its own leaf). Lines that are not JSON objects (a torn last line) are skipped.
+    """
+    ok = wrong = 0
+    with manifest.open("rb") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict) or entry.get("status") != "ok":
+                continue
+            chain = entry.get("chain") or [{}]
+            if chain[0].get("cn") == entry.get("sni"):
+                ok += 1
+            else:
+                wrong += 1
+    return ok, wrong
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainscanRunner:
+    name: ClassVar[str] = "chainscan"
+    concurrency: int = DEFAULT_CONCURRENCY
+    extra_args: tuple[str, ...] = ()
+    """Appended to the command line (``--chainscan-args``), e.g. to try other settings."""
+    python: str = sys.executable
+    _probe: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """Memo of the import check: reason (or None) and import time."""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group(cls.name)
+        g.add_argument(
+            "--chainscan-concurrency",
+            type=int,
+            default=DEFAULT_CONCURRENCY,
+            metavar="N",
+            help="chainscan --concurrency (default %(default)s)",
+        )
+        g.add_argument(
+            "--chainscan-args",
+            default="",
+            metavar="ARGS",
+            help="more chainscan options, one shell-quoted string",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ChainscanRunner:
+        return cls(
+            concurrency=args.chainscan_concurrency,
+            extra_args=tuple(shlex.split(args.chainscan_args)),
+        )
+
+    def unavailable(self) -> str | None:
+        if "reason" not in self._probe:
+            start = time.perf_counter()
+            done = subprocess.run(
+                [self.python, "-c", "import chainscan._cli"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            self._probe["import_seconds"] = time.perf_counter() - start
+            last = (done.stderr.strip().splitlines() or ["?"])[-1]
+            self._probe["reason"] = (
+                None if done.returncode == 0 else f"`import chainscan._cli` failed: {last}"
+            )
+        reason: str | None = self._probe["reason"]
+        return reason
+
+    def describe(self) -> dict[str, Any]:
+        available = self.unavailable() is None
+        return {
+            "concurrency": self.concurrency,
+            "extra_args": list(self.extra_args),
+            "python": self.python,
+            "version": (
+                tool_version([self.python, "-m", "chainscan", "--version"], cwd=REPO)
+                if available
+                else None
+            ),
+            "git": _git_describe(),
+            "import_seconds": round(self._probe.get("import_seconds", 0.0), 3),
+            "command": self.argv(Path("TARGETS"), Path("OUTDIR")),
+        }
+
+    def argv(self, targets: Path, outdir: Path) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "chainscan",
+            str(targets),
+            "-o",
+            str(outdir),
+            "-q",
+            "--concurrency",
+            str(self.concurrency),
+            "--rate",
+            "0",
+            "--per-ip",
+            "0",
+            "--retries",
+            "0",
+            *self.extra_args,
+        ]
+
+    def run(self, files: TargetFiles, workdir: Path, timeout: float) -> RunResult:
+        reason = self.unavailable()
+        if reason is not None:
+            return RunResult(
+                name=self.name, status=RunStatus.UNAVAILABLE, targets=files.count, detail=reason
+            )
+        outdir = workdir / "out"
+        argv = self.argv(files.chainscan, outdir)
+        stdout, stderr = workdir / "stdout.txt", workdir / "stderr.txt"
+        m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout, cwd=REPO)
+        manifest = outdir / "manifest.jsonl"
+        status = RunStatus.TIMEOUT if m.timed_out else RunStatus.OK
+        detail = "" if m.returncode == 0 else f"exit {m.returncode}: {tail(stderr)}"
+        if m.timed_out:
+            detail = f"killed after the {timeout:g} s time limit"
+        try:
+            ok, wrong = count_ok(manifest)
+            if wrong:
+                detail = f"{wrong} targets got another name's certificate; {detail}".rstrip("; ")
+        except OSError as exc:
+            ok = 0
+            if status is RunStatus.OK:
+                status = RunStatus.ERROR
+            detail = f"no manifest ({exc.strerror}); {detail or tail(stderr)}"
+        return RunResult(
+            name=self.name,
+            status=status,
+            targets=files.count,
+            ok=ok,
+            seconds=m.seconds,
+            cpu_seconds=m.cpu_seconds,
+            system_seconds=m.system_seconds,
+            peak_rss_mb=m.peak_rss_mb,
+            returncode=m.returncode,
+            detail=detail,
+            command=tuple(argv),
+        )
+
+
+def _git_describe() -> str:
+    """Commit of the measured checkout, with ``-dirty`` if it has uncommitted changes."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
