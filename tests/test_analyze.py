@@ -335,7 +335,9 @@ def test_results_are_cached_and_accept_bytes_like_input() -> None:
 # Independent checks: hashlib and the openssl CLI
 
 
+@functools.cache
 def all_good_certs() -> list[bytes]:
+    # Cached: hypothesis replays draws, so the same index must give the same bytes every time.
     return [
         rsa_leaf().der,
         ec_leaf().der,
