@@ -187,6 +187,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the results of a previous scan in DIR",
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
+    inventory = parser.add_argument_group("inventory (see docs/inventory.md)")
+    inventory.add_argument(
+        "--trust-store",
+        metavar="STORE",
+        default=_DEFAULTS.trust_store,
+        help="verify chains against 'certifi' (Mozilla's roots), 'system' or a PEM bundle file "
+        "(default: %(default)s)",
+    )
+    inventory.add_argument(
+        "--warn-days",
+        type=_non_negative_int,
+        default=_DEFAULTS.warn_days,
+        metavar="N",
+        help="flag certificates expiring within N days as expires-soon (default: %(default)s)",
+    )
+    inventory.add_argument(
+        "--deployments",
+        action="store_true",
+        help="also probe every address with TLS 1.2 RSA-only and ECDSA-only clients and without "
+        "SNI; record each distinct chain and whether one pin set fits them all",
+    )
     return parser
 
 
@@ -206,6 +227,9 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         default_port=args.port,
         sni=args.sni,
         cert_format=CertFormat(args.cert_format),
+        trust_store=args.trust_store,
+        warn_days=args.warn_days,
+        deployments=args.deployments,
     )
     return RunConfig(
         input=args.input,
@@ -222,6 +246,8 @@ SUBCOMMANDS: dict[str, str] = {
     "pins": "chainscan._pins_cli",
     "bundle": "chainscan._bundle",
     "inspect": "chainscan._inspect",
+    "diff": "chainscan._diff_cli",
+    "report": "chainscan._report_cli",
 }
 """``chainscan NAME ...`` -> module whose ``main(argv) -> int`` runs it (imported on use)."""
 

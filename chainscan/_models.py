@@ -170,6 +170,20 @@ class ScanResult:
     tls_version: str | None = None
     cipher: str | None = None
     timings: Timings = field(default_factory=Timings)
+    deployments: tuple[DeploymentProbe, ...] = ()
+    """Extra handshakes of ``--deployments`` (every address, client profile, no SNI)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeploymentProbe:
+    """One extra handshake of ``--deployments``: one address, one client profile."""
+
+    variant: str
+    """``default``, ``tls1.2-rsa``, ``tls1.2-ecdsa`` or ``no-sni`` (see docs/inventory.md)."""
+    sni: str | None
+    """The server name sent (None for ``no-sni``)."""
+    outcome: ProbeOutcome
+    """What the handshake gave; ``outcome.address`` is the address probed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,3 +271,9 @@ class ScanOptions:
     max_chain_length: int = 64
     """Certificates kept per chain; the rest are counted in the manifest, not saved."""
     cert_format: CertFormat = CertFormat.DER
+    trust_store: str = "certifi"
+    """Roots chains are verified against: ``certifi``, ``system`` or a PEM file (--trust-store)."""
+    warn_days: int = 30
+    """Certificates expiring within this many days get ``expires-soon`` (--warn-days)."""
+    deployments: bool = False
+    """Probe every address with several client profiles and without SNI (--deployments)."""

@@ -682,7 +682,7 @@ class OutputDir:
         except OSError as exc:
             self._remove_quietly(tmp)
             raise OutputError(
-                f"cannot write {target}: {_reason(exc)}; {self._jsonl} has every result"
+                f"cannot write {target}: {_reason(exc)}; {self._jsonl} lists every result written"
             ) from None
         _fsync_dir(self.root)
         return target

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ import trio
 from ._display import Display
 from ._errors import ChainscanError
 from ._fdlimit import fit_concurrency
-from ._models import BadLine, ScanOptions, ScanResult, Status
+from ._inventory import Inventory
+from ._models import BadLine, ScanOptions, ScanResult, Status, Target
 from ._output import OutputDir
 from ._schedule import Scheduler
 from ._targets import Deduplicator, count_lines, iter_targets, open_lines
@@ -55,7 +57,8 @@ class RunReport:
     """How the run ended."""
 
     counts: dict[str, int]
-    """Targets by status (``ok``, ``failed``, ``invalid``)."""
+    """Entries of the manifest by status (``ok``, ``failed``, ``invalid``), a resumed run's
+    included: a scan finished with ``--resume`` exits as the same scan run in one go would."""
     error_kinds: dict[str, int]
     seconds: float
     manifest: Path | None
@@ -84,6 +87,27 @@ def _options_json(options: ScanOptions) -> dict[str, Any]:
         key: str(value) if hasattr(value, "value") else value
         for key, value in asdict(options).items()
     }
+
+
+class _Tally:
+    """How many input items (targets and bad lines) the run read."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items = 0
+
+    def count(self, items: Iterable[Target | BadLine]) -> Iterator[Target | BadLine]:
+        for item in items:
+            self.items += 1
+            yield item
+
+
+def _messages(error: BaseException) -> list[str]:
+    """The messages of the leaves of a (possibly nested) exception group."""
+    if isinstance(error, BaseExceptionGroup):
+        return [message for inner in error.exceptions for message in _messages(inner)]
+    return [str(error)]
 
 
 async def _write_all(
@@ -118,16 +142,23 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
         cert_format=options.cert_format,
         resume=config.resume,
         overwrite=config.overwrite,
+        inventory=Inventory.from_options(options),  # loads the trust store: UsageError if not
     )
     started_wall = time.monotonic()
     started = _utc_now()
-    done_keys = output.prepare()  # refuses a bad output folder before any connection
+    # The input first: a missing or binary file must not leave a new, empty scan behind.
     lines = open_lines(config.input)  # raises InputError now for a missing file
+    try:
+        done_keys = output.prepare()  # refuses a bad output folder before any connection
+    except BaseException:
+        lines.close()
+        raise
     dedup = Deduplicator()
     for key in done_keys:
         dedup.add_key(key)
-    items = iter_targets(
-        lines, source=config.input, default_port=options.default_port, sni=options.sni
+    tally = _Tally()
+    items = tally.count(
+        iter_targets(lines, source=config.input, default_port=options.default_port, sni=options.sni)
     )
     display.start(count_lines(config.input))
     scheduler = Scheduler(options)
@@ -172,8 +203,8 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
                 nursery.start_soon(produce)
                 await _write_all(receive, output, display)
             nursery.cancel_scope.cancel()
-    except ChainscanError as exc:
-        error = str(exc)
+    except* ChainscanError as group:  # a write error, raised inside the nursery: stop, report
+        error = "; ".join(_messages(group))
     finally:
         display.stop()
         run = {
@@ -189,11 +220,21 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
             "interrupted": signal.Signals(interrupted).name if interrupted else None,
             "error": error,
         }
-        manifest = output.close(run=run, complete=interrupted is None and error is None)
+        manifest: Path | None = None
+        try:
+            manifest = output.close(run=run, complete=interrupted is None and error is None)
+        except ChainscanError as exc:  # e.g. the disk is full: keep the first error too
+            error = f"{error}; {exc}" if error else str(exc)
+    if tally.items == 0 and interrupted is None and error is None:
+        display.warn(
+            f"{'standard input' if config.input == '-' else config.input} has no targets:"
+            " it is empty or holds only blank lines and comments"
+        )
     seconds = time.monotonic() - started_wall
+    summary = output.summary
     return RunReport(
-        counts=dict(display.counts),
-        error_kinds=dict(display.kinds),
+        counts={status: summary[status] for status in Status},
+        error_kinds=dict(summary["by_error_kind"]),
         seconds=seconds,
         manifest=manifest,
         signal=interrupted,

@@ -25,7 +25,11 @@ A target's life, and what it holds at each step::
   ``connect()``, so a token is never spent by a task that then waits for something else.
 * **Deadlines**: ``_probe`` bounds connect and handshake; here ``trio.move_on_at`` bounds the
   whole target (every attempt and backoff wait) by ``--deadline``. Nothing a server does can
-  hold a target longer.
+  hold a target longer. The deadline is *paused* while the target waits at the gate for a
+  per-address slot, a global slot or a rate token (``_PausedGate``): that wait depends on the
+  other targets and on our own limits, not on this server, and counting it made healthy
+  targets queued behind a busy address fail with ``timeout`` before they ever connected.
+  ``elapsed`` leaves those waits out too.
 * **Retries**: only for ``TRANSIENT_KINDS``, with full-jitter exponential backoff, and never
   past the deadline: a retry that could not start before it is not waited for.
 
@@ -35,6 +39,7 @@ admitted, which stops the producer: back-pressure all the way to the input file.
 
 from __future__ import annotations
 
+import math
 import random
 import ssl
 from collections.abc import Callable, Iterable, Iterator
@@ -45,6 +50,7 @@ from typing import Protocol
 
 import trio
 
+from ._deployments import DeploymentProber
 from ._limits import AddressLimiter, RateLimiter, backoff_delays
 from ._models import (
     TRANSIENT_KINDS,
@@ -60,7 +66,7 @@ from ._probe import Gate, probe
 from ._resolve import Resolver
 from ._tls import client_context
 
-__all__ = ["ProbeFn", "Scheduler"]
+__all__ = ["FollowUp", "ProbeFn", "Scheduler"]
 
 _BATCH = 256
 
@@ -75,6 +81,15 @@ class ProbeFn(Protocol):
         resolver: Resolver,
         gate: Gate,
     ) -> ProbeOutcome: ...
+
+
+class FollowUp(Protocol):
+    """Optional extra work on a finished result before it is sent, through the same gates
+    (``--deployments``: ``_deployments.DeploymentProber``)."""
+
+    async def __call__(
+        self, result: ScanResult, *, resolver: Resolver, gate: Gate
+    ) -> ScanResult: ...
 
 
 class _Gate:
@@ -125,11 +140,44 @@ class _Gate:
 
 
 class _Progress:
-    __slots__ = ("attempts", "outcome")
+    __slots__ = ("attempts", "outcome", "waited")
 
     def __init__(self) -> None:
         self.attempts = 0
         self.outcome: ProbeOutcome | None = None
+        self.waited = 0.0
+        """Seconds spent waiting at the gate, with the deadline paused."""
+
+
+class _PausedGate:
+    """A target's ``gate(ip)``: the target's deadline (``scope``) stops while it waits."""
+
+    __slots__ = ("_gate", "_progress", "_scope")
+
+    def __init__(self, gate: _Gate, scope: trio.CancelScope, progress: _Progress) -> None:
+        self._gate = gate
+        self._scope = scope
+        self._progress = progress
+
+    async def __aenter__(self) -> None:
+        scope = self._scope
+        began = trio.current_time()
+        remaining = scope.deadline - began
+        scope.deadline = math.inf
+        try:
+            await self._gate.__aenter__()
+        finally:
+            now = trio.current_time()
+            self._progress.waited += now - began
+            scope.deadline = now + remaining
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._gate.__aexit__(exc_type, exc, tb)
 
 
 class Scheduler:
@@ -147,9 +195,11 @@ class Scheduler:
         resolver: Resolver | None = None,
         context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
+        follow_up: FollowUp | None = None,
     ) -> None:
         self.options = options
         self._probe = probe_fn
+        self._follow_up = follow_up or (DeploymentProber(options) if options.deployments else None)
         self._resolver = resolver or Resolver()
         self._context = context or client_context()
         self._rng = rng or random.Random()
@@ -219,6 +269,8 @@ class Scheduler:
         async with send:
             try:
                 result = await self.scan_one(target)
+                if self._follow_up is not None:
+                    result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
                 await send.send(result)
             finally:
                 self.in_flight -= 1
@@ -229,8 +281,8 @@ class Scheduler:
         started = trio.current_time()
         progress = _Progress()
         with trio.move_on_at(started + self.options.deadline) as scope:
-            await self._attempts(target, started + self.options.deadline, progress)
-        elapsed = trio.current_time() - started
+            await self._attempts(target, scope, progress)
+        elapsed = trio.current_time() - started - progress.waited
         last = progress.outcome
         if scope.cancelled_caught or last is None:
             before = f"; attempt {progress.attempts - 1} failed: {last.error}" if last else ""
@@ -259,8 +311,12 @@ class Scheduler:
             timings=last.timings,
         )
 
-    async def _attempts(self, target: Target, deadline: float, progress: _Progress) -> None:
+    async def _attempts(self, target: Target, scope: trio.CancelScope, progress: _Progress) -> None:
         delays = backoff_delays(self.options.backoff_base, self.options.backoff_cap, self._rng)
+
+        def gate(address: str) -> _PausedGate:
+            return _PausedGate(self.gate(address), scope, progress)
+
         for attempt in range(1, self.options.retries + 2):
             progress.attempts = attempt
             outcome = await self._probe(
@@ -268,7 +324,7 @@ class Scheduler:
                 options=self.options,
                 context=self._context,
                 resolver=self._resolver,
-                gate=self.gate,
+                gate=gate,
             )
             progress.outcome = outcome
             if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
@@ -276,6 +332,6 @@ class Scheduler:
             if attempt > self.options.retries:
                 return
             wake = trio.current_time() + next(delays)
-            if wake >= deadline:
+            if wake >= scope.deadline:
                 return  # the retry could not even start in time: report this failure now
             await trio.sleep_until(wake)  # holds admission only, no slot, no socket

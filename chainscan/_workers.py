@@ -42,7 +42,9 @@ import orjson
 import trio
 
 from ._display import Display
+from ._errors import ChainscanError
 from ._fdlimit import fit_concurrency
+from ._inventory import Inventory
 from ._models import BadLine, CertFormat, ScanOptions, ScanResult, Target
 from ._output import OutputDir
 from ._schedule import Scheduler
@@ -180,7 +182,10 @@ async def run_workers(
 
     async def dispatch() -> None:
         with scan_scope:
-            await _dispatch(items, procs, send_bad, skip)
+            with contextlib.suppress(trio.BrokenResourceError):  # a worker died: see below
+                await _dispatch(items, procs, send_bad, skip)
+            for proc in procs:  # a signal after the last target was sent must stop them too
+                await proc.wait()
         if scan_scope.cancelled_caught:
             for proc in procs:  # Ctrl-C reached them already; SIGTERM may not have
                 if proc.returncode is None:
@@ -202,6 +207,13 @@ async def run_workers(
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
+    failed = [(i, proc.returncode) for i, proc in enumerate(procs, 1) if proc.returncode != 0]
+    if failed and not scan_scope.cancel_called:
+        number, code = failed[0]
+        raise ChainscanError(
+            f"scanning process {number} of {workers} failed (exit code {code}); the targets it"
+            " had not finished are not in the manifest: finish the scan with --resume"
+        )
 
 
 def _options_to_json(options: ScanOptions) -> dict[str, Any]:
@@ -269,7 +281,11 @@ def main(argv: list[str]) -> int:
     raw = config["options"]
     raw["cert_format"] = CertFormat(raw["cert_format"])
     options = ScanOptions(**raw)
-    output = OutputDir(Path(config["root"]), cert_format=CertFormat(config["cert_format"]))
+    output = OutputDir(
+        Path(config["root"]),
+        cert_format=CertFormat(config["cert_format"]),
+        inventory=Inventory.from_options(options),
+    )
     try:
         trio.run(_worker, options, output)
     except BrokenPipeError:
