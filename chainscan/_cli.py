@@ -38,7 +38,7 @@ input lines (one per line; '#' comments and blank lines are skipped):
 exit codes:
   0    every target returned a chain
   1    some targets failed or some lines were invalid (see the manifest)
-  2    usage error, unreadable input, or unusable output folder
+  2    usage error, unreadable input, unusable output folder, or a write error (full disk)
   130  interrupted by Ctrl-C (143: SIGTERM); the manifest is written and marked incomplete
 
 examples:

@@ -587,7 +587,11 @@ class OutputDir:
             try:
                 os.mkdir(folder)
             except FileExistsError:
-                _clear_folder(folder)  # a leftover of an interrupted run
+                if os.path.islink(folder):  # never write (or clear) through it, out of the root
+                    os.unlink(folder)
+                    os.mkdir(folder)
+                else:
+                    _clear_folder(folder)  # a leftover of an interrupted run
             taken: set[str] = set()
             for der, fact in zip(result.chain, facts, strict=True):
                 name = cert_filename(fact.cn, fact.sha256, taken, ext)

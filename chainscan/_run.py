@@ -7,7 +7,13 @@ The writer takes whatever results are waiting (up to ``_WRITE_BATCH``) and hands
 worker thread, which analyses the certificates and writes files and manifest lines; the event
 loop keeps handshaking meanwhile. A signal (SIGINT, SIGTERM) cancels the scheduler only: the
 writer still drains every result already produced, then ``manifest.json`` is written and marked
-incomplete. In-flight targets are simply not recorded, so ``--resume`` scans them again.
+incomplete. In-flight targets are simply not recorded, so ``--resume`` scans them again. A
+second signal stops the writer as well (the batch in its thread is finished, the rest dropped),
+and ``manifest.json`` is still written.
+
+A write error (full disk) is an ``OutputError`` raised inside the nursery, so it arrives in an
+exception group: it stops the scan and becomes ``RunReport.error`` (exit code 2) with the
+manifest marked incomplete; if ``manifest.json`` cannot be written either, both are reported.
 """
 
 from __future__ import annotations
@@ -180,8 +186,9 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
                     interrupted = signum
                     display.warn("interrupted: finishing the manifest (again to abort now)")
                     scan_scope.cancel()
-                else:
-                    raise KeyboardInterrupt
+                else:  # stop writing too: results not written yet are scanned again on resume
+                    display.warn("interrupted again: writing manifest.json and stopping")
+                    abort_scope.cancel()
 
     async def scan_in_workers() -> None:
         await run_workers(
@@ -194,15 +201,17 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
             scan_scope=scan_scope,
         )
 
+    abort_scope = trio.CancelScope()
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(watch_signals)
-            if config.workers > 1:
-                await scan_in_workers()
-            else:
-                nursery.start_soon(produce)
-                await _write_all(receive, output, display)
-            nursery.cancel_scope.cancel()
+        with abort_scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(watch_signals)
+                if config.workers > 1:
+                    await scan_in_workers()
+                else:
+                    nursery.start_soon(produce)
+                    await _write_all(receive, output, display)
+                nursery.cancel_scope.cancel()
     except* ChainscanError as group:  # a write error, raised inside the nursery: stop, report
         error = "; ".join(_messages(group))
     finally:
