@@ -759,3 +759,13 @@ def test_standard_input_is_not_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     with open_lines("-") as lines:
         assert list(lines) == [(1, "example.com")]
     assert not stdin.buffer.closed
+
+
+def test_deduplicator_table_grows_and_stays_exact() -> None:
+    dedup = Deduplicator()
+    targets = [Target(host=f"h{n}.example", port=443, sni=f"h{n}.example") for n in range(5000)]
+    assert not any(dedup.seen(t) for t in targets)  # grows from 1,024 slots several times
+    assert all(dedup.seen(t) for t in targets)
+    assert len(dedup) == 5000
+    dedup.add_key(["other.example", 8443, None, "other.example"])
+    assert dedup.seen(Target(host="other.example", port=8443, sni="other.example"))
