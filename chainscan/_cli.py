@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from ._display import Display
 from ._errors import ChainscanError
 from ._models import CertFormat, ScanOptions
 from ._run import RunConfig, run_scan
+from ._shard import Shard, parse_shard
 
 __all__ = ["main"]
 
@@ -81,6 +83,27 @@ def _port(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is out of range (1-65535)")
     return value
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _dask(text: str) -> str:
+    if importlib.util.find_spec("distributed") is None:
+        raise argparse.ArgumentTypeError(
+            "needs Dask's distributed scheduler: pip install 'chainscan[dask]'"
+        )
+    if text.startswith("local:"):
+        count = text.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise argparse.ArgumentTypeError(f"local:N needs N >= 1 worker processes, got {text}")
+    elif not text:
+        raise argparse.ArgumentTypeError("expected a scheduler address or local:N")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,6 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="scanning processes, to use several cores; the limits above are shared among "
         "them (default: %(default)s)",
     )
+    scale = parser.add_argument_group("beyond one machine (see docs/scale-out.md)")
+    scale.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="scan only shard K of N (by a hash of each target), into its own DIR; join the "
+        "folders with 'chainscan merge OUT DIR...'",
+    )
+    scale.add_argument(
+        "--dask",
+        type=_dask,
+        metavar="ADDRESS",
+        help="scan on a Dask cluster (scheduler address, or local:N for N local worker "
+        "processes); needs 'pip install chainscan[dask]'; the limits are shared among its workers",
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "--cert-format",
@@ -238,6 +276,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         resume=args.resume,
         overwrite=args.overwrite,
         workers=args.workers,
+        shard=args.shard,
+        dask=args.dask,
         argv=tuple(argv),
     )
 
@@ -248,6 +288,7 @@ SUBCOMMANDS: dict[str, str] = {
     "inspect": "chainscan._inspect",
     "diff": "chainscan._diff_cli",
     "report": "chainscan._report_cli",
+    "merge": "chainscan._merge_cli",
 }
 """``chainscan NAME ...`` -> module whose ``main(argv) -> int`` runs it (imported on use)."""
 
@@ -259,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.dask is not None and args.workers > 1:
+        parser.error("--dask and --workers exclude each other: Dask runs the worker processes")
     display = Display(quiet=args.quiet)
     try:
         config = config_from_args(args, argv)

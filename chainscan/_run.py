@@ -35,6 +35,7 @@ from ._inventory import Inventory
 from ._models import BadLine, ScanOptions, ScanResult, Status, Target
 from ._output import OutputDir
 from ._schedule import Scheduler
+from ._shard import Shard, select_shard
 from ._targets import Deduplicator, count_lines, iter_targets, open_lines
 from ._workers import run_workers
 
@@ -55,6 +56,10 @@ class RunConfig:
     overwrite: bool = False
     workers: int = 1
     """Scanning processes; above 1, see ``_workers`` (the limits are divided among them)."""
+    shard: Shard | None = None
+    """``--shard K/N``: scan only this slice of the input (see ``_shard``)."""
+    dask: str | None = None
+    """``--dask``: a scheduler address or ``local:N``; the scan runs on its workers (``_dask``)."""
     argv: tuple[str, ...] = ()
 
 
@@ -138,7 +143,9 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
     options = config.options
     # With worker processes the sockets are theirs: each fits its own share to its limit.
     concurrency, warning = (
-        fit_concurrency(options.concurrency) if config.workers == 1 else (options.concurrency, None)
+        fit_concurrency(options.concurrency)
+        if config.workers == 1 and config.dask is None
+        else (options.concurrency, None)
     )
     if warning:
         display.warn(warning)
@@ -163,8 +170,13 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
     for key in done_keys:
         dedup.add_key(key)
     tally = _Tally()
-    items = tally.count(
-        iter_targets(lines, source=config.input, default_port=options.default_port, sni=options.sni)
+    items = select_shard(
+        tally.count(
+            iter_targets(
+                lines, source=config.input, default_port=options.default_port, sni=options.sni
+            )
+        ),
+        config.shard,
     )
     display.start(count_lines(config.input))
     scheduler = Scheduler(options)
@@ -175,7 +187,12 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
 
     async def produce() -> None:
         with scan_scope:
-            await scheduler.run(items, send, skip=dedup.seen)
+            if config.dask is not None:
+                from ._dask import run_dask  # the optional extra: imported only when asked for
+
+                await run_dask(config.dask, options, items, send, skip=dedup.seen)
+            else:
+                await scheduler.run(items, send, skip=dedup.seen)
 
     async def watch_signals(task_status: trio.TaskStatus[None]) -> None:
         nonlocal interrupted
@@ -226,6 +243,8 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
             "options": _options_json(options),
             "resumed": config.resume,
             "workers": config.workers,
+            "shard": None if config.shard is None else str(config.shard),
+            "dask": config.dask,
             "interrupted": signal.Signals(interrupted).name if interrupted else None,
             "error": error,
         }
