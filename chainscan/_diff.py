@@ -252,13 +252,17 @@ def _compare(
 
 
 def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = 30) -> DiffResult:
-    """Every change from ``old`` to ``new``, targets in NEW's order, then removed ones."""
+    """Every change from ``old`` to ``new``, targets sorted by name, then removed ones.
+
+    Sorted, not in manifest order: a manifest lists targets as they finished, which differs
+    from run to run, and two diffs of the same scans must read the same.
+    """
     warn = dt.timedelta(days=warn_days)
     before, after = _index(old.entries), _index(new.entries)
     changes: list[Change] = []
     changed = unchanged = 0
     order = {kind: index for index, kind in enumerate(CHANGE_KINDS)}
-    for key, entry in after.items():
+    for key, entry in sorted(after.items(), key=lambda item: target_label(item[0])):
         if key not in before:
             status = "a chain" if _chain(entry) else f"no chain ({entry.get('error_kind')})"
             changes.append(Change(kind="added", target=target_label(key), message=status, key=key))
@@ -268,7 +272,7 @@ def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = 30) -> DiffResu
         changes.extend(found)
         changed += bool(found)
         unchanged += not found
-    for key in before:
+    for key in sorted(before, key=target_label):
         if key not in after:
             changes.append(
                 Change(kind="removed", target=target_label(key), message="not in NEW", key=key)
