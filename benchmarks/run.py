@@ -1,4 +1,11 @@
-"""``python -m benchmarks.run``: chainscan vs the manual method, on one local fleet, in one run.
+"""``python -m benchmarks.run``: chainscan vs its peers, on one local fleet, in one run.
+
+The runners (``runners/``): ``chainscan`` (one process), ``chainscan-2w`` (``--workers 2``),
+``bare-trio`` (the least a trio program can do, the in-language floor), ``openssl-xargs`` (the
+manual method, the baseline of the "vs" column), ``sslyze`` and ``sslyze-api`` (CLI and Python
+API, certificate-info scan only), ``nmap-ssl-cert`` (one nmap per target, leaf only) and
+``openssl-s_time`` (C OpenSSL's handshake loop, in handshakes rather than targets). Runners that
+are slow per target (sslyze, nmap) set ``max_targets`` and get the fleet's first N targets.
 
 Theory of operation
 -------------------
@@ -19,10 +26,12 @@ Theory of operation
    whether another job disturbed the run. On a shared machine each run first waits (up to
    ``--settle`` seconds) for a second in which the machine is idle.
 4. Summarise: per runner, the median targets/s and CPU per target and the largest peak RSS over
-   its runs; the ratio of each runner's median targets/s to the baseline's (``openssl-xargs``).
+   its runs; the ratio of each runner's median targets/s to the baseline's (``openssl-xargs``);
+   and the headline comparisons of :data:`COMPARISONS` (each against its goal, if it has one).
 5. Print the table, write ``results/<scenario>-<UTC timestamp>.json`` and
-   ``results/latest-<scenario>.json`` (every raw run, the summary, the settings and the machine),
-   and stop nginx, whatever happened (Ctrl-C and SIGTERM included).
+   ``results/latest-<scenario>.json`` (every raw run, the summary, the settings and the machine)
+   and, if matplotlib is installed, the bar chart ``results/latest-<scenario>.png``
+   (:mod:`benchmarks.chart`), and stop nginx, whatever happened (Ctrl-C and SIGTERM included).
 
 Every run is bounded by ``--timeout`` and every loop by ``--repeat``, so a whole benchmark
 always ends by itself. Only loopback addresses are contacted.
@@ -49,7 +58,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .fleet import FleetError, add_fleet_arguments, running_fleet, spec_from_args
+from .chart import write_chart
+from .fleet import FleetError, TargetFiles, add_fleet_arguments, running_fleet, spec_from_args
 from .runners import RUNNERS, Runner, RunResult, RunStatus
 from .runners._base import tool_version
 
@@ -60,8 +70,64 @@ BASELINE = "openssl-xargs"
 """Every ratio is ``runner / BASELINE``."""
 SUBJECT = "chainscan"
 
-FULL = {"targets": 2000, "repeat": 3, "warmup": 100}
-QUICK = {"targets": 400, "repeat": 1, "warmup": 50}
+FULL = {"targets": 2000, "repeat": 3, "warmup": 100, "settle": 60.0}
+QUICK = {"targets": 400, "repeat": 1, "warmup": 50, "settle": 5.0}
+QUICK_RUNNER_OPTIONS = {"sslyze_targets": 200, "nmap_targets": 100, "s_time_seconds": 3}
+"""With ``--quick``, these runner options replace their defaults (not values given explicitly)."""
+SSLYZE_RUNNERS = ("sslyze", "sslyze-api")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """A headline ratio: ``numerator``'s metric over ``denominator``'s (the best of several)."""
+
+    label: str
+    numerator: str
+    denominators: tuple[str, ...]
+    """Runner names; with several, the one with the highest targets/s is used."""
+    metric: str
+    """A key of the summary: ``targets_per_second`` or ``cpu_seconds_per_target``."""
+    goal: float | None = None
+    """The ratio should be at least this (None: no goal, information only)."""
+    note: str = ""
+
+
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison(
+        label="chainscan / sslyze-best",
+        numerator=SUBJECT,
+        denominators=SSLYZE_RUNNERS,
+        metric="targets_per_second",
+        note="sslyze makes ~5 connections per target and validates against 5 trust stores",
+    ),
+    Comparison(
+        label="chainscan / openssl-xargs",
+        numerator=SUBJECT,
+        denominators=(BASELINE,),
+        metric="targets_per_second",
+    ),
+    Comparison(
+        label="chainscan / bare-trio",
+        numerator=SUBJECT,
+        denominators=("bare-trio",),
+        metric="targets_per_second",
+        goal=0.9,
+    ),
+    Comparison(
+        label="chainscan-2w / chainscan",
+        numerator="chainscan-2w",
+        denominators=(SUBJECT,),
+        metric="targets_per_second",
+        goal=1.4,
+    ),
+    Comparison(
+        label="chainscan CPU/target / openssl-s_time CPU/handshake",
+        numerator=SUBJECT,
+        denominators=("openssl-s_time",),
+        metric="cpu_seconds_per_target",
+        note="lower is better; 1.0 would be C OpenSSL's cost of a bare handshake",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,10 +210,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--settle",
         type=float,
-        default=60.0,
         metavar="S",
         help="before each run, wait up to S seconds for the machine to be idle (default "
-        "%(default)s; 0: do not wait)",
+        f"{FULL['settle']:g}, quick {QUICK['settle']:g}; 0: do not wait)",
     )
     parser.add_argument(
         "--scratch",
@@ -169,6 +234,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.timeout is None:
         args.timeout = 60.0 + 0.1 * args.targets
+    if args.quick:
+        for key, value in QUICK_RUNNER_OPTIONS.items():
+            if getattr(args, key) == parser.get_default(key):
+                setattr(args, key, value)
     unknown = [n for n in args.runners.split(",") if n not in RUNNERS]
     if unknown:
         parser.error(f"unknown runner(s) {unknown}; choose from {list(RUNNERS)}")
@@ -206,9 +275,24 @@ def measure_all(
     )
     with running_fleet(spec) as fleet:
         log(f"fleet: ready in {fleet.setup_seconds:.1f} s (nginx pid {fleet.process.pid})")
+        subsets: dict[int, TargetFiles] = {}
+
+        def files_for(runner: Runner, count: int) -> TargetFiles:
+            """The first ``count`` targets, or fewer if the runner takes fewer (``max_targets``)."""
+            limit = getattr(runner, "max_targets", 0) or count
+            n = min(count, limit, spec.targets)
+            if n == spec.targets:
+                return fleet.files
+            if n not in subsets:
+                subsets[n] = fleet.subset(n, f"first-{n}")
+            return subsets[n]
+
+        for runner in runners:
+            if (files := files_for(runner, spec.targets)) is not fleet.files:
+                log(f"{runner.name}: runs on the first {files.count} targets only")
         if args.warmup > 0:
-            files = fleet.subset(min(args.warmup, spec.targets), "warmup")
             for runner in runners:
+                files = files_for(runner, args.warmup)
                 workdir = Path(tempfile.mkdtemp(dir=scratch))
                 result = runner.run(files, workdir, args.timeout)
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -221,7 +305,7 @@ def measure_all(
                     log(f"the machine stayed busy for {waited:.0f} s; measuring anyway")
                 workdir = Path(tempfile.mkdtemp(dir=scratch))
                 before, busy_before = fleet.cpu_seconds(), machine_busy_seconds()
-                result = runner.run(fleet.files, workdir, args.timeout)
+                result = runner.run(files_for(runner, spec.targets), workdir, args.timeout)
                 nginx_cpu = fleet.cpu_seconds() - before
                 busy = machine_busy_seconds() - busy_before
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -250,10 +334,13 @@ def summarize(runs: Sequence[Run], names: Sequence[str]) -> dict[str, dict[str, 
         if not done:
             continue
         res = [r.result for r in done]
+        # The run with the most failures (for openssl-s_time, whose "targets" are the handshakes
+        # it made and vary by run, every run has none).
+        worst = max(res, key=lambda x: (x.targets - x.ok, -x.ok))
         summary[name] = {
             "runs": len(done),
-            "targets": res[0].targets,
-            "ok_min": min(x.ok for x in res),
+            "targets": worst.targets,
+            "ok_min": worst.ok,
             "seconds": statistics.median(x.seconds for x in res),
             "targets_per_second": statistics.median(x.targets_per_second for x in res),
             "targets_per_second_all": [round(x.targets_per_second, 2) for x in res],
@@ -293,6 +380,48 @@ def ratios(summary: dict[str, dict[str, Any]], runs: Sequence[Run]) -> dict[str,
             "peak_rss_mb": s["peak_rss_mb"] / base["peak_rss_mb"] if base["peak_rss_mb"] else None,
         }
     return out
+
+
+def compare(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The :data:`COMPARISONS` that can be computed from ``summary``, as JSON-ready dicts."""
+    out: list[dict[str, Any]] = []
+    for c in COMPARISONS:
+        num = summary.get(c.numerator)
+        dens = [(n, summary[n]) for n in c.denominators if n in summary]
+        entry: dict[str, Any] = {
+            "label": c.label,
+            "metric": c.metric,
+            "numerator": c.numerator,
+            "denominator": None,
+            "candidates": list(c.denominators),
+            "value": None,
+            "goal": c.goal,
+            "met": None,
+            "note": c.note,
+        }
+        if num is not None and dens:
+            name, den = max(dens, key=lambda item: item[1]["targets_per_second"])
+            entry["denominator"] = name
+            if den[c.metric]:
+                value = num[c.metric] / den[c.metric]
+                entry["value"] = value
+                entry["met"] = None if c.goal is None else value >= c.goal
+        out.append(entry)
+    return out
+
+
+def render_comparisons(comparisons: Sequence[dict[str, Any]]) -> str:
+    lines = ["headline ratios:"]
+    for c in comparisons:
+        if c["value"] is None:
+            lines.append(f"  {c['label']:<52} n/a (a runner was not run or did not complete)")
+            continue
+        den = f" [{c['denominator']}]" if len(c["candidates"]) > 1 else ""
+        goal = ""
+        if c["goal"] is not None:
+            goal = f"  goal >= {c['goal']:g}: {'met' if c['met'] else 'NOT met'}"
+        lines.append(f"  {c['label'] + den:<52} {c['value']:>6.2f}x{goal}")
+    return "\n".join(lines)
 
 
 def render_table(
@@ -352,6 +481,7 @@ def render_table(
         "nginx CPU      server CPU time / wall time, 100% = one core (median)",
         "other CPU      rest of the machine's CPU time / wall time (median)",
         "!              some targets failed in at least one run",
+        "openssl-s_time counts handshakes, not targets (no SNI; the listener's default cert)",
     ]
     return "\n".join(lines)
 
@@ -470,12 +600,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"tool output on {filesystem_of(args.scratch)}"
     )
     print(render_table(names, summary, rel, unavailable, runs))
+    comparisons = compare(summary)
+    print()
+    print(render_comparisons(comparisons))
 
     if args.no_save:
         return 0
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     data = {
-        "schema": 1,
+        "schema": 2,
         "scenario": SCENARIO,
         "started": started.isoformat(timespec="seconds"),
         "elapsed_seconds": round(elapsed, 1),
@@ -497,11 +630,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": [run.to_json() for run in runs],
         "summary": summary,
         "ratios": rel,
+        "comparisons": comparisons,
+        "subsets": {
+            r.name: limit
+            for r in active
+            if 0 < (limit := getattr(r, "max_targets", 0)) < fleet_info["targets"]
+        },
     }
     path = args.results_dir / f"{SCENARIO}-{stamp}.json"
     write_json_atomically(path, data)
     write_json_atomically(args.results_dir / f"latest-{SCENARIO}.json", data)
     print(f"\nresults: {path}")
+    chart_path = args.results_dir / f"latest-{SCENARIO}.png"
+    try:
+        written = write_chart(data, chart_path)
+    except Exception as exc:  # a chart must never lose the measurements above
+        log(f"chart: not written: {exc!r}")
+    else:
+        print(f"chart:   {written}" if written else "chart:   skipped (pip install matplotlib)")
     return 0
 
 

@@ -9,11 +9,24 @@ from ._base import Runner as Runner
 from ._base import RunResult as RunResult
 from ._base import RunStatus as RunStatus
 from ._base import measure as measure
-from .chainscan import ChainscanRunner
+from .bare_trio_runner import BareTrioRunner
+from .chainscan import Chainscan2wRunner, ChainscanRunner
+from .nmap_ssl_cert import NmapSslCertRunner
+from .openssl_s_time import OpensslSTimeRunner
 from .openssl_xargs import OpensslXargsRunner
+from .sslyze_runner import SslyzeApiRunner, SslyzeCliRunner
 
 RUNNERS: dict[str, type[Runner]] = {
-    ChainscanRunner.name: ChainscanRunner,
-    OpensslXargsRunner.name: OpensslXargsRunner,
+    r.name: r
+    for r in (
+        ChainscanRunner,
+        Chainscan2wRunner,
+        BareTrioRunner,
+        OpensslXargsRunner,
+        SslyzeCliRunner,
+        SslyzeApiRunner,
+        NmapSslCertRunner,
+        OpensslSTimeRunner,
+    )
 }
 """Every runner, by name, in the order the driver runs them (rotated each repeat)."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
+import json
 import os
 import signal
 import subprocess
@@ -249,3 +250,49 @@ def tool_version(argv: Sequence[str], cwd: Path | None = None) -> str:
         return "unknown"
     text = (out.stdout or out.stderr).strip()
     return text.splitlines()[0] if out.returncode == 0 and text else "unknown"
+
+
+def finished(
+    name: str,
+    m: Measured,
+    *,
+    targets: int,
+    ok: int,
+    argv: Sequence[str],
+    timeout: float,
+    detail: str = "",
+    status: RunStatus = RunStatus.OK,
+) -> RunResult:
+    """The :class:`RunResult` of a measured run (``timeout`` status and detail when it hit the
+    time limit), for runners that have counted their successes."""
+    if m.timed_out:
+        status, detail = RunStatus.TIMEOUT, f"killed after the {timeout:g} s time limit"
+    return RunResult(
+        name=name,
+        status=status,
+        targets=targets,
+        ok=ok,
+        seconds=m.seconds,
+        cpu_seconds=m.cpu_seconds,
+        system_seconds=m.system_seconds,
+        peak_rss_mb=m.peak_rss_mb,
+        returncode=m.returncode,
+        detail=detail,
+        command=tuple(argv),
+    )
+
+
+def last_json_object(path: Path) -> dict[str, Any] | None:
+    """The last line of ``path`` that parses as a JSON object (a script's report), else None."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None

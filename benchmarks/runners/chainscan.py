@@ -58,6 +58,8 @@ def count_ok(manifest: Path) -> tuple[int, int]:
 class ChainscanRunner:
     name: ClassVar[str] = "chainscan"
     concurrency: int = DEFAULT_CONCURRENCY
+    workers: int = 1
+    """``--workers``: scanning processes (passed only when above 1)."""
     extra_args: tuple[str, ...] = ()
     """Appended to the command line (``--chainscan-args``), e.g. to try other settings."""
     python: str = sys.executable
@@ -111,6 +113,7 @@ class ChainscanRunner:
         available = self.unavailable() is None
         return {
             "concurrency": self.concurrency,
+            "workers": self.workers,
             "extra_args": list(self.extra_args),
             "python": self.python,
             "version": (
@@ -140,6 +143,7 @@ class ChainscanRunner:
             "0",
             "--retries",
             "0",
+            *(["--workers", str(self.workers)] if self.workers > 1 else []),
             *self.extra_args,
         ]
 
@@ -179,6 +183,37 @@ class ChainscanRunner:
             returncode=m.returncode,
             detail=detail,
             command=tuple(argv),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chainscan2wRunner(ChainscanRunner):
+    """chainscan with ``--workers 2``: as many scanning processes as this machine has cores.
+
+    The concurrency (500) is shared among the workers, so the only difference from
+    ``chainscan`` is the second process: ``chainscan-2w / chainscan`` measures how well it scales.
+    """
+
+    name: ClassVar[str] = "chainscan-2w"
+    workers: int = 2
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group(cls.name)
+        g.add_argument(
+            "--chainscan-workers",
+            type=int,
+            default=2,
+            metavar="N",
+            help="chainscan-2w's --workers (default %(default)s); shares chainscan's other options",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Chainscan2wRunner:
+        return cls(
+            concurrency=args.chainscan_concurrency,
+            workers=args.chainscan_workers,
+            extra_args=tuple(shlex.split(args.chainscan_args)),
         )
 
 

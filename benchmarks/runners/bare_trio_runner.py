@@ -1,0 +1,85 @@
+"""Runs ``bare_trio.py`` (the in-language reference, see its header) as a subprocess script.
+
+Command: ``python benchmarks/runners/bare_trio.py TARGETS-openssl --concurrency 500``. A target
+counts as OK when the script got a non-empty chain for it (it reports the count as JSON); the
+script checks nothing else, so it does strictly less than chainscan, on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..fleet import TargetFiles
+from ._base import RunResult, RunStatus, finished, last_json_object, measure, tail, tool_version
+
+SCRIPT = Path(__file__).resolve().with_name("bare_trio.py")
+DEFAULT_CONCURRENCY = 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BareTrioRunner:
+    name: ClassVar[str] = "bare-trio"
+    concurrency: int = DEFAULT_CONCURRENCY
+    python: str = sys.executable
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group(cls.name)
+        g.add_argument(
+            "--bare-trio-concurrency",
+            type=int,
+            default=DEFAULT_CONCURRENCY,
+            metavar="N",
+            help="CapacityLimiter size of the bare trio loop (default %(default)s)",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> BareTrioRunner:
+        return cls(concurrency=args.bare_trio_concurrency)
+
+    def unavailable(self) -> str | None:
+        version = tool_version([self.python, "-c", "import trio; print(trio.__version__)"])
+        return "`import trio` failed" if version == "unknown" else None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "python": self.python,
+            "trio": tool_version([self.python, "-c", "import trio; print(trio.__version__)"]),
+            "command": self.argv(Path("TARGETS")),
+        }
+
+    def argv(self, targets: Path) -> list[str]:
+        return [self.python, str(SCRIPT), str(targets), "--concurrency", str(self.concurrency)]
+
+    def run(self, files: TargetFiles, workdir: Path, timeout: float) -> RunResult:
+        argv = self.argv(files.openssl)
+        stdout, stderr = workdir / "stdout.txt", workdir / "stderr.txt"
+        m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout)
+        report = last_json_object(stdout)
+        if report is None:
+            return finished(
+                self.name,
+                m,
+                targets=files.count,
+                ok=0,
+                argv=argv,
+                timeout=timeout,
+                status=RunStatus.ERROR,
+                detail=f"no report (exit {m.returncode}): {tail(stderr)}",
+            )
+        errors = report.get("errors") or {}
+        detail = ", ".join(f"{n} {kind}" for kind, n in sorted(errors.items()))
+        return finished(
+            self.name,
+            m,
+            targets=files.count,
+            ok=int(report.get("ok", 0)),
+            argv=argv,
+            timeout=timeout,
+            detail=detail,
+        )
