@@ -246,23 +246,27 @@ def _spki_sha256(key: CertificatePublicKeyTypes) -> str:
 
 
 def _self_signed(cert: x509.Certificate, subject: x509.Name, issuer: x509.Name) -> bool:
-    if subject != issuer:
-        return False
+    return subject == issuer and signature_verifies(cert, cert)
+
+
+def signature_verifies(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """``parent``'s key verifies ``child``'s signature, whatever the hash (SHA-1, MD5 too).
+
+    ``cryptography`` refuses to check legacy hashes; those are checked by hand here. Names are
+    not compared: callers do that. Raises ``UnsupportedAlgorithm`` when the pair cannot be
+    checked at all (an unknown key or signature algorithm).
+    """
     try:
-        cert.verify_directly_issued_by(cert)
+        child.verify_directly_issued_by(parent)
     except InvalidSignature:
         return False
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        # Refused, not failed: legacy hashes (SHA-1, MD5) or an unusual algorithm.
-        return _verify_own_signature(cert)
-    return True
-
-
-def _verify_own_signature(cert: x509.Certificate) -> bool:
-    """Check the signature with the certificate's own key, whatever hash it uses."""
-    key = cert.public_key()
-    signature, tbs = cert.signature, cert.tbs_certificate_bytes
-    hash_algorithm = cert.signature_hash_algorithm
+        pass  # refused, not failed: legacy hash or unusual algorithm; check by hand
+    else:
+        return True
+    key = parent.public_key()
+    signature, tbs = child.signature, child.tbs_certificate_bytes
+    hash_algorithm = child.signature_hash_algorithm
     try:
         if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
             key.verify(signature, tbs)
@@ -270,7 +274,7 @@ def _verify_own_signature(cert: x509.Certificate) -> bool:
             raise UnsupportedAlgorithm("signature algorithm has no hash")
         elif isinstance(key, rsa.RSAPublicKey):
             # cryptography reports no parameters for legacy algorithms: PKCS#1 v1.5 then.
-            params = cert.signature_algorithm_parameters
+            params = child.signature_algorithm_parameters
             rsa_padding = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
             key.verify(signature, tbs, rsa_padding, hash_algorithm)
         elif isinstance(key, ec.EllipticCurvePublicKey):
@@ -279,7 +283,7 @@ def _verify_own_signature(cert: x509.Certificate) -> bool:
             key.verify(signature, tbs, hash_algorithm)
         else:
             raise UnsupportedAlgorithm(
-                f"cannot check a {cert.signature_algorithm_oid.dotted_string} signature "
+                f"cannot check a {child.signature_algorithm_oid.dotted_string} signature "
                 f"made with a {type(key).__name__}"
             )
     except InvalidSignature:

@@ -52,8 +52,7 @@ from typing import Literal
 
 import certifi
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import (
@@ -63,7 +62,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from ._analyze import _warnings_lock, analyze_der, pem_to_der_list
+from ._analyze import _warnings_lock, analyze_der, pem_to_der_list, signature_verifies
 from ._errors import UsageError
 from ._models import CertFacts
 
@@ -377,33 +376,9 @@ def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     if child.issuer != parent.subject:
         return False
     try:
-        child.verify_directly_issued_by(parent)
-        return True
-    except InvalidSignature:
-        return False
+        return signature_verifies(child, parent)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        pass  # refused, not failed: legacy hash or unusual algorithm; check by hand
-    try:
-        key = parent.public_key()
-        signature, tbs = child.signature, child.tbs_certificate_bytes
-        hash_algorithm = child.signature_hash_algorithm
-        if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            key.verify(signature, tbs)
-        elif hash_algorithm is None:
-            return False
-        elif isinstance(key, rsa.RSAPublicKey):
-            params = child.signature_algorithm_parameters
-            rsa_padding = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
-            key.verify(signature, tbs, rsa_padding, hash_algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, tbs, ec.ECDSA(hash_algorithm))
-        elif isinstance(key, dsa.DSAPublicKey):
-            key.verify(signature, tbs, hash_algorithm)
-        else:
-            return False
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
-    return True
 
 
 class Verifier:
