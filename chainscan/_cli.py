@@ -37,6 +37,14 @@ input lines (one per line; '#' comments and blank lines are skipped):
   https://example.com:8443/some/path
   example.com:443{192.0.2.7}  connect to 192.0.2.7, send SNI example.com
 
+commands that read a scan (each has its own --help):
+  chainscan pins OUT --format android|okhttp|ios|trustkit|voltmx|json|text
+  chainscan bundle OUT --kony-app WORKSPACE/APP   certificates into a Kony / Volt MX app
+  chainscan inspect FILE...                       certificate facts for files on disk
+  chainscan diff OLD NEW [--pins FILE]            what changed; the pin gate for CI
+  chainscan report OUT [--html FILE]              problems, expiries, a self-contained page
+  chainscan merge OUT DIR...                      join --shard outputs into one scan
+
 exit codes:
   0    every target returned a chain
   1    some targets failed or some lines were invalid (see the manifest)

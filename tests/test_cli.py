@@ -188,6 +188,8 @@ def test_help_explains_the_options() -> None:
     for option in ("--concurrency", "--rate", "--per-ip", "--deadline", "--retries", "--resume"):
         assert option in proc.stdout
     assert "exit codes" in proc.stdout and "KonySSLPinningTool" in proc.stdout
+    for command in ("pins", "bundle", "inspect", "diff", "report", "merge"):
+        assert f"chainscan {command} " in proc.stdout
 
 
 def test_workers_write_the_same_scan_as_one_process(
