@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..fleet import TargetFiles
-from ._base import RunResult, RunStatus, measure, tail, tool_version
+from ._base import RunResult, RunStatus, finished, measure, tail, tool_version
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout whose chainscan is measured (``python -m chainscan`` runs from here)."""
@@ -171,18 +171,15 @@ class ChainscanRunner:
             if status is RunStatus.OK:
                 status = RunStatus.ERROR
             detail = f"no manifest ({exc.strerror}); {detail or tail(stderr)}"
-        return RunResult(
-            name=self.name,
-            status=status,
+        return finished(
+            self.name,
+            m,
             targets=files.count,
             ok=ok,
-            seconds=m.seconds,
-            cpu_seconds=m.cpu_seconds,
-            system_seconds=m.system_seconds,
-            peak_rss_mb=m.peak_rss_mb,
-            returncode=m.returncode,
+            argv=argv,
+            timeout=timeout,
             detail=detail,
-            command=tuple(argv),
+            status=status,
         )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..fleet import TargetFiles
-from ._base import RunResult, RunStatus, measure, tail, tool_version
+from ._base import RunResult, finished, measure, tail, tool_version
 
 SCRIPT = (
     'openssl s_client -servername "$0" -connect "$1:$2" -showcerts '
@@ -84,18 +84,6 @@ class OpensslXargsRunner:
         ok = sum(1 for line in stdout.read_text().splitlines() if line == "ok")
         # xargs exits 123 when some command failed: those targets are simply not OK.
         detail = "" if m.returncode in (0, 123) else f"exit {m.returncode}: {tail(stderr)}"
-        if m.timed_out:
-            detail = f"killed after the {timeout:g} s time limit"
-        return RunResult(
-            name=self.name,
-            status=RunStatus.TIMEOUT if m.timed_out else RunStatus.OK,
-            targets=files.count,
-            ok=ok,
-            seconds=m.seconds,
-            cpu_seconds=m.cpu_seconds,
-            system_seconds=m.system_seconds,
-            peak_rss_mb=m.peak_rss_mb,
-            returncode=m.returncode,
-            detail=detail,
-            command=tuple(argv),
+        return finished(
+            self.name, m, targets=files.count, ok=ok, argv=argv, timeout=timeout, detail=detail
         )
