@@ -3,7 +3,8 @@
 Many targets share a name (one host on several ports, or one line repeated with different SNI),
 so each name is looked up once per run. Concurrent lookups of the same name wait for the first
 one instead of starting their own. IP literals never reach the resolver: ``_probe`` connects to
-them directly, with no thread hop.
+them directly, with no thread hop. Names under the reserved ``.invalid`` domain fail at once,
+without a query (RFC 6761).
 
 The system resolver (``getaddrinfo``) runs in trio's worker threads; trio's default thread
 limiter bounds how many lookups run at once, which also bounds the file descriptors they use.
@@ -76,6 +77,11 @@ class Resolver:
         literal = literal_address(host, port)
         if literal is not None:
             return [literal]
+        if host == "invalid" or host.endswith(".invalid"):
+            # RFC 6761 6.4: resolver libraries should answer "no such name" at once, unasked.
+            raise ResolveFailed(
+                ErrorKind.DNS, f"cannot resolve {host}: .invalid names never resolve (RFC 6761)"
+            )
         while True:
             cached = self._cache.get(host)
             if cached is not None:

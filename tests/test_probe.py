@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import ssl
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ import trio
 
 from chainscan import ErrorKind, ScanOptions, ScanResult, Status, Target
 from chainscan._api import scan_all
+from chainscan._resolve import ResolveFailed, Resolver
 from chainscan._schedule import Scheduler
 from tests.conftest import PKI
 from tests.servers import (
@@ -191,3 +193,39 @@ async def test_chain_fingerprints_match_an_independent_computation(
         hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
         == hashlib.sha256(tls_server.chain_for("b.test")[0]).hexdigest()
     )
+
+
+async def test_invalid_names_fail_at_once_without_a_query() -> None:
+    asked: list[str] = []
+
+    async def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[object]:
+        asked.append(host)
+        raise AssertionError("no query should be made for .invalid")
+
+    resolver = Resolver(getaddrinfo=getaddrinfo)  # type: ignore[arg-type]
+    with pytest.raises(ResolveFailed) as info:
+        await resolver.resolve("no-such-host.invalid", 443)
+    assert info.value.kind is ErrorKind.DNS and "RFC 6761" in info.value.message
+    assert asked == []
+
+
+@pytest.mark.parametrize(
+    ("errno_", "kind"),
+    [(socket.EAI_NONAME, ErrorKind.DNS), (socket.EAI_AGAIN, ErrorKind.DNS_TEMPORARY)],
+    ids=["no-such-name", "temporary"],
+)
+async def test_resolver_errors_map_to_dns_kinds_and_only_permanent_ones_are_cached(
+    errno_: int, kind: ErrorKind
+) -> None:
+    asked: list[str] = []
+
+    async def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[object]:
+        asked.append(host)
+        raise socket.gaierror(errno_, "resolver says no")
+
+    resolver = Resolver(getaddrinfo=getaddrinfo)  # type: ignore[arg-type]
+    for _ in range(2):
+        with pytest.raises(ResolveFailed) as info:
+            await resolver.resolve("gone.example", 443)
+        assert info.value.kind is kind
+    assert len(asked) == (1 if kind is ErrorKind.DNS else 2)
