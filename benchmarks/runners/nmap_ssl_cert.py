@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from .._system import find_program
 from ..fleet import TargetFiles
-from ._base import RunResult, finished, measure, tail, tool_version
+from ._base import RunResult, run_xargs, tool_version, xargs_argv
 
 SCRIPT = (
     'nmap -Pn -n -sT -p "$2" --script +ssl-cert --script-args tls.servername="$0" "$1" '
@@ -86,26 +86,7 @@ class NmapSslCertRunner:
         }
 
     def argv(self, targets: Path) -> list[str]:
-        return [
-            "xargs",
-            "-P",
-            str(self.parallel),
-            "-n",
-            "3",
-            "-a",
-            str(targets),
-            "sh",
-            "-c",
-            SCRIPT,
-        ]
+        return xargs_argv(self.parallel, targets, SCRIPT)
 
     def run(self, files: TargetFiles, workdir: Path, timeout: float) -> RunResult:
-        argv = self.argv(files.openssl)
-        stdout, stderr = workdir / "stdout.txt", workdir / "stderr.txt"
-        m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout)
-        ok = sum(1 for line in stdout.read_text().splitlines() if line == "ok")
-        # xargs exits 123 when some command failed: those targets are simply not OK.
-        detail = "" if m.returncode in (0, 123) else f"exit {m.returncode}: {tail(stderr)}"
-        return finished(
-            self.name, m, targets=files.count, ok=ok, argv=argv, timeout=timeout, detail=detail
-        )
+        return run_xargs(self.name, self.argv(files.openssl), files, workdir, timeout)

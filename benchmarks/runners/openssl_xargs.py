@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..fleet import TargetFiles
-from ._base import RunResult, finished, measure, tail, tool_version
+from ._base import RunResult, run_xargs, tool_version, xargs_argv
 
 SCRIPT = (
     'openssl s_client -servername "$0" -connect "$1:$2" -showcerts '
@@ -64,26 +64,7 @@ class OpensslXargsRunner:
         }
 
     def argv(self, targets: Path) -> list[str]:
-        return [
-            "xargs",
-            "-P",
-            str(self.parallel),
-            "-n",
-            "3",
-            "-a",
-            str(targets),
-            "sh",
-            "-c",
-            SCRIPT,
-        ]
+        return xargs_argv(self.parallel, targets, SCRIPT)
 
     def run(self, files: TargetFiles, workdir: Path, timeout: float) -> RunResult:
-        argv = self.argv(files.openssl)
-        stdout, stderr = workdir / "stdout.txt", workdir / "stderr.txt"
-        m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout)
-        ok = sum(1 for line in stdout.read_text().splitlines() if line == "ok")
-        # xargs exits 123 when some command failed: those targets are simply not OK.
-        detail = "" if m.returncode in (0, 123) else f"exit {m.returncode}: {tail(stderr)}"
-        return finished(
-            self.name, m, targets=files.count, ok=ok, argv=argv, timeout=timeout, detail=detail
-        )
+        return run_xargs(self.name, self.argv(files.openssl), files, workdir, timeout)
