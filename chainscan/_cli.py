@@ -198,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="scanning processes, to use several cores; the limits above are shared among "
         "them (default: %(default)s)",
     )
+    limits.add_argument(
+        "--writer",
+        choices=["auto", "process", "thread"],
+        default="auto",
+        help="where a single scanning process analyses certificates and writes files: in a "
+        "'process' of its own (on a second core), or in 'thread's that share the scanning "
+        "process's core; 'auto' picks process when there are two cores or more "
+        "(default: %(default)s)",
+    )
     scale = parser.add_argument_group("beyond one machine (see docs/scale-out.md)")
     scale.add_argument(
         "--shard",
@@ -284,6 +293,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         resume=args.resume,
         overwrite=args.overwrite,
         workers=args.workers,
+        writer=args.writer,
         shard=args.shard,
         dask=args.dask,
         argv=tuple(argv),

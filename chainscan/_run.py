@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -38,6 +38,7 @@ from ._schedule import Scheduler
 from ._shard import Shard, select_shard
 from ._targets import Deduplicator, count_lines, iter_targets, open_lines
 from ._workers import run_workers
+from ._writer_process import write_in_process, writer_process_useful
 
 __all__ = ["RunConfig", "RunReport", "run_scan"]
 
@@ -56,6 +57,9 @@ class RunConfig:
     overwrite: bool = False
     workers: int = 1
     """Scanning processes; above 1, see ``_workers`` (the limits are divided among them)."""
+    writer: Literal["auto", "process", "thread"] = "auto"
+    """With one scanning process: write in a child process (``_writer_process``) or in
+    threads; ``auto``: a process when there are two cores or more."""
     shard: Shard | None = None
     """``--shard K/N``: scan only this slice of the input (see ``_shard``)."""
     dask: str | None = None
@@ -137,6 +141,12 @@ async def _write_all(
                     break
             await trio.to_thread.run_sync(output.write, batch)
             display.update(batch)
+
+
+def _writer_in_process(config: RunConfig) -> bool:
+    if config.writer == "auto":
+        return writer_process_useful()
+    return config.writer == "process"
 
 
 async def _scan(config: RunConfig, display: Display) -> RunReport:
@@ -225,6 +235,11 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
                 await nursery.start(watch_signals)
                 if config.workers > 1:
                     await scan_in_workers()
+                elif _writer_in_process(config):
+                    nursery.start_soon(produce)
+                    await write_in_process(
+                        receive, output, options, display, batch_size=_WRITE_BATCH
+                    )
                 else:
                     nursery.start_soon(produce)
                     await _write_all(receive, output, display)
@@ -243,6 +258,9 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
             "options": _options_json(options),
             "resumed": config.resume,
             "workers": config.workers,
+            "writer": None
+            if config.workers > 1
+            else ("process" if _writer_in_process(config) else "thread"),
             "shard": None if config.shard is None else str(config.shard),
             "dask": config.dask,
             "interrupted": signal.Signals(interrupted).name if interrupted else None,

@@ -49,7 +49,7 @@ from ._models import BadLine, CertFormat, ScanOptions, ScanResult, Target
 from ._output import OutputDir
 from ._schedule import Scheduler
 
-__all__ = ["run_workers", "worker_options"]
+__all__ = ["options_from_json", "options_to_json", "run_workers", "worker_options"]
 
 _SEND_BATCH = 64
 _READ_SIZE = 1 << 16
@@ -145,7 +145,7 @@ async def run_workers(
     """The main process's half: start, feed and drain ``workers`` scanning processes."""
     config = orjson.dumps(
         {
-            "options": _options_to_json(worker_options(options, workers)),
+            "options": options_to_json(worker_options(options, workers)),
             "root": str(output.root),
             "cert_format": output.cert_format.value,
         }
@@ -216,13 +216,19 @@ async def run_workers(
         )
 
 
-def _options_to_json(options: ScanOptions) -> dict[str, Any]:
+def options_to_json(options: ScanOptions) -> dict[str, Any]:
+    """``options`` as JSON-ready values, for a child process's command line."""
     return {
         f.name: getattr(options, f.name).value
         if isinstance(getattr(options, f.name), CertFormat)
         else getattr(options, f.name)
         for f in dataclasses.fields(options)
     }
+
+
+def options_from_json(raw: dict[str, Any]) -> ScanOptions:
+    """The inverse of :func:`options_to_json`."""
+    return ScanOptions(**{**raw, "cert_format": CertFormat(raw["cert_format"])})
 
 
 # ---------------------------------------------------------------- worker process side
@@ -278,9 +284,7 @@ async def _worker(options: ScanOptions, output: OutputDir) -> None:
 
 def main(argv: list[str]) -> int:
     config = orjson.loads(argv[0])
-    raw = config["options"]
-    raw["cert_format"] = CertFormat(raw["cert_format"])
-    options = ScanOptions(**raw)
+    options = options_from_json(config["options"])
     output = OutputDir(
         Path(config["root"]),
         cert_format=CertFormat(config["cert_format"]),
