@@ -1,6 +1,8 @@
 """``python -m benchmarks.run``: chainscan vs its peers, on one local fleet, in one run.
 
-The runners (``runners/``): ``chainscan`` (one process), ``chainscan-2w`` (``--workers 2``),
+The runners (``runners/``): ``chainscan`` (as run by default: one scanning process and its writer
+process), ``chainscan-1p`` (everything in one process, ``--writer thread``), ``chainscan-2w``
+(``--workers 2``),
 ``bare-trio`` (the least a trio program can do, the in-language floor), ``openssl-xargs`` (the
 manual method, the baseline of the "vs" column), ``sslyze`` and ``sslyze-api`` (CLI and Python
 API, certificate-info scan only), ``nmap-ssl-cert`` (one nmap per target, leaf only) and
@@ -112,13 +114,30 @@ COMPARISONS: tuple[Comparison, ...] = (
         denominators=("bare-trio",),
         metric="targets_per_second",
         goal=0.9,
+        note="chainscan as run by default: its writer process on the second core",
     ),
     Comparison(
-        label="chainscan-2w / chainscan",
-        numerator="chainscan-2w",
-        denominators=(SUBJECT,),
+        label="chainscan-1p / bare-trio",
+        numerator="chainscan-1p",
+        denominators=("bare-trio",),
+        metric="targets_per_second",
+        goal=0.9,
+        note="everything in one process (--writer thread)",
+    ),
+    Comparison(
+        label="chainscan / chainscan-1p",
+        numerator=SUBJECT,
+        denominators=("chainscan-1p",),
         metric="targets_per_second",
         goal=1.4,
+        note="both cores (writer process) over one process",
+    ),
+    Comparison(
+        label="chainscan-2w / chainscan-1p",
+        numerator="chainscan-2w",
+        denominators=("chainscan-1p",),
+        metric="targets_per_second",
+        note="--workers 2 (two scanning processes, each writing in threads) over one process",
     ),
     Comparison(
         label="chainscan CPU/target / openssl-s_time CPU/handshake",

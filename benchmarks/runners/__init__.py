@@ -10,7 +10,7 @@ from ._base import RunResult as RunResult
 from ._base import RunStatus as RunStatus
 from ._base import measure as measure
 from .bare_trio_runner import BareTrioRunner
-from .chainscan import Chainscan2wRunner, ChainscanRunner
+from .chainscan import Chainscan1pRunner, Chainscan2wRunner, ChainscanRunner
 from .nmap_ssl_cert import NmapSslCertRunner
 from .openssl_s_time import OpensslSTimeRunner
 from .openssl_xargs import OpensslXargsRunner
@@ -20,6 +20,7 @@ RUNNERS: dict[str, type[Runner]] = {
     r.name: r
     for r in (
         ChainscanRunner,
+        Chainscan1pRunner,
         Chainscan2wRunner,
         BareTrioRunner,
         OpensslXargsRunner,

@@ -60,6 +60,8 @@ class ChainscanRunner:
     concurrency: int = DEFAULT_CONCURRENCY
     workers: int = 1
     """``--workers``: scanning processes (passed only when above 1)."""
+    writer: str | None = None
+    """``--writer`` (None: chainscan's default, ``auto``: a writer process on two cores)."""
     extra_args: tuple[str, ...] = ()
     """Appended to the command line (``--chainscan-args``), e.g. to try other settings."""
     python: str = sys.executable
@@ -114,6 +116,7 @@ class ChainscanRunner:
         return {
             "concurrency": self.concurrency,
             "workers": self.workers,
+            "writer": self.writer or "auto",
             "extra_args": list(self.extra_args),
             "python": self.python,
             "version": (
@@ -144,6 +147,7 @@ class ChainscanRunner:
             "--retries",
             "0",
             *(["--workers", str(self.workers)] if self.workers > 1 else []),
+            *(["--writer", self.writer] if self.writer else []),
             *self.extra_args,
         ]
 
@@ -180,6 +184,28 @@ class ChainscanRunner:
             timeout=timeout,
             detail=detail,
             status=status,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chainscan1pRunner(ChainscanRunner):
+    """chainscan in one process (``--writer thread``): analysis and files in threads that share
+    the event loop's core, as on a one-core machine. ``chainscan / chainscan-1p`` is what the
+    second core (the default writer process) gains.
+    """
+
+    name: ClassVar[str] = "chainscan-1p"
+    writer: str | None = "thread"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        pass  # shares chainscan's options
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Chainscan1pRunner:
+        return cls(
+            concurrency=args.chainscan_concurrency,
+            extra_args=tuple(shlex.split(args.chainscan_args)),
         )
 
 
