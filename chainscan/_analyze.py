@@ -32,7 +32,9 @@ exactly the old roots a scan finds, so on refusal the signature is checked by ha
 certificate's own public key, hash and padding.
 
 The same intermediates appear in thousands of chains, so results are cached (LRU, keyed by the
-DER bytes); ``CertFacts`` is frozen, so sharing one instance is safe.
+DER bytes); ``CertFacts`` is frozen, so sharing one instance is safe. ``load_and_analyze`` is the
+uncached form for callers that also need the parsed certificate (``_verify``: trust and the
+walk), so a leaf is parsed once for both its facts and its signature checks.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from cryptography.x509.oid import NameOID
 
 from ._models import CertFacts
 
-__all__ = ["analyze_der", "der_to_pem", "pem_to_der_list"]
+__all__ = ["Loaded", "analyze_der", "der_to_pem", "load_and_analyze", "pem_to_der_list"]
 
 _T = TypeVar("_T")
 _S = TypeVar("_S")
@@ -80,34 +82,72 @@ def analyze_der(der: bytes) -> CertFacts:
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _analyze_cached(der: bytes) -> CertFacts:
+    return load_and_analyze(der).facts
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Loaded:
+    """One certificate parsed once: its facts, and the parsed object for checking signatures."""
+
+    facts: CertFacts
+    """Exactly what :func:`analyze_der` says about the same bytes."""
+    cert: x509.Certificate | None
+    """None when ``cryptography`` cannot load it, or cannot read its subject or issuer (such
+    a certificate cannot be placed in a path). ``cryptography`` keeps the names it parsed on
+    the object, so the names read for the facts serve the path checks too."""
+
+
+def load_and_analyze(der: bytes) -> Loaded:
+    """:func:`analyze_der`'s facts and the parsed certificate, from one parse; never raises.
+
+    Not cached: for certificates seen once (leaves) or cached by the caller.
+    """
+    der = bytes(der)
     sha256 = hashlib.sha256(der).hexdigest()
     sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest()
+    cert: x509.Certificate | None = None
+    reader: _Reader | None = None
     try:
         with _warnings_lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 cert = x509.load_der_x509_certificate(der)
             except Exception as exc:
-                return CertFacts(
+                facts = CertFacts(
                     sha256=sha256,
                     sha1=sha1,
                     size=len(der),
                     parse_error=f"not a parsable certificate: {_describe(exc)}",
                 )
-            facts = _Reader(cert).facts(sha256=sha256, sha1=sha1, size=len(der))
+                return Loaded(facts, None)
+            reader = _Reader(cert)
+            facts = reader.facts(sha256=sha256, sha1=sha1, size=len(der))
         # dict.fromkeys: the same warning may fire more than once (at load and on access).
         notes = list(dict.fromkeys(f"warning: {_clip(str(w.message))}" for w in caught))
         if notes:
             parse_error = "; ".join(([facts.parse_error] if facts.parse_error else []) + notes)
             facts = dataclasses.replace(facts, parse_error=parse_error)
-        return facts
     except Exception as exc:  # a bug of ours or of a dependency: still no exception out
-        return CertFacts(
+        facts = CertFacts(
             sha256=sha256,
             sha1=sha1,
             size=len(der),
             parse_error=f"internal error while analysing: {_describe(exc)}",
         )
+    if cert is None or (reader is not None and reader.names_read) or _names_readable(cert):
+        return Loaded(facts, cert)
+    return Loaded(facts, None)
+
+
+def _names_readable(cert: x509.Certificate) -> bool:
+    """Subject and issuer can be read (checked when the analysis stopped before reading them)."""
+    with _warnings_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a negative serial warns; here it must not raise
+        try:
+            _names = (cert.subject, cert.issuer)
+        except Exception:
+            return False
+    return True
 
 
 class _Reader:
@@ -116,6 +156,8 @@ class _Reader:
     def __init__(self, cert: x509.Certificate) -> None:
         self.cert = cert
         self.failures: list[str] = []
+        self.names_read = False
+        """:meth:`facts` has read both the subject and the issuer."""
 
     def attempt(self, field: str, read: Callable[[], _T]) -> _T | None:
         """``read()``, or None with the failure recorded under ``field``."""
@@ -134,6 +176,7 @@ class _Reader:
         subject = self.attempt("subject", lambda: cert.subject)
         issuer = self.attempt("issuer", lambda: cert.issuer)
         names = (subject, issuer) if subject is not None and issuer is not None else None
+        self.names_read = names is not None
         extensions = self.attempt("extensions", lambda: cert.extensions)
         public_key = self.attempt("public_key", cert.public_key)
         key_type, key_size, curve = _describe_key(public_key)

@@ -143,12 +143,24 @@ class Inventory:
             deployments=options.deployments,
         )
 
+    def load_chain(self, chain: Sequence[bytes]) -> list[Cert]:
+        """A served chain (DER, leaf first) parsed, CA certificates from the run's cache.
+
+        The writer takes the certificates' facts from here and hands the list back to
+        :meth:`entry_fields`, so each certificate is parsed once for both. Never raises.
+        """
+        return [self._certs.get(der, keep=position > 0) for position, der in enumerate(chain)]
+
     def analyze(
         self, chain: Sequence[bytes], name: str, now: dt.datetime | None = None
     ) -> ChainAnalysis:
         """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``."""
+        return self._analyze_certs(self.load_chain(chain), name, now)
+
+    def _analyze_certs(
+        self, certs: Sequence[Cert], name: str, now: dt.datetime | None = None
+    ) -> ChainAnalysis:
         moment = self._clock() if now is None else now
-        certs = [self._certs.get(der, keep=position > 0) for position, der in enumerate(chain)]
         verdict = self._verifier.verify(certs, name, moment)
         leaf = certs[0].facts if certs else None
         matched = match_hostname(name, leaf.sans) if leaf is not None else None
@@ -162,14 +174,22 @@ class Inventory:
         )
         return ChainAnalysis(certs, verdict, name, matched, problems)
 
-    def entry_fields(self, item: ScanResult | BadLine) -> dict[str, Any]:
-        """``trust``, ``hostname``, ``problems`` and ``deployments`` of one manifest entry."""
+    def entry_fields(
+        self, item: ScanResult | BadLine, certs: Sequence[Cert] | None = None
+    ) -> dict[str, Any]:
+        """``trust``, ``hostname``, ``problems`` and ``deployments`` of one manifest entry.
+
+        ``certs``: ``item.chain`` as :meth:`load_chain` parsed it, if the caller has it.
+        """
         if isinstance(item, BadLine) or not item.chain:
             return dict(EMPTY_FIELDS)
         now = self._clock()
         name = requested_name(item.target.host, item.target.sni)
         try:
-            analysis = self.analyze(item.chain, name, now)
+            if certs is None:
+                analysis = self.analyze(item.chain, name, now)
+            else:
+                analysis = self._analyze_certs(certs, name, now)
             return {
                 "trust": analysis.trust_json(),
                 "hostname": analysis.hostname_json(),

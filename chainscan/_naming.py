@@ -38,6 +38,9 @@ _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _NOT_DIRCHAR = re.compile(r"[^A-Za-z0-9.-]")
 _EXT = re.compile(r"[a-z0-9]{1,16}")
 _HEX = re.compile(r"[^0-9a-f]")
+_PORT = re.compile(r"-?[0-9]+")
+_NOT_IPV4 = re.compile(r"[^0-9.]")
+"""A character no IPv4 literal has (``ipaddress`` accepts ASCII digits and dots only)."""
 
 _RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL"}
@@ -137,6 +140,8 @@ def target_dirname(target: Target) -> str:
 
 def _default_sni(host: str) -> str | None:
     """The SNI an input line sends by default: the host name, or none for an IP address."""
+    if ":" not in host and _NOT_IPV4.search(host):
+        return host  # neither IPv6 (which needs a colon) nor IPv4: skip the costly refusal
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -151,7 +156,7 @@ def _decode(name: str) -> tuple[str, int, str | None, str | None] | None:
     own key; since this is a function of the name alone, such names cannot collide.
     """
     tokens = name.split("_")
-    if len(tokens) < 2 or not re.fullmatch(r"-?[0-9]+", tokens[1]):
+    if len(tokens) < 2 or not _PORT.fullmatch(tokens[1]):
         return None
     host, port, rest = tokens[0], int(tokens[1]), tokens[2:]
     if str(port) != tokens[1]:

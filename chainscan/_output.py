@@ -61,6 +61,7 @@ from ._naming import cert_filename, target_dirname
 
 if TYPE_CHECKING:
     from ._inventory import Inventory
+    from ._verify import Cert
 
 __all__ = [
     "JSONL_NAME",
@@ -579,9 +580,13 @@ class OutputDir:
         if not result.chain:
             return self._with_inventory(entry_for(result, [], [], ""), result)
         dirname = target_dirname(result.target)
-        folder = self.root / dirname
+        folder = os.path.join(self.root, dirname)
         ext = self.cert_format.value
-        facts = [analyze_der(der) for der in result.chain]
+        certs = self._parsed(result.chain)
+        if certs is None:
+            facts = [analyze_der(der) for der in result.chain]
+        else:
+            facts = [cert.facts for cert in certs]
         files = []
         try:
             try:
@@ -591,7 +596,7 @@ class OutputDir:
                     os.unlink(folder)
                     os.mkdir(folder)
                 else:
-                    _clear_folder(folder)  # a leftover of an interrupted run
+                    _clear_folder(Path(folder))  # a leftover of an interrupted run
             taken: set[str] = set()
             for der, fact in zip(result.chain, facts, strict=True):
                 name = cert_filename(fact.cn, fact.sha256, taken, ext)
@@ -603,7 +608,21 @@ class OutputDir:
                 f"cannot write {exc.filename or folder}: {_reason(exc)};"
                 " the manifest up to the previous target is intact"
             ) from None
-        return self._with_inventory(entry_for(result, facts, files, dirname), result)
+        entry = entry_for(result, facts, files, dirname)
+        if self.inventory is not None:
+            entry.update(self.inventory.entry_fields(result, certs))
+        return entry
+
+    def _parsed(self, chain: Sequence[bytes]) -> list[Cert] | None:
+        """The inventory's parse of ``chain``, so that each certificate is parsed once for its
+        file name, its manifest facts and its trust checks; None without an inventory (then
+        ``analyze_der`` gives the facts)."""
+        if self.inventory is None:
+            return None
+        try:
+            return self.inventory.load_chain(chain)
+        except Exception:  # it never raises; should it, entry_fields reports it as before
+            return None
 
     def _append(self, fd: int, line: bytes) -> None:
         try:
@@ -715,7 +734,7 @@ def _write_fully(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_file(folder: Path, name: str, data: bytes) -> None:
+def _write_file(folder: str, name: str, data: bytes) -> None:
     """Write ``folder/name`` in place.
 
     No temporary file and rename: a certificate file only counts once its manifest line is

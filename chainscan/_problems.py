@@ -97,6 +97,9 @@ LONG_VALIDITY_DAYS = 398
 LONG_VALIDITY_SINCE = dt.datetime(2020, 9, 1, tzinfo=dt.UTC)
 """Browsers refuse leaves issued from this date with a validity over 398 days."""
 
+_ORDER = {code: index for index, code in enumerate(PROBLEMS)}
+"""Each code's place in :data:`PROBLEMS`: problems are listed in that order."""
+
 _WEAK_HASH = re.compile(r"(?<![a-z0-9])(sha1|sha-1|md5|md2)(?![0-9])", re.IGNORECASE)
 _MIN_BITS = {"RSA": 2048, "DSA": 2048, "EC": 256}
 
@@ -155,9 +158,12 @@ def _days(delta: dt.timedelta) -> str:
 def _validity(
     position: int, facts: CertFacts, now: dt.datetime, warn: dt.timedelta
 ) -> list[Problem]:
-    found = []
-    label = _label(position, facts)
+    found: list[Problem] = []
     not_before, not_after = parse_time(facts.not_before), parse_time(facts.not_after)
+    valid_long = not_after is None or (not_after >= now and not_after - now > warn)
+    if valid_long and (not_before is None or not_before <= now):
+        return found  # the common case: no label to build
+    label = _label(position, facts)
     if not_after is not None and not_after < now:
         found.append(
             Problem(
@@ -210,10 +216,11 @@ def _weak_signature(position: int, facts: CertFacts) -> Problem | None:
 
 def _leaf_problems(facts: CertFacts, name: str, matched: str | None) -> list[Problem]:
     found = []
-    label = _label(0, facts)
     if facts.self_signed:
         found.append(
-            Problem(code="self-signed-leaf", position=0, message=f"{label} is self-signed")
+            Problem(
+                code="self-signed-leaf", position=0, message=f"{_label(0, facts)} is self-signed"
+            )
         )
     if facts.parse_error is None or facts.spki_sha256 is not None:
         if not facts.sans:
@@ -222,7 +229,7 @@ def _leaf_problems(facts: CertFacts, name: str, matched: str | None) -> list[Pro
                 Problem(
                     code="no-san",
                     position=0,
-                    message=f"{label} has no subjectAltName{cn}",
+                    message=f"{_label(0, facts)} has no subjectAltName{cn}",
                 )
             )
         elif matched is None:
@@ -231,7 +238,7 @@ def _leaf_problems(facts: CertFacts, name: str, matched: str | None) -> list[Pro
                 Problem(
                     code="hostname-mismatch",
                     position=0,
-                    message=f"{name} is not a name of {label} ({names})",
+                    message=f"{name} is not a name of {_label(0, facts)} ({names})",
                 )
             )
     not_before, not_after = parse_time(facts.not_before), parse_time(facts.not_after)
@@ -245,7 +252,7 @@ def _leaf_problems(facts: CertFacts, name: str, matched: str | None) -> list[Pro
             Problem(
                 code="long-validity",
                 position=0,
-                message=f"{label} is valid for {(not_after - not_before).days} days "
+                message=f"{_label(0, facts)} is valid for {(not_after - not_before).days} days "
                 f"(at most {LONG_VALIDITY_DAYS} since 2020-09-01)",
             )
         )
@@ -341,6 +348,5 @@ def find_problems(
     found.extend(_chain_problems(chain, verdict))
     if not verdict.trusted and not any(p.code in TRUST_CODES for p in found):
         found.append(Problem(code="untrusted", message=verdict.reason or "not trusted"))
-    order = list(PROBLEMS)
-    found.sort(key=lambda p: (order.index(p.code), -1 if p.position is None else p.position))
+    found.sort(key=lambda p: (_ORDER[p.code], -1 if p.position is None else p.position))
     return tuple(found)

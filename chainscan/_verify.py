@@ -30,9 +30,13 @@ or private root, or an intermediate is missing, which nothing offline can tell a
 also gives the served path, from which ``_problems`` reads order, root-sent and duplicates.
 
 Caching. The same few intermediates and roots appear in thousands of chains. Certificates are
-parsed once per run (:class:`CertCache`, keyed by SHA-256 of the DER) and a signature check
-between two CA certificates is made once per run (``_links``); only what depends on the leaf is
-redone per target. The verifier itself (Rust) costs a fraction of a millisecond per chain.
+parsed once per run (:class:`CertCache`, keyed by SHA-256 of the DER; a leaf is parsed once for
+both its facts and its checks), a signature check between two CA certificates is made once per
+run (``_links``), and so is the walk from the leaf's issuer on (``_walks``: it depends on the
+served CA certificates only). What depends on the leaf is redone per target: its facts, the
+verifier (Rust, which checks the leaf's signature) and the walk's first step (which checks it
+again: the verifier does not say which issuer it tried). Every cache is keyed by the bytes it
+depends on (through their SHA-256), so a verdict never depends on what was seen before.
 """
 
 from __future__ import annotations
@@ -43,12 +47,11 @@ import ipaddress
 import re
 import ssl
 import threading
-import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import certifi
 from cryptography import x509
@@ -62,7 +65,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from ._analyze import _warnings_lock, analyze_der, pem_to_der_list, signature_verifies
+from ._analyze import analyze_der, load_and_analyze, pem_to_der_list, signature_verifies
 from ._errors import UsageError
 from ._models import CertFacts
 
@@ -88,6 +91,34 @@ SYSTEM_BUNDLES = (
 
 _CACHE_SIZE = 65536
 """Distinct CA certificates (and CA-to-CA signature checks) remembered per run."""
+
+_WALK_CACHE_SIZE = 16384
+"""Walks from a served CA certificate remembered (see ``Verifier._walk``)."""
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class _Lru(Generic[_K, _V]):
+    """A thread-safe LRU mapping of bounded size."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._items: OrderedDict[_K, _V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: _K) -> _V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: _K, value: _V) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._max:
+                self._items.popitem(last=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,48 +146,33 @@ class Cert:
 
 
 def _load(der: bytes) -> Cert:
-    facts = analyze_der(der)
-    cert: x509.Certificate | None = None
-    if facts.parse_error is None or not facts.parse_error.startswith("not a parsable"):
-        with _warnings_lock, warnings.catch_warnings():
-            # A negative serial warns (analyze_der records it); here it must not raise.
-            warnings.simplefilter("ignore")
-            try:
-                cert = x509.load_der_x509_certificate(der)
-                # Names are parsed lazily; a certificate whose names cannot be read cannot be
-                # placed in a path either.
-                _names = (cert.subject, cert.issuer)
-            except Exception:
-                cert = None
-    return Cert(der=der, facts=facts, cert=cert)
+    """Facts and parsed object from one parse (``cert`` is None if it cannot be placed in a
+    path: not loadable, or its names cannot be read)."""
+    loaded = load_and_analyze(der)
+    return Cert(der=der, facts=loaded.facts, cert=loaded.cert)
 
 
 class CertCache:
     """Parsed certificates by SHA-256 of the DER, an LRU of CA certificates for one run.
 
-    Leaves are parsed every time (each is seen once), CA certificates once per run. Safe to
+    Leaves are parsed every time (each is seen once; keeping them, even a few hundred, costs
+    more in memory traffic than the rare repeat saves), CA certificates once per run. Safe to
     share between threads.
     """
 
     def __init__(self, max_entries: int = _CACHE_SIZE) -> None:
-        self._max = max_entries
-        self._certs: OrderedDict[str, Cert] = OrderedDict()
-        self._lock = threading.Lock()
+        self._certs: _Lru[str, Cert] = _Lru(max_entries)
 
     def get(self, der: bytes, *, keep: bool = True) -> Cert:
         """The parsed certificate; remembered when ``keep`` (pass False for leaves)."""
+        der = bytes(der)
         digest = hashlib.sha256(der).hexdigest()
-        with self._lock:
-            known = self._certs.get(digest)
-            if known is not None:
-                self._certs.move_to_end(digest)
-                return known
-        cert = _load(bytes(der))
+        known = self._certs.get(digest)
+        if known is not None:
+            return known
+        cert = _load(der)
         if keep:
-            with self._lock:
-                self._certs[digest] = cert
-                if len(self._certs) > self._max:
-                    self._certs.popitem(last=False)
+            self._certs.put(digest, cert)
         return cert
 
 
@@ -167,7 +183,16 @@ class CertCache:
 class TrustStore:
     """The roots a chain must lead to, named for the manifest. Immutable after construction."""
 
-    __slots__ = ("_by_subject", "_digests", "_store", "name", "roots", "skipped", "source")
+    __slots__ = (
+        "_by_object",
+        "_by_subject",
+        "_digests",
+        "_store",
+        "name",
+        "roots",
+        "skipped",
+        "source",
+    )
 
     def __init__(self, *, name: str, source: str, roots: Sequence[Cert], skipped: int = 0) -> None:
         self.name = name
@@ -183,6 +208,8 @@ class TrustStore:
             self._by_subject.setdefault(root.cert.subject, []).append(root)
         self._digests = frozenset(r.sha256 for r in self.roots)
         self._store = Store([r.cert for r in self.roots if r.cert is not None])
+        self._by_object = {id(r.cert): r for r in self.roots}
+        """The roots by identity of their parsed object (the objects the store holds)."""
 
     def __repr__(self) -> str:
         return f"<TrustStore {self.name!r}: {len(self.roots)} roots from {self.source}>"
@@ -197,6 +224,11 @@ class TrustStore:
 
     def __contains__(self, sha256: object) -> bool:
         return sha256 in self._digests
+
+    def root_of(self, cert: x509.Certificate) -> Cert | None:
+        """The root whose parsed object is ``cert`` (as the verifier returns it), if any."""
+        root = self._by_object.get(id(cert))
+        return root if root is not None and root.cert is cert else None
 
     def holds_key_of(self, cert: Cert) -> bool:
         """A root with the same subject and key (the same root, maybe re-issued) is here."""
@@ -264,9 +296,16 @@ def load_trust_store(spec: str = "certifi") -> TrustStore:
 # Hostname
 
 
+_NOT_IPV4 = re.compile(r"[^0-9.]")
+"""A character no IPv4 literal has (``ipaddress`` accepts ASCII digits and dots only)."""
+
+
 def _is_ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = name.strip("[]")
+    if ":" not in text and _NOT_IPV4.search(text):
+        return None  # neither IPv6 (which needs a colon) nor IPv4: skip the costly refusal
     try:
-        return ipaddress.ip_address(name.strip("[]"))
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 
@@ -338,6 +377,9 @@ class ChainLink:
 
 End = Literal["anchor", "self-signed", "missing-issuer", "unparsable"]
 
+_Walk = tuple[tuple[int, ...], End, Cert | None]
+"""What ``Verifier._walk`` finds: (served path, where it ended, the store root reached)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrustVerdict:
@@ -386,9 +428,8 @@ class Verifier:
 
     def __init__(self, store: TrustStore, *, max_links: int = _CACHE_SIZE) -> None:
         self.store = store
-        self._links: OrderedDict[tuple[str, str], bool] = OrderedDict()
-        self._max_links = max_links
-        self._lock = threading.Lock()
+        self._links: _Lru[tuple[str, str], bool] = _Lru(max_links)
+        self._walks: _Lru[tuple[tuple[str, ...], int], _Walk] = _Lru(_WALK_CACHE_SIZE)
 
     def _issued(self, child: Cert, parent: Cert) -> bool:
         if child.cert is None or parent.cert is None:
@@ -398,43 +439,64 @@ class Verifier:
         if not child.facts.is_ca:  # leaves are seen once: nothing to gain from caching
             return _signed_by(child.cert, parent.cert)
         key = (child.sha256, parent.sha256)
-        with self._lock:
-            known = self._links.get(key)
+        known = self._links.get(key)
         if known is None:
             known = _signed_by(child.cert, parent.cert)
-            with self._lock:
-                self._links[key] = known
-                if len(self._links) > self._max_links:
-                    self._links.popitem(last=False)
+            self._links.put(key, known)
         return known
 
-    def _walk(self, certs: Sequence[Cert]) -> tuple[tuple[int, ...], End, Cert | None]:
-        """(served path, where it ended, the store root reached if any)."""
+    def _walk(self, certs: Sequence[Cert]) -> _Walk:
+        """(served path, where it ended, the store root reached if any).
+
+        Only the leaf's step is worked out for every chain. The steps after it never revisit
+        position 0, so they depend on nothing but the certificates at positions 1 and up and
+        the position the leaf's issuer was found at: they are remembered per run under those
+        (the fingerprints stand for the bytes, as in ``_links``), and the many chains that
+        share their intermediates are walked from the leaf's issuer on only once.
+        """
         if not certs or certs[0].cert is None:
             return (0,), "unparsable", None
-        path = [0]
-        current = certs[0]
+        step = self._step(certs, [0])
+        if not isinstance(step, int):
+            end, anchor = step
+            return (0,), end, anchor
+        key = (tuple(cert.sha256 for cert in certs[1:]), step)
+        known = self._walks.get(key)
+        if known is None:
+            known = self._walk_on(certs, [0, step])
+            self._walks.put(key, known)
+        return known
+
+    def _walk_on(self, certs: Sequence[Cert], path: list[int]) -> _Walk:
+        """The rest of a walk whose path so far is ``path``."""
         while True:
-            assert current.cert is not None
-            if current.facts.self_signed:
-                anchor = current if current.sha256 in self.store else None
-                if anchor is None and self.store.holds_key_of(current):
-                    anchor = current
-                return tuple(path), ("anchor" if anchor else "self-signed"), anchor
-            for root in self.store.candidates(current.cert.issuer):
-                if self._issued(current, root):
-                    return tuple(path), "anchor", root
-            for position, candidate in enumerate(certs):
-                if position in path or candidate.cert is None:
-                    continue
-                if self._issued(current, candidate):
-                    path.append(position)
-                    current = candidate
-                    break
-            else:
-                return tuple(path), "missing-issuer", None
+            step = self._step(certs, path)
+            if not isinstance(step, int):
+                end, anchor = step
+                return tuple(path), end, anchor
+            path.append(step)
             if len(path) > len(certs):  # pragma: no cover - positions are never revisited
                 return tuple(path), "missing-issuer", None
+
+    def _step(self, certs: Sequence[Cert], path: Sequence[int]) -> int | tuple[End, Cert | None]:
+        """From ``certs[path[-1]]``: the served position of its issuer, or where the walk ends
+        (and the store root reached, if any)."""
+        current = certs[path[-1]]
+        assert current.cert is not None
+        if current.facts.self_signed:
+            anchor = current if current.sha256 in self.store else None
+            if anchor is None and self.store.holds_key_of(current):
+                anchor = current
+            return ("anchor" if anchor else "self-signed"), anchor
+        for root in self.store.candidates(current.cert.issuer):
+            if self._issued(current, root):
+                return "anchor", root
+        for position, candidate in enumerate(certs):
+            if position in path or candidate.cert is None:
+                continue
+            if self._issued(current, candidate):
+                return position
+        return "missing-issuer", None
 
     def verify(self, certs: Sequence[Cert], name: str, now: dt.datetime) -> TrustVerdict:
         """The verdict for a served chain (leaf first) and the requested name.
@@ -473,9 +535,10 @@ class Verifier:
             served: dict[str, int] = {}
             for index, sent in enumerate(certs):
                 served.setdefault(sent.sha256, index)  # the first of duplicates
+            parsed = {id(sent.cert): sent for sent in certs if sent.cert is not None}
             links = []
             for cert in built:
-                facts = analyze_der(cert.public_bytes(Encoding.DER))
+                facts = self._facts_of(cert, parsed)
                 position = served.get(facts.sha256)
                 links.append(
                     ChainLink(
@@ -507,6 +570,21 @@ class Verifier:
             end=end,
             anchor_in_store=anchor is not None,
         )
+
+    def _facts_of(self, cert: x509.Certificate, parsed: dict[int, Cert]) -> CertFacts:
+        """The facts of a certificate of a verified chain.
+
+        The verifier returns the very objects it was given (the served ones, the store's), so
+        their facts are at hand; they are used only if the object's DER is the one they were
+        computed from, else (and for any other object) the DER is analysed.
+        """
+        der = cert.public_bytes(Encoding.DER)
+        known = parsed.get(id(cert))
+        if known is None or known.cert is not cert:
+            known = self.store.root_of(cert)
+        if known is not None and known.der == der:
+            return known.facts
+        return analyze_der(der)
 
     def _links_of(
         self, certs: Sequence[Cert], path: Sequence[int], anchor: Cert | None
