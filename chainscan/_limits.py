@@ -2,6 +2,13 @@
 
 All waiting goes through ``trio.sleep_until`` / ``trio.current_time``, so on trio's
 ``MockClock(autojump_threshold=0)`` the tests see exact, instant timing.
+
+Each limit has a synchronous ``try_acquire`` besides its ``acquire``: the scheduler takes every
+limit of a connection at once when all of them are free, which is the common case, without a
+trio checkpoint (a scheduler round trip) per limit and without pausing the target's deadline.
+``try_acquire`` never takes a place that a waiting task is queued for: a trio ``Semaphore`` has
+a value above zero only when nobody waits on it, and the rate limiter grants only times that
+are already due.
 """
 
 from __future__ import annotations
@@ -9,7 +16,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from types import TracebackType
 
 import trio
 
@@ -35,6 +41,15 @@ class RateLimiter:
         self._tolerance = max(0, burst - 1) * self._interval
         self._next = -math.inf
 
+    def try_acquire(self) -> bool:
+        """Take a token if one is due now; never waits, never reserves a future time."""
+        now = trio.current_time()
+        start = max(self._next, now - self._tolerance)
+        if start > now:
+            return False
+        self._next = start + self._interval
+        return True
+
     async def acquire(self) -> None:
         now = trio.current_time()
         start = max(self._next, now - self._tolerance)
@@ -57,6 +72,7 @@ class AddressLimiter:
     """At most ``limit`` concurrent holders per address; entries vanish when unused.
 
     Memory is proportional to the addresses *in use*, not to all addresses ever seen.
+    ``acquire(address)`` (or ``try_acquire``) and ``release(address)`` pair up like a lock's.
     """
 
     __slots__ = ("_limit", "_slots")
@@ -67,51 +83,43 @@ class AddressLimiter:
         self._limit = limit
         self._slots: dict[str, _Slot] = {}
 
-    def hold(self, address: str) -> _AddressHold:
-        return _AddressHold(self, address)
+    def try_acquire(self, address: str) -> bool:
+        """Take a place for ``address`` if one is free now; never waits."""
+        slot = self._slots.get(address)
+        if slot is None:
+            slot = self._slots[address] = _Slot(self._limit)
+        elif slot.semaphore.value == 0:
+            return False
+        slot.semaphore.acquire_nowait()
+        slot.holders += 1
+        return True
+
+    async def acquire(self, address: str) -> None:
+        """Take a place for ``address``, waiting in line for it."""
+        slot = self._slots.get(address)
+        if slot is None:
+            slot = self._slots[address] = _Slot(self._limit)
+        slot.holders += 1
+        try:
+            await slot.semaphore.acquire()
+        except BaseException:
+            self._drop(address, slot)
+            raise
+
+    def release(self, address: str) -> None:
+        slot = self._slots[address]
+        slot.semaphore.release()
+        self._drop(address, slot)
 
     def in_use(self, address: str) -> int:
         """Holders of ``address`` now (for tests and progress)."""
         slot = self._slots.get(address)
         return 0 if slot is None else self._limit - slot.semaphore.value
 
-
-class _AddressHold:
-    __slots__ = ("_address", "_owner", "_slot")
-
-    def __init__(self, owner: AddressLimiter, address: str) -> None:
-        self._owner = owner
-        self._address = address
-        self._slot: _Slot | None = None
-
-    async def __aenter__(self) -> None:
-        slots = self._owner._slots
-        slot = slots.get(self._address)
-        if slot is None:
-            slot = slots[self._address] = _Slot(self._owner._limit)
-        slot.holders += 1
-        try:
-            await slot.semaphore.acquire()
-        except BaseException:
-            self._drop(slot)
-            raise
-        self._slot = slot
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        slot = self._slot
-        assert slot is not None
-        slot.semaphore.release()
-        self._drop(slot)
-
-    def _drop(self, slot: _Slot) -> None:
+    def _drop(self, address: str, slot: _Slot) -> None:
         slot.holders -= 1
         if slot.holders == 0:
-            del self._owner._slots[self._address]
+            del self._slots[address]
 
 
 def backoff_delays(base: float, cap: float, rng: random.Random | None = None) -> Iterator[float]:

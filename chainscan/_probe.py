@@ -15,15 +15,34 @@ that can go wrong out there is translated here into an :class:`~chainscan.ErrorK
   timer. The scheduler adds the total per-target deadline on top.
 * At most ``max_handshake_bytes`` are read from a server; more is ``too-large``. At most
   ``max_chain_length`` certificates are kept.
+
+Why plain sockets and ``wait_readable``
+---------------------------------------
+This loop runs once per target, so its cost per connection is chainscan's floor. It uses a
+non-blocking standard-library socket and trio's two I/O primitives directly,
+``trio.lowlevel.wait_writable`` / ``wait_readable``, instead of a ``trio.socket`` wrapper:
+
+* A ``trio.socket`` call tries the syscall first and then yields to the scheduler even when it
+  succeeded at once. Our sends always succeed at once (a ClientHello or a Finished flight on a
+  fresh connection fits the socket buffer), so ``_send_all`` makes the plain call and waits only
+  if the kernel did not take everything.
+* Reads go the other way round: the server has not answered yet when we start to read (it
+  must run its side of the handshake first), so ``_handshake`` waits for readability before
+  calling ``recv``, instead of failing a ``recv`` with ``EAGAIN`` first.
+
+Every wait is a trio checkpoint, so the timeouts and the scheduler's deadline cancel it as they
+would a ``trio.socket`` call; ``checkpoint_if_cancelled`` before ``connect`` keeps a cancelled
+scan from opening new connections.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import ssl
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 
 import trio
 
@@ -40,7 +59,12 @@ _REFUSED = {errno.ECONNREFUSED}
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 _RESET = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 _LOCAL = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_IN_PROGRESS = {errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR}
 _RECV_SIZE = 65536
+
+_SockAddr = tuple[str, int] | tuple[str, int, int, int]
+_wait_readable = trio.lowlevel.wait_readable
+_wait_writable = trio.lowlevel.wait_writable
 
 
 def _os_error(exc: OSError, during: str, ip: str) -> tuple[ErrorKind, str]:
@@ -60,15 +84,37 @@ def _os_error(exc: OSError, during: str, ip: str) -> tuple[ErrorKind, str]:
     return ErrorKind.LOCAL if during == "socket" else ErrorKind.RESET, f"{during} to {ip}: {reason}"
 
 
-async def _send_all(sock: trio.socket.SocketType, data: bytes) -> None:
-    view = memoryview(data)
+async def _connect(sock: socket.socket, sockaddr: _SockAddr) -> None:
+    """Non-blocking connect; raises OSError as ``trio.socket``'s ``connect`` does."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    code = sock.connect_ex(sockaddr)
+    if code == 0:
+        return
+    if code not in _IN_PROGRESS:
+        raise OSError(code, os.strerror(code))
+    await _wait_writable(sock)
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code != 0:
+        raise OSError(code, f"Error connecting to {sockaddr!r}: {os.strerror(code)}")
+
+
+async def _send_all(sock: socket.socket, data: bytes) -> None:
+    """Send everything; waits only when the kernel's buffer is full (never, in practice)."""
+    try:
+        sent = sock.send(data)
+    except BlockingIOError:
+        sent = 0
+    if sent == len(data):
+        return
+    view = memoryview(data)[sent:]
     while view:
-        sent = await sock.send(view)
-        view = view[sent:]
+        await _wait_writable(sock)
+        with suppress(BlockingIOError):
+            view = view[sock.send(view) :]
 
 
 async def _handshake(
-    sock: trio.socket.SocketType,
+    sock: socket.socket,
     context: ssl.SSLContext,
     server_name: str | None,
     options: ScanOptions,
@@ -78,7 +124,11 @@ async def _handshake(
     await _send_all(sock, hs.start())
     received = 0
     while not hs.done:
-        data = await sock.recv(_RECV_SIZE)
+        await _wait_readable(sock)  # the server speaks after us: wait first, then read
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            continue
         if not data:
             hs.feed_eof()
         else:
@@ -111,14 +161,15 @@ async def _attempt(
     ip = address.ip
     t0 = trio.current_time()
     try:
-        sock = trio.socket.socket(address.family, socket.SOCK_STREAM)
+        sock = socket.socket(address.family, socket.SOCK_STREAM)
     except OSError as exc:
         kind, message = _os_error(exc, "socket", ip)
         return ProbeOutcome(error_kind=kind, error=message, address=ip)
     with sock:
+        sock.setblocking(False)
         try:
             with trio.move_on_after(options.connect_timeout) as connect_scope:
-                await sock.connect(address.sockaddr)
+                await _connect(sock, address.sockaddr)
         except OSError as exc:
             kind, message = _os_error(exc, "connect", ip)
             return ProbeOutcome(error_kind=kind, error=message, address=ip)
@@ -188,10 +239,12 @@ async def probe(
     except ResolveFailed as exc:
         return ProbeOutcome(error_kind=exc.kind, error=exc.message)
     resolve_time = trio.current_time() - t0
-    outcome = ProbeOutcome(error_kind=ErrorKind.DNS, error=f"no address for {target.host}")
+    outcome: ProbeOutcome | None = None
     for address in addresses:
         async with gate(address.ip):
             outcome = await _attempt(target, address, options, context, resolve_time)
         if outcome.error_kind not in _NEXT_ADDRESS:
             break
+    if outcome is None:
+        return ProbeOutcome(error_kind=ErrorKind.DNS, error=f"no address for {target.host}")
     return outcome

@@ -54,6 +54,16 @@ _TEMPORARY = {socket.EAI_AGAIN}
 
 def literal_address(host: str, port: int) -> Address | None:
     """The Address for an IP literal, or None when ``host`` is a name."""
+    # Fast path, once per connection: ``inet_pton`` accepts only dotted quads (and an address
+    # it accepts is canonical when it prints back the same); a name fails it and has no ``:``.
+    try:
+        packed = socket.inet_pton(socket.AF_INET, host)
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        if ":" not in host:
+            return None
+    else:
+        if socket.inet_ntop(socket.AF_INET, packed) == host:
+            return Address(socket.AF_INET, host, (host, port))
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import ssl
 from collections.abc import Callable
@@ -274,3 +275,80 @@ async def test_real_mock_clock_is_in_use(autojump_clock: trio.testing.MockClock)
     before = trio.current_time()
     await trio.sleep(1000)
     assert trio.current_time() - before == 1000
+
+
+def test_address_limiter_try_acquire_takes_a_free_place_only() -> None:
+    limiter = AddressLimiter(2)
+    assert limiter.try_acquire("a") and limiter.try_acquire("a")
+    assert not limiter.try_acquire("a")
+    assert limiter.try_acquire("b")
+    assert limiter.in_use("a") == 2 and limiter.in_use("b") == 1
+    limiter.release("a")
+    assert limiter.in_use("a") == 1 and limiter.try_acquire("a")
+    for address in ("a", "a", "b"):
+        limiter.release(address)
+    assert limiter.in_use("a") == limiter.in_use("b") == 0
+    assert not limiter._slots  # unused addresses leave nothing behind
+
+
+async def test_rate_limiter_try_acquire_never_reserves_a_future_token(
+    autojump_clock: object,
+) -> None:
+    limiter = RateLimiter(rate=10, burst=2)
+    assert limiter.try_acquire() and limiter.try_acquire()
+    assert not limiter.try_acquire()
+    assert not limiter.try_acquire()  # a refusal reserves nothing: the next token is still due
+    await trio.sleep(0.1)
+    assert limiter.try_acquire()
+    start = trio.current_time()
+    await limiter.acquire()  # and the waiting path queues after it
+    assert trio.current_time() - start == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"concurrency": 2, "per_ip": 0, "rate": 0}, {"per_ip": 2, "rate": 0}],
+    ids=["concurrency", "per-ip"],
+)
+async def test_targets_go_through_a_busy_gate_in_arrival_order(
+    autojump_clock: object, limits: dict[str, float]
+) -> None:
+    # A gate that is free takes no time and no checkpoint; one that is not keeps its queue:
+    # a place freed by a leaving target goes to the longest waiter, not to a newcomer.
+    asked: list[int] = []
+    entered: dict[int, float] = {}
+
+    class Recording(FakeNetwork):
+        async def __call__(
+            self,
+            target: Target,
+            *,
+            options: ScanOptions,
+            context: ssl.SSLContext,
+            resolver: Resolver,
+            gate: Gate,
+        ) -> ProbeOutcome:
+            asked.append(target.line)
+            async with gate("192.0.2.1"):
+                entered[target.line] = trio.current_time()
+                await trio.sleep(self.hold)
+            return OK
+
+    options = ScanOptions(deadline=5, retries=0, **limits)
+    results = await run([target(n) for n in range(30)], options, Recording(hold=1.0))
+    assert all(isinstance(r, ScanResult) and r.status is Status.OK for r in results)
+    times = [entered[line] for line in asked]
+    assert times == sorted(times) and times[-1] == pytest.approx(14.0)
+
+
+async def test_the_collector_threshold_is_raised_for_a_scan_only(autojump_clock: object) -> None:
+    before = gc.get_threshold()
+    seen: list[int] = []
+
+    def script(t: Target, n: int) -> ProbeOutcome:
+        seen.append(gc.get_threshold()[0])
+        return OK
+
+    await run([target(n) for n in range(3)], ScanOptions(), FakeNetwork(hold=0.1, script=script))
+    assert seen and all(threshold >= 10_000 for threshold in seen)
+    assert gc.get_threshold() == before
