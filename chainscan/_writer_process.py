@@ -260,7 +260,7 @@ def main(argv: list[str]) -> int:
     try:
         while (results := _read_batch(stdin)) is not None:
             try:
-                lines = output.write_files(results)
+                lines = output.write_files(results, inline=True)
             except ChainscanError as exc:
                 stdout.write(_ERROR_PREFIX + str(exc).replace("\n", " ").encode() + b"\n")
                 stdout.flush()
