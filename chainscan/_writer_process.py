@@ -80,7 +80,7 @@ async def _feed(
     receive: trio.MemoryReceiveChannel[ScanResult | BadLine],
     proc: trio.Process,
     local: trio.MemorySendChannel[list[BadLine] | list[bytes]],
-    collected: trio.Event,
+    child: _Child,
     batch_size: int,
 ) -> None:
     """Results to the child, in pickled batches; invalid lines to the local appender."""
@@ -106,10 +106,11 @@ async def _feed(
                     data = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
                     await stdin.send_all(_HEADER.pack(len(data)) + data)
         except trio.BrokenResourceError:
-            # The child is gone. If it said why (a write error), _collect raises that.
-            await collected.wait()
+            # The child is gone: append what it finished, then say why it stopped.
+            await local.aclose()
+            await child.appended.wait()
             await proc.wait()
-            raise _died(proc.returncode) from None
+            raise child.failure(proc.returncode) from None
         finally:
             with (
                 trio.CancelScope(shield=True),
@@ -118,51 +119,85 @@ async def _feed(
                 await stdin.aclose()
 
 
-def _died(code: int | None) -> ChainscanError:
-    return ChainscanError(
-        f"the writer process stopped unexpectedly (exit code {code}); the manifest lists"
-        " every target written before: finish the scan with --resume"
-    )
+class _Child:
+    """What the tasks talking to the writer process know about how it ended."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        """The write error it reported (its last line), if any."""
+        self.appended = trio.Event()
+        """Every line it sent is in the manifest."""
+
+    def failure(self, code: int | None) -> ChainscanError:
+        if self.error is not None:
+            return OutputError(self.error)
+        return ChainscanError(
+            f"the writer process stopped unexpectedly (exit code {code}); the manifest lists"
+            " every target written before: finish the scan with --resume"
+        )
 
 
 async def _collect(
     stdout: trio.abc.ReceiveStream,
     sink: trio.MemorySendChannel[list[BadLine] | list[bytes]],
-    collected: trio.Event,
+    child: _Child,
 ) -> None:
-    """The child's manifest lines, whole lines only, until it closes its stdout."""
+    """The child's manifest lines, whole lines only, until it closes its stdout or reports a
+    write error (its last line, after the lines of the targets it finished)."""
     pending = b""
     async with sink:
         async for chunk in stdout:
             data = pending + chunk
             cut = data.rfind(b"\n") + 1
             pending = data[cut:]
-            if cut:
-                lines = data[:cut].splitlines(keepends=True)
-                errors = [line for line in lines if line.startswith(_ERROR_PREFIX)]
-                if errors:
-                    message = errors[0][len(_ERROR_PREFIX) :].decode("utf-8", "replace").strip()
-                    raise OutputError(message)
-                await sink.send(lines)
-    collected.set()
+            if not cut:
+                continue
+            lines = data[:cut].splitlines(keepends=True)
+            for index, line in enumerate(lines):
+                if line.startswith(_ERROR_PREFIX):
+                    child.error = line[len(_ERROR_PREFIX) :].decode("utf-8", "replace").strip()
+                    # Closed: _append has stopped (on an error of its own), appended is set.
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        if index:
+                            await sink.send(lines[:index])
+                        await sink.send([])  # "all sent": _append sets child.appended
+                    await child.appended.wait()
+                    raise child.failure(None)  # stops the scan now
+            await sink.send(lines)
 
 
 async def _append(
     receive: trio.MemoryReceiveChannel[list[BadLine] | list[bytes]],
     output: OutputDir,
     display: Display,
+    child: _Child,
 ) -> None:
     """The only task that appends to ``manifest.jsonl``: lines from the child, invalid lines."""
     async with receive:
-        async for first in receive:
-            if first and isinstance(first[0], BadLine):
-                bad = [item for item in first if isinstance(item, BadLine)]
-                await trio.to_thread.run_sync(output.write, bad)
-                display.update(list(bad))
-                continue
-            lines = [line for line in first if isinstance(line, bytes)]
-            counted = await trio.to_thread.run_sync(output.append_lines, lines)
-            display.update_counts(counted)
+        try:
+            await _append_all(receive, output, display, child)
+        finally:
+            child.appended.set()
+
+
+async def _append_all(
+    receive: trio.MemoryReceiveChannel[list[BadLine] | list[bytes]],
+    output: OutputDir,
+    display: Display,
+    child: _Child,
+) -> None:
+    async for first in receive:
+        if not first:
+            child.appended.set()
+            continue
+        if first and isinstance(first[0], BadLine):
+            bad = [item for item in first if isinstance(item, BadLine)]
+            await trio.to_thread.run_sync(output.write, bad)
+            display.update(list(bad))
+            continue
+        lines = [line for line in first if isinstance(line, bytes)]
+        counted = await trio.to_thread.run_sync(output.append_lines, lines)
+        display.update_counts(counted)
 
 
 async def write_in_process(
@@ -193,12 +228,12 @@ async def write_in_process(
     )
     assert proc.stdin is not None and proc.stdout is not None
     send_lines, receive_lines = trio.open_memory_channel[list[BadLine] | list[bytes]](8)
-    collected = trio.Event()
+    child = _Child()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_append, receive_lines, output, display)
-            nursery.start_soon(_collect, proc.stdout, send_lines.clone(), collected)
-            nursery.start_soon(_feed, receive, proc, send_lines, collected, batch_size)
+            nursery.start_soon(_append, receive_lines, output, display, child)
+            nursery.start_soon(_collect, proc.stdout, send_lines.clone(), child)
+            nursery.start_soon(_feed, receive, proc, send_lines, child, batch_size)
     except BaseException:
         proc.kill()
         raise
@@ -209,8 +244,8 @@ async def write_in_process(
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-    if proc.returncode != 0:
-        raise _died(proc.returncode)
+    if proc.returncode != 0 or child.error is not None:
+        raise child.failure(proc.returncode)
 
 
 # ---------------------------------------------------------------- writer process side
@@ -259,9 +294,12 @@ def main(argv: list[str]) -> int:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
         while (results := _read_batch(stdin)) is not None:
+            lines: list[bytes] = []
             try:
-                lines = output.write_files(results, inline=True)
+                for result in results:  # one at a time: a write error keeps the lines before it
+                    lines += output.write_files([result], inline=True)
             except ChainscanError as exc:
+                stdout.write(b"".join(lines))
                 stdout.write(_ERROR_PREFIX + str(exc).replace("\n", " ").encode() + b"\n")
                 stdout.flush()
                 return 1

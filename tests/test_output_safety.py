@@ -192,7 +192,9 @@ def test_a_really_full_disk_is_a_clear_error_and_resumable(
     first = proc.stderr.splitlines()[0]
     assert first.startswith("chainscan: error: cannot write ")
     assert "no space left on device; the manifest up to the previous target is intact" in first
-    assert 0 < len(assert_intact(Path(f"{copy}-full"))) < 60
+    # Intact, whatever got in first: files run ahead of manifest lines (a batch's folders are
+    # written before its lines are appended), so a tiny disk may fill before the first line.
+    assert len(assert_intact(Path(f"{copy}-full"))) < 60, proc.stderr
     assert sorted(e["host"] for e in assert_intact(copy)) == sorted(f"n{i}.test" for i in range(60))
     manifest = json.loads((copy / "manifest.json").read_text())
     assert manifest["run"]["complete"] is True and manifest["summary"]["ok"] == 60
