@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import trio
 
+from ._batch import batches
 from ._display import Display
 from ._errors import ChainscanError
 from ._fdlimit import fit_concurrency
@@ -129,16 +130,7 @@ async def _write_all(
     receive: trio.MemoryReceiveChannel[ScanResult | BadLine], output: OutputDir, display: Display
 ) -> None:
     async with receive:
-        while True:
-            try:
-                batch = [await receive.receive()]
-            except trio.EndOfChannel:
-                return
-            while len(batch) < _WRITE_BATCH:
-                try:
-                    batch.append(receive.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
+        async for batch in batches(receive, _WRITE_BATCH):
             await trio.to_thread.run_sync(output.write, batch)
             display.update(batch)
 

@@ -41,6 +41,7 @@ from typing import Any
 import orjson
 import trio
 
+from ._batch import batches, line_batches
 from ._display import Display
 from ._errors import ChainscanError
 from ._fdlimit import fit_concurrency
@@ -122,14 +123,9 @@ async def _dispatch(
 async def _collect(proc: trio.Process, sink: trio.MemorySendChannel[list[bytes]]) -> None:
     """Forward a worker's manifest lines, whole lines only, until it closes its stdout."""
     assert proc.stdout is not None
-    pending = b""
     async with sink:
-        async for chunk in proc.stdout:
-            data = pending + chunk
-            cut = data.rfind(b"\n") + 1
-            pending = data[cut:]
-            if cut:
-                await sink.send(data[:cut].splitlines(keepends=True))
+        async for lines in line_batches(proc.stdout):
+            await sink.send(lines)
 
 
 async def run_workers(
@@ -267,16 +263,7 @@ async def _worker(options: ScanOptions, output: OutputDir) -> None:
         await nursery.start(watch)
         nursery.start_soon(produce)
         async with receive:
-            while True:
-                try:
-                    batch = [await receive.receive()]
-                except trio.EndOfChannel:
-                    break
-                while len(batch) < _WRITE_BATCH:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+            async for batch in batches(receive, _WRITE_BATCH):
                 results = [r for r in batch if isinstance(r, ScanResult)]
                 await trio.to_thread.run_sync(emit, results)
         nursery.cancel_scope.cancel()

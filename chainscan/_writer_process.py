@@ -47,6 +47,7 @@ from typing import BinaryIO
 import orjson
 import trio
 
+from ._batch import batches, line_batches
 from ._display import Display
 from ._errors import ChainscanError, OutputError
 from ._inventory import Inventory
@@ -88,16 +89,7 @@ async def _feed(
     assert stdin is not None
     async with receive, local:
         try:
-            while True:
-                try:
-                    batch = [await receive.receive()]
-                except trio.EndOfChannel:
-                    break
-                while len(batch) < batch_size:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+            async for batch in batches(receive, batch_size):
                 bad = [item for item in batch if isinstance(item, BadLine)]
                 if bad:
                     await local.send(bad)
@@ -144,15 +136,8 @@ async def _collect(
 ) -> None:
     """The child's manifest lines, whole lines only, until it closes its stdout or reports a
     write error (its last line, after the lines of the targets it finished)."""
-    pending = b""
     async with sink:
-        async for chunk in stdout:
-            data = pending + chunk
-            cut = data.rfind(b"\n") + 1
-            pending = data[cut:]
-            if not cut:
-                continue
-            lines = data[:cut].splitlines(keepends=True)
+        async for lines in line_batches(stdout):
             for index, line in enumerate(lines):
                 if line.startswith(_ERROR_PREFIX):
                     child.error = line[len(_ERROR_PREFIX) :].decode("utf-8", "replace").strip()
