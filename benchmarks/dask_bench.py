@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks._requirements import ENTRY_POINTS, require_or_exit
 from benchmarks.fleet import FleetSpec, running_fleet
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     parser.add_argument("--network", default="127.0.3", help="fleet addresses (%(default)s)")
     parser.add_argument("--base-port", type=int, default=25430, help="fleet ports (%(default)s)")
+    parser.add_argument(
+        "--no-save", action="store_true", help="print only; do not write latest-dask.json"
+    )
     args = parser.parse_args(argv)
+    require_or_exit("benchmarks.dask_bench", ENTRY_POINTS["benchmarks.dask_bench"].needs)
     settings: list[tuple[str, list[str]]] = [("one process", [])]
     settings += [(f"--dask local:{n}", ["--dask", f"local:{n}"]) for n in args.workers.split(",")]
     spec = FleetSpec(targets=args.targets, network=args.network, base_port=args.base_port)
@@ -118,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"  client peak RSS {run['client_peak_rss_mb']:>6.1f} MB",
                     flush=True,
                 )
+    if args.no_save:
+        return 0
     RESULTS.mkdir(exist_ok=True)
     document = {
         "targets": args.targets,
