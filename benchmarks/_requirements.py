@@ -284,7 +284,7 @@ ENTRY_POINTS: dict[str, EntryPoint] = {
         EntryPoint(
             module="benchmarks.run",
             needs=core_needs(list(RUNNER_NEEDS)),
-            optional=(MATPLOTLIB,),
+            optional=(MATPLOTLIB, GIT),
         ),
         EntryPoint(
             module="benchmarks.scenarios.latency",

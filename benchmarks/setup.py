@@ -21,6 +21,15 @@ from collections.abc import Sequence
 from ._requirements import ENTRY_POINTS, SETUP_COMMAND, Need, install, missing
 
 
+def needs_for(entries: Sequence[str]) -> list[Need]:
+    """Every need, required or optional, of ``entries``, each once."""
+    return list(
+        dict.fromkeys(
+            n for e in entries for n in (*ENTRY_POINTS[e].needs, *ENTRY_POINTS[e].optional)
+        )
+    )
+
+
 def render(entries: Sequence[str]) -> tuple[str, bool]:
     """Per entry point, each need and whether it is met; and whether all required ones are."""
     lines: list[str] = []
@@ -53,11 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [e for e in entries if e not in ENTRY_POINTS]
     if unknown:
         parser.error(f"unknown entry point(s) {unknown}; choose from {list(ENTRY_POINTS)}")
-    needs: list[Need] = list(
-        dict.fromkeys(
-            n for e in entries for n in (*ENTRY_POINTS[e].needs, *ENTRY_POINTS[e].optional)
-        )
-    )
+    needs = needs_for(entries)
     if not args.check:
         install(needs, pip=True)
     text, ok = render(entries)
