@@ -8,7 +8,9 @@ in one process (no Dask, the reference), then with ``--dask local:N`` for each N
 (the LocalCluster's worker processes) included, and counts the targets its manifest lists as
 ``ok``. The client's peak RSS is the chainscan process's own ``VmHWM`` (``/proc``), read until
 it exits: the Dask worker processes are not in it. Prints a table and writes
-``benchmarks/results/latest-dask.json``. Every run has a time limit; only loopback is used.
+``benchmarks/results/latest-dask.json`` (not with ``--no-save``). It needs nginx and
+dask.distributed (``python3 -m benchmarks.setup``; nginx is installed with apt-get when
+missing). Every run has a time limit; only loopback is used.
 """
 
 from __future__ import annotations
