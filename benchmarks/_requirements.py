@@ -353,8 +353,9 @@ def install(needs: Sequence[Need], *, pip: bool = False) -> list[tuple[Need, str
 
 def describe_missing(entry: str, need: Need, gone: str) -> str:
     """The one line an entry point stops with."""
+    detail = "" if gone == need.what else f" ({gone})"
     return (
-        f"{entry}: {need.what} is missing ({gone}); install it with: {need.install_command()}  "
+        f"{entry}: {need.what} is missing{detail}; install it with: {need.install_command()}  "
         f"(or everything the benchmarks need: {SETUP_COMMAND})"
     )
 
