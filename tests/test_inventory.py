@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from chainscan._output import read_manifest_entries
-from chainscan._problems import PROBLEMS
-from chainscan._report import build_report, render_html, render_text
+from chainscan.analysis._problems import PROBLEMS
+from chainscan.commands._report import build_report, render_html, render_text
+from chainscan.output._output import read_manifest_entries
 from tests.inventory_fleet import EXPECTED, SECLEVEL0, fleet, run
 from tests.servers import TLSServer
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._output import read_manifest_entries
+from ..output._output import read_manifest_entries
 from ._pins_cli import PinsUsageError, manifest_path, non_negative_int, write_atomically
 from ._report import build_report, render_html, render_text
 

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 One process does about 1,000 handshakes a second on one core; most of that CPU is OpenSSL's.
-To use more cores, the main process starts N worker processes (``python -m chainscan._workers
+To use more cores, the main process starts N worker processes (``python -m chainscan.run._workers
 CONFIG``) and becomes a dispatcher and a manifest writer::
 
     main: input ──► parse, dedup ──► shard ──► worker i stdin (JSON lines of targets)
@@ -41,14 +41,14 @@ from typing import Any
 import orjson
 import trio
 
+from .._errors import ChainscanError
+from .._models import BadLine, CertFormat, ScanOptions, ScanResult, Target
+from ..analysis._inventory import Inventory
+from ..output._output import OutputDir
+from ..scan._fdlimit import fit_concurrency
+from ..scan._schedule import Scheduler
 from ._batch import batches, line_batches
 from ._display import Display
-from ._errors import ChainscanError
-from ._fdlimit import fit_concurrency
-from ._inventory import Inventory
-from ._models import BadLine, CertFormat, ScanOptions, ScanResult, Target
-from ._output import OutputDir
-from ._schedule import Scheduler
 
 __all__ = ["options_from_json", "options_to_json", "run_workers", "worker_options"]
 
@@ -150,7 +150,7 @@ async def run_workers(
     for _ in range(workers):
         procs.append(
             await trio.lowlevel.open_process(
-                [sys.executable, "-m", "chainscan._workers", config],
+                [sys.executable, "-m", "chainscan.run._workers", config],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 start_new_session=False,

@@ -13,8 +13,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._deployments import summarize
-from ._models import BadLine, ScanOptions, ScanResult
+from .._models import BadLine, ScanOptions, ScanResult
+from ..scan._deployments import summarize
 from ._problems import Problem, find_problems, role_of
 from ._verify import (
     Cert,

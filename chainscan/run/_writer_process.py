@@ -6,7 +6,7 @@ Per target, the writer analyses every certificate, verifies the chain against th
 finds its problems and creates a folder of files: about as much CPU as the handshake itself.
 In a thread of the scanning process that work competes with the event loop for the GIL, so a
 single process tops out at about half the handshake rate. With a second core, the writer runs
-in a child process (``python -m chainscan._writer_process CONFIG``)::
+in a child process (``python -m chainscan.run._writer_process CONFIG``)::
 
     scanning process: Scheduler ──► results (pickled batches) ──► child stdin
     writer process:   analysis, trust, problems, certificate files ──► stdout (manifest lines)
@@ -47,12 +47,12 @@ from typing import BinaryIO
 import orjson
 import trio
 
+from .._errors import ChainscanError, OutputError
+from .._models import BadLine, CertFormat, ScanOptions, ScanResult
+from ..analysis._inventory import Inventory
+from ..output._output import OutputDir
 from ._batch import batches, line_batches
 from ._display import Display
-from ._errors import ChainscanError, OutputError
-from ._inventory import Inventory
-from ._models import BadLine, CertFormat, ScanOptions, ScanResult
-from ._output import OutputDir
 from ._workers import options_from_json, options_to_json
 
 __all__ = ["write_in_process", "writer_process_useful"]
@@ -207,7 +207,7 @@ async def write_in_process(
         }
     ).decode()
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "chainscan._writer_process", config],
+        [sys.executable, "-m", "chainscan.run._writer_process", config],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )

@@ -39,7 +39,7 @@ from __future__ import annotations
 import ssl
 import sys
 
-from ._models import ErrorKind
+from .._models import ErrorKind
 
 __all__ = ["Handshake", "HandshakeFailed", "client_context", "unverified_chain"]
 

@@ -56,9 +56,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ._analyze import pem_to_der_list
-from ._errors import OutputError
-from ._naming import cert_filename
+from .._errors import OutputError
+from ..analysis._analyze import pem_to_der_list
+from ..output._naming import cert_filename
 from ._pins import PinOptions, PinPlan, PinWarning, format_warnings, plan_pins, voltmx_map
 from ._pins_cli import (
     PinsUsageError,

@@ -58,7 +58,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from ._models import CertFacts
+from .._models import CertFacts
 
 __all__ = ["Loaded", "analyze_der", "der_to_pem", "load_and_analyze", "pem_to_der_list"]
 

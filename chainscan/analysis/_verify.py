@@ -65,9 +65,9 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from .._errors import UsageError
+from .._models import CertFacts
 from ._analyze import analyze_der, load_and_analyze, pem_to_der_list, signature_verifies
-from ._errors import UsageError
-from ._models import CertFacts
 
 __all__ = [
     "SYSTEM_BUNDLES",

@@ -5,7 +5,7 @@ that can go wrong out there is translated here into an :class:`~chainscan.ErrorK
 ``map_exceptions`` idea of httpcore), so no OS or TLS exception ever escapes into the scheduler.
 
 * Addresses: an explicit ``{ip}`` or an IP literal is used as is; a name is resolved through
-  the run's cached :class:`~chainscan._resolve.Resolver`. When connecting to one address
+  the run's cached :class:`~chainscan.scan._resolve.Resolver`. When connecting to one address
   fails (refused, unreachable, connect timeout) the next resolved address is tried.
 * Every address goes through ``gate(ip)``, the scheduler's admission: per-address cap, global
   concurrency slot, connection rate. The socket exists only inside the gate, so open sockets
@@ -46,7 +46,7 @@ from contextlib import AbstractAsyncContextManager, suppress
 
 import trio
 
-from ._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
+from .._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
 from ._resolve import Address, ResolveFailed, Resolver
 from ._tls import Handshake, HandshakeFailed
 

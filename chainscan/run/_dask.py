@@ -6,7 +6,7 @@ The client (this process) keeps everything that makes the output: reading and pa
 input, dropping duplicates and targets a resumed run already has, and writing the folder and
 both manifests with the same writer as a local run (``_run._write_all`` → ``OutputDir.write``).
 Only the network work moves: targets go to the cluster in batches, each batch is scanned on a
-worker by :func:`scan_batch` (the same :class:`~chainscan._schedule.Scheduler` in its own
+worker by :func:`scan_batch` (the same :class:`~chainscan.scan._schedule.Scheduler` in its own
 ``trio.run``) and comes back as :class:`ScanResult` values, DER chains included::
 
     input ─► parse, dedup, resume-skip ─► shard buffers ─► client.submit(scan_batch, batch)
@@ -50,10 +50,10 @@ from typing import Any
 
 import trio
 
-from ._errors import UsageError
-from ._fdlimit import fit_concurrency
-from ._models import BadLine, ScanOptions, ScanResult, Target
-from ._schedule import Scheduler
+from .._errors import UsageError
+from .._models import BadLine, ScanOptions, ScanResult, Target
+from ..scan._fdlimit import fit_concurrency
+from ..scan._schedule import Scheduler
 from ._workers import shard_of, worker_options
 
 __all__ = ["BATCH", "run_dask", "scan_batch"]

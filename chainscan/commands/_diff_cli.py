@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from ..output._output import JSON_NAME, read_manifest_entries
 from ._diff import CHANGE_KINDS, DiffResult, PinCheck, ScanSide, check_pins, diff_scans
-from ._output import JSON_NAME, read_manifest_entries
 from ._pinconfig import parse_pin_config
 from ._pins_cli import PinsUsageError, manifest_path, non_negative_int
 

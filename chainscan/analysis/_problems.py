@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._models import CertFacts
+from .._models import CertFacts
 from ._verify import TrustVerdict
 
 __all__ = [

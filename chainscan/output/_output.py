@@ -54,14 +54,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
-from ._analyze import analyze_der, der_to_pem
-from ._errors import OutputError, UsageError
-from ._models import BadLine, CertFacts, CertFormat, ErrorKind, ScanResult, Status
+from .._errors import OutputError, UsageError
+from .._models import BadLine, CertFacts, CertFormat, ErrorKind, ScanResult, Status
+from ..analysis._analyze import analyze_der, der_to_pem
 from ._naming import cert_filename, target_dirname
 
 if TYPE_CHECKING:
-    from ._inventory import Inventory
-    from ._verify import Cert
+    from ..analysis._inventory import Inventory
+    from ..analysis._verify import Cert
 
 __all__ = [
     "JSONL_NAME",
@@ -680,7 +680,7 @@ class OutputDir:
                 raise OutputError(f"cannot write {self._jsonl}: {_reason(exc)}") from None
             finally:
                 os.close(fd)
-        from . import __version__  # here: the package imports this module
+        from .. import __version__  # here: the package imports this module
 
         header = {
             "schema": SCHEMA,

@@ -28,9 +28,9 @@ from typing import Any
 
 import orjson
 
-from ._errors import OutputError, UsageError
-from ._output import JSON_NAME, JSONL_NAME, OutputDir, entry_key, read_manifest_entries
-from ._targets import Deduplicator
+from .._errors import OutputError, UsageError
+from ..output._output import JSON_NAME, JSONL_NAME, OutputDir, entry_key, read_manifest_entries
+from ..scan._targets import Deduplicator
 
 __all__ = ["MergeReport", "merge_outputs"]
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import trio
 
-from ._models import (
+from .._models import (
     DeploymentProbe,
     ErrorKind,
     ProbeOutcome,

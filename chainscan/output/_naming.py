@@ -18,7 +18,7 @@ import hashlib
 import ipaddress
 import re
 
-from ._models import Target
+from .._models import Target
 
 __all__ = [
     "MAX_DIRNAME",

@@ -22,7 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ._models import BadLine, ScanResult, Status
+from .._models import BadLine, ScanResult, Status
 
 __all__ = ["Display"]
 

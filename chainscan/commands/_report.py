@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..analysis._problems import PROBLEMS, parse_time
+from ..output._output import entry_key
 from ._diff import target_label
-from ._output import entry_key
-from ._problems import PROBLEMS, parse_time
 
 __all__ = ["HostRow", "Report", "build_report", "render_html", "render_text"]
 

@@ -32,10 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._output import EntryKey, entry_key
+from ..analysis._problems import parse_time
+from ..output._output import EntryKey, entry_key
 from ._pinconfig import PinConfig, PinRule
 from ._pins import pin_name
-from ._problems import parse_time
 
 __all__ = [
     "CHANGE_KINDS",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ._models import BadLine, Target
+from .._models import BadLine, Target
 from ._workers import shard_of
 
 __all__ = ["Shard", "parse_shard", "select_shard"]

@@ -62,9 +62,7 @@ from typing import Protocol
 
 import trio
 
-from ._deployments import DeploymentProber
-from ._limits import AddressLimiter, RateLimiter, backoff_delays
-from ._models import (
+from .._models import (
     TRANSIENT_KINDS,
     BadLine,
     ErrorKind,
@@ -74,6 +72,8 @@ from ._models import (
     Status,
     Target,
 )
+from ._deployments import DeploymentProber
+from ._limits import AddressLimiter, RateLimiter, backoff_delays
 from ._probe import Gate, probe
 from ._resolve import Resolver
 from ._tls import client_context

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ._errors import UsageError
+from .._errors import UsageError
+from ..output._output import read_manifest_entries
 from ._inspect import read_file
-from ._output import read_manifest_entries
 from ._pins import (
     FORMATS,
     ROLES,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ._models import ErrorKind
+from .._models import ErrorKind
 
 __all__ = ["Address", "ResolveFailed", "Resolver", "literal_address"]
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._errors import ChainscanError
+from .._errors import ChainscanError
 from ._merge import merge_outputs
 
 __all__ = ["main"]

@@ -2,7 +2,7 @@
 
 Reads certificates (DER, PEM, PEM bundles) and, for backup pins, public keys, certificate
 signing requests and unencrypted private keys (only their public half is reported). Each
-certificate goes through :func:`chainscan._analyze.analyze_der`, the code the scan uses, so
+certificate goes through :func:`chainscan.analysis._analyze.analyze_der`, the code the scan uses, so
 ``inspect`` prints exactly what the manifest would say about it. Keys and CSRs get the same
 SPKI pin (base64 SHA-256 of the DER SubjectPublicKeyInfo), computed by the same helper.
 
@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from ._analyze import (
+from .._models import CertFacts
+from ..analysis._analyze import (
     _common_name,
     _describe,
     _describe_key,
@@ -41,8 +42,7 @@ from ._analyze import (
     analyze_der,
     pem_to_der_list,
 )
-from ._models import CertFacts
-from ._output import _cert_entry
+from ..output._output import _cert_entry
 
 __all__ = ["Material", "cert_fields", "main", "read_material", "role_of"]
 

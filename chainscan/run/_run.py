@@ -28,16 +28,16 @@ from typing import Any, Literal
 
 import trio
 
+from .._errors import ChainscanError
+from .._models import BadLine, ScanOptions, ScanResult, Status, Target
+from ..analysis._inventory import Inventory
+from ..output._output import OutputDir
+from ..scan._fdlimit import fit_concurrency
+from ..scan._schedule import Scheduler
+from ..scan._targets import Deduplicator, count_lines, iter_targets, open_lines
 from ._batch import batches
 from ._display import Display
-from ._errors import ChainscanError
-from ._fdlimit import fit_concurrency
-from ._inventory import Inventory
-from ._models import BadLine, ScanOptions, ScanResult, Status, Target
-from ._output import OutputDir
-from ._schedule import Scheduler
 from ._shard import Shard, select_shard
-from ._targets import Deduplicator, count_lines, iter_targets, open_lines
 from ._workers import run_workers
 from ._writer_process import write_in_process, writer_process_useful
 

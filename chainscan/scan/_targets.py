@@ -85,8 +85,8 @@ from typing import IO, NamedTuple
 
 import idna
 
-from ._errors import InputError, UsageError
-from ._models import BadLine, Target
+from .._errors import InputError, UsageError
+from .._models import BadLine, Target
 
 MAX_LINE = 4096
 """Longest accepted line, in characters, comment included, line end excluded."""
