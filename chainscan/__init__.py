@@ -3,7 +3,6 @@
 The public API is what this module exports; everything else lives in private ``_modules``.
 """
 
-from ._analyze import analyze_der as analyze_der
 from ._api import open_scan as open_scan
 from ._api import scan_all as scan_all
 from ._errors import ChainscanError as ChainscanError
@@ -20,8 +19,9 @@ from ._models import ScanResult as ScanResult
 from ._models import Status as Status
 from ._models import Target as Target
 from ._models import Timings as Timings
-from ._targets import Deduplicator as Deduplicator
-from ._targets import load_targets as load_targets
-from ._targets import parse_line as parse_line
+from .analysis._analyze import analyze_der as analyze_der
+from .scan._targets import Deduplicator as Deduplicator
+from .scan._targets import load_targets as load_targets
+from .scan._targets import parse_line as parse_line
 
 __version__ = "0.1.0"

@@ -23,8 +23,8 @@ from functools import partial
 import trio
 
 from ._models import BadLine, ScanOptions, ScanResult, Target
-from ._schedule import Scheduler
-from ._targets import Deduplicator, parse_line
+from .scan._schedule import Scheduler
+from .scan._targets import Deduplicator, parse_line
 
 __all__ = ["open_scan", "scan_all"]
 
