@@ -315,14 +315,14 @@ def _can_apt() -> bool:
 
 def apt_install(packages: Sequence[str]) -> bool:
     """``apt-get install -y PACKAGES`` (and, if that fails, again after ``apt-get update``);
-    True when apt-get succeeded."""
+    True when apt-get succeeded. apt-get's output goes to stderr, away from the results."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for refresh in (False, True):
         if refresh:
-            subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
+            subprocess.run(["apt-get", "update", *_APT_OPTIONS[1:]], env=env, stdout=2, check=False)
         print(f"benchmarks: apt-get install -y {' '.join(packages)}", file=sys.stderr, flush=True)
         done = subprocess.run(
-            ["apt-get", "install", *_APT_OPTIONS, *packages], env=env, check=False
+            ["apt-get", "install", *_APT_OPTIONS, *packages], env=env, stdout=2, check=False
         )
         if done.returncode == 0:
             return True
@@ -344,10 +344,13 @@ def install(needs: Sequence[Need], *, pip: bool = False) -> list[tuple[Need, str
         apt_install(list(dict.fromkeys(p for n in apt for p in n.packages)))
     for need, _ in todo:
         if isinstance(need, Venv) and need.missing() is not None:
-            need.install()
+            if (why := need.install()) is not None:
+                print(f"benchmarks: {need.what}: {why}", file=sys.stderr, flush=True)
         elif pip and isinstance(need, Pip) and need.missing() is not None:
             print(f"benchmarks: {need.install_command()}", file=sys.stderr, flush=True)
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", need.spec], check=False)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", need.spec], stdout=2, check=False
+            )
     return missing(needs)
 
 
