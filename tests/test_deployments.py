@@ -25,7 +25,7 @@ from chainscan._models import (
 )
 from chainscan.analysis._inventory import Inventory
 from chainscan.analysis._verify import TrustStore
-from chainscan.output._output import read_manifest_entries
+from chainscan.manifest._reader import read_manifest_entries
 from chainscan.scan._deployments import VARIANTS, summarize
 from chainscan.scan._resolve import Resolver
 from chainscan.scan._schedule import Scheduler

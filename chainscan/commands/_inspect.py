@@ -42,6 +42,7 @@ from ..analysis._analyze import (
     analyze_der,
     pem_to_der_list,
 )
+from ..manifest._model import cert_role
 from ..output._output import _cert_entry
 
 __all__ = ["Material", "cert_fields", "main", "read_material", "role_of"]
@@ -138,10 +139,9 @@ class Material:
 
 
 def role_of(facts: CertFacts) -> str:
-    """``root`` (self-signed), ``intermediate`` (other CA) or ``leaf``, from the certificate."""
-    if facts.self_signed:
-        return "root"
-    return "intermediate" if facts.is_ca else "leaf"
+    """``root`` (self-signed), ``intermediate`` (other CA) or ``leaf``: ``cert_role`` of a
+    certificate on its own."""
+    return cert_role(self_signed=facts.self_signed, is_ca=facts.is_ca, position=None)
 
 
 def cert_fields(facts: CertFacts, *, position: int, file: str) -> dict[str, Any]:

@@ -47,16 +47,18 @@ import errno
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .._errors import OutputError, UsageError
 from .._models import BadLine, CertFacts, CertFormat, ErrorKind, ScanResult, Status
 from ..analysis._analyze import analyze_der, der_to_pem
+from ..manifest._model import JSON_NAME, JSONL_NAME, SCHEMA, EntryKey, cert_role, entry_key
+from ..manifest._reader import TARGETS_CLOSE, TARGETS_OPEN, read_manifest_entries
 from ._naming import cert_filename, target_dirname
 
 if TYPE_CHECKING:
@@ -74,10 +76,6 @@ __all__ = [
     "read_manifest_entries",
 ]
 
-SCHEMA = "chainscan-manifest/1"
-JSONL_NAME = "manifest.jsonl"
-JSON_NAME = "manifest.json"
-
 _FSYNC_INTERVAL = 5.0
 """Seconds between two ``fsync`` of ``manifest.jsonl`` while results arrive."""
 _FILE_WRITERS = 1
@@ -87,13 +85,7 @@ the GIL (measured on 2 cores, tmpfs: 4 threads cost 60% more CPU per target than
 _TMP_PREFIX = ".chainscan-"
 _TMP_SUFFIX = ".tmp"
 _CERT_SUFFIXES = tuple(f".{fmt.value}" for fmt in CertFormat)
-_TARGETS_OPEN = b'"targets":['
-_TARGETS_CLOSE = b"]}"
 _O_BINARY: int = getattr(os, "O_BINARY", 0)
-
-EntryKey = tuple[str, int, str | None, str | None]
-""":attr:`Target.key` as read back from a manifest entry."""
-
 
 # --------------------------------------------------------------------------------------------
 # Entries (pure)
@@ -162,16 +154,10 @@ def bad_line_entry(bad: BadLine) -> dict[str, Any]:
 
 
 def _cert_entry(position: int, facts: CertFacts, file: str) -> dict[str, Any]:
-    if position == 0:
-        role = "leaf"
-    elif facts.self_signed:
-        role = "root"
-    else:
-        role = "intermediate"
     return {
         "position": position,
         "file": file,
-        "role": role,
+        "role": cert_role(self_signed=facts.self_signed, position=position),
         "sha256": facts.sha256,
         "sha1": facts.sha1,
         "size": facts.size,
@@ -192,20 +178,6 @@ def _cert_entry(position: int, facts: CertFacts, file: str) -> dict[str, Any]:
         "self_signed": facts.self_signed,
         "parse_error": facts.parse_error,
     }
-
-
-def entry_key(entry: dict[str, Any]) -> EntryKey | None:
-    """:attr:`Target.key` of a scanned target's entry; None for invalid lines and non-entries."""
-    host, port = entry.get("host"), entry.get("port")
-    if not isinstance(host, str) or not isinstance(port, int) or isinstance(port, bool):
-        return None
-    address, sni = entry.get("requested_address"), entry.get("sni")
-    return (
-        host,
-        port,
-        address if isinstance(address, str) else None,
-        sni if isinstance(sni, str) else None,
-    )
 
 
 def _bad_line_id(source: object, line: object, text: object) -> tuple[str, int, str] | None:
@@ -230,88 +202,6 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_scrub(item) for item in value]
     return value
-
-
-# --------------------------------------------------------------------------------------------
-# Reading manifests back
-
-
-def read_manifest_entries(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the entries of a ``manifest.jsonl`` or ``manifest.json``, in order, lazily.
-
-    A ``.jsonl`` file may end with a torn line (a run killed mid-write): an unparsable *last*
-    line is skipped; an unparsable line elsewhere raises ``ValueError`` naming it. A
-    ``manifest.json`` in the layout :class:`OutputDir` writes is streamed a line at a time;
-    any other JSON document is loaded whole and its ``targets`` list returned. Raises
-    ``OSError`` if the file cannot be read, ``ValueError`` if it is not a manifest.
-    """
-    with path.open("rb") as stream:
-        first = stream.readline()
-        if path.suffix == ".jsonl" or (
-            path.suffix != ".json" and not first.rstrip().endswith(_TARGETS_OPEN)
-        ):
-            yield from _read_jsonl(path, first, stream)
-        elif first.rstrip().endswith(_TARGETS_OPEN):
-            yield from _read_json_stream(path, stream)
-        else:
-            yield from _read_json_whole(path, first + stream.read())
-
-
-def _read_jsonl(path: Path, first: bytes, stream: BinaryIO) -> Iterator[dict[str, Any]]:
-    pending: str | None = None  # an error that is fatal only if another line follows
-    number = 0
-    for line in _chain_lines(first, stream):
-        number += 1
-        if not line.strip():
-            continue
-        if pending is not None:
-            raise ValueError(pending)
-        try:
-            entry = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            pending = f"{path}:{number}: not valid JSON ({exc})"
-            continue
-        if not isinstance(entry, dict):
-            pending = f"{path}:{number}: not a JSON object"
-            continue
-        yield entry
-
-
-def _chain_lines(first: bytes, stream: BinaryIO) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from stream
-
-
-def _read_json_stream(path: Path, stream: BinaryIO) -> Iterator[dict[str, Any]]:
-    for number, raw in enumerate(stream, start=2):
-        line = raw.rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        if line == _TARGETS_CLOSE:
-            return
-        try:
-            entry = orjson.loads(line.removesuffix(b","))
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from None
-        if not isinstance(entry, dict):
-            raise ValueError(f"{path}:{number}: not a JSON object")
-        yield entry
-    raise ValueError(f"{path}: truncated (no closing ]}}): not written by a finished run")
-
-
-def _read_json_whole(path: Path, data: bytes) -> Iterator[dict[str, Any]]:
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    targets = document.get("targets") if isinstance(document, dict) else None
-    if not isinstance(targets, list):
-        raise ValueError(f"{path}: not a chainscan manifest (no 'targets' list)")
-    for entry in targets:
-        if not isinstance(entry, dict):
-            raise ValueError(f"{path}: an item of 'targets' is not a JSON object")
-        yield entry
 
 
 # --------------------------------------------------------------------------------------------
@@ -692,7 +582,7 @@ class OutputDir:
         tmp = self._json_tmp
         try:
             with tmp.open("wb") as out:
-                out.write(_dumps(header)[:-1] + b"," + _TARGETS_OPEN + b"\n")
+                out.write(_dumps(header)[:-1] + b"," + TARGETS_OPEN + b"\n")
                 separator = b""
                 with self._jsonl.open("rb") as lines:
                     for line in lines:
@@ -702,7 +592,7 @@ class OutputDir:
                             out.write(separator + line.rstrip(b"\r\n"))
                             separator = b",\n"
                 out.write(b"\n" if separator else b"")
-                out.write(_TARGETS_CLOSE + b"\n")
+                out.write(TARGETS_CLOSE + b"\n")
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, target)

@@ -53,6 +53,7 @@ from .._models import (
     ScanResult,
     Status,
 )
+from ..manifest._model import short_pin
 from ._probe import Gate, probe
 from ._resolve import ResolveFailed, Resolver
 from ._tls import client_context
@@ -172,10 +173,6 @@ def _key_set(chain: ChainFacts) -> KeySet:
     return KeySet(leaf=leaf if isinstance(leaf, str) else None, intermediates=inter)
 
 
-def _short(spki: str | None) -> str:
-    return f"sha256/{spki[:12]}..." if spki else "(no key)"
-
-
 def _where(items: Sequence[tuple[str | None, str]]) -> str:
     by_address: dict[str, list[str]] = {}
     for address, variant in items:
@@ -251,11 +248,11 @@ def _verdict(
         by_inter.setdefault(key_set.intermediates, []).extend(where)
     leaves, inters = set(by_leaf), set(by_inter)
     if len(by_leaf) > 1:
-        detail = " / ".join(f"{_short(leaf)} at {_where(w)}" for leaf, w in by_leaf.items())
+        detail = " / ".join(f"{short_pin(leaf)} at {_where(w)}" for leaf, w in by_leaf.items())
         differences.append({"kind": "leaf-key", "message": f"leaf keys differ: {detail}"})
     if len(by_inter) > 1:
         detail = " / ".join(
-            f"{', '.join(_short(s) for s in sorted(inter)) or 'none'} at {_where(w)}"
+            f"{', '.join(short_pin(s) for s in sorted(inter)) or 'none'} at {_where(w)}"
             for inter, w in by_inter.items()
         )
         differences.append(
@@ -272,7 +269,7 @@ def _verdict(
                     {
                         "kind": "no-sni",
                         "message": f"without SNI, {row['address']} sends another leaf "
-                        f"({cn!r}, {_short(key_set.leaf)}); apps send SNI, so it does not "
+                        f"({cn!r}, {short_pin(key_set.leaf)}); apps send SNI, so it does not "
                         "affect pinning",
                     }
                 )
