@@ -128,7 +128,8 @@ def test_reader_finds_streams_and_reads_the_header(tmp_path: Path) -> None:
         {"host": "a", "port": 1, "status": "ok"},
         {"host": "b", "port": 2, "status": "failed"},
     ]
-    header = b'{"schema":"chainscan-manifest/1","run":{"started":"2026-01-01T00:00:00Z"},"targets":['
+    header = b'{"schema":"chainscan-manifest/1",'
+    header += b'"run":{"started":"2026-01-01T00:00:00Z"},"targets":['
     body = b",\n".join(orjson.dumps(line) for line in lines)
     (tmp_path / "manifest.json").write_bytes(header + b"\n" + body + b"\n]}\n")
     assert find_manifest(tmp_path) == tmp_path / "manifest.json"
