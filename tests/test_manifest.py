@@ -11,6 +11,7 @@ import pytest
 
 from chainscan._models import BadLine, ScanResult, Status, Target, Timings
 from chainscan.analysis._analyze import analyze_der
+from chainscan.analysis._entry import bad_line_entry, entry_for
 from chainscan.manifest._model import (
     CertEntry,
     ManifestEntry,
@@ -20,7 +21,6 @@ from chainscan.manifest._model import (
     short_pin,
 )
 from chainscan.manifest._reader import find_manifest, read_entries, read_header
-from chainscan.output._output import bad_line_entry, entry_for
 
 from .pki import CA
 
