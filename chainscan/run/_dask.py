@@ -4,14 +4,14 @@ Theory of operation
 -------------------
 The client (this process) keeps everything that makes the output: reading and parsing the
 input, dropping duplicates and targets a resumed run already has, and writing the folder and
-both manifests with the same writer as a local run (``_run._write_all`` → ``OutputDir.write``).
+both manifests with the same writer as a local run (``--writer``: the writer process or threads).
 Only the network work moves: targets go to the cluster in batches, each batch is scanned on a
 worker by :func:`scan_batch` (the same :class:`~chainscan.scan._schedule.Scheduler` in its own
 ``trio.run``) and comes back as :class:`ScanResult` values, DER chains included::
 
     input ─► parse, dedup, resume-skip ─► shard buffers ─► client.submit(scan_batch, batch)
                                                                │  (Dask worker: trio + Scheduler)
-    OutputDir.write ◄── trio channel ◄── results as each batch completes ◄──┘
+    writer (--writer) ◄── trio channel ◄── results as each batch completes ◄──┘
 
 * **Shards**: a target goes to buffer ``shard_of(target, 4 × slots)`` (``_workers.shard_of``:
   a hash of its address, else of its host name), so reruns and resumes group the same way.

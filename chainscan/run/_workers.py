@@ -53,7 +53,6 @@ from ._display import Display
 __all__ = ["options_from_json", "options_to_json", "run_workers", "worker_options"]
 
 _SEND_BATCH = 64
-_READ_SIZE = 1 << 16
 _WRITE_BATCH = 512
 
 

@@ -59,7 +59,6 @@ __all__ = ["write_in_process", "writer_process_useful"]
 
 _HEADER = struct.Struct("<I")
 _ERROR_PREFIX = b"!"
-_APPEND_BATCH = 1024
 _WATCH_INTERVAL = 0.05
 _STOP_GRACE = 30.0
 """Seconds the child may take to finish its last results once its input has ended."""

@@ -270,15 +270,9 @@ class Scheduler:
         )
         self.max_admitted = max(4 * options.concurrency, 64)
         self._admission = trio.Semaphore(self.max_admitted)
-        self.in_flight = 0
-        """Targets admitted and not yet handed over (for progress displays)."""
 
     def gate(self, address: str) -> _Gate:
         return _Gate(self._limits, address)
-
-    @property
-    def open_connections(self) -> int:
-        return self.options.concurrency - self._limits.slots.value
 
     async def run(
         self,
@@ -321,7 +315,6 @@ class Scheduler:
                         admission.acquire_nowait()
                     else:
                         await admission.acquire()
-                    self.in_flight += 1
                     # ``send`` is closed after the nursery, so the tasks share it unclosed.
                     nursery.start_soon(self._run_target, item, send)
 
@@ -348,7 +341,6 @@ class Scheduler:
             except trio.WouldBlock:
                 await send.send(result)
         finally:
-            self.in_flight -= 1
             self._admission.release()
 
     async def scan_one(self, target: Target) -> ScanResult:
