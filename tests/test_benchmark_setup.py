@@ -10,6 +10,8 @@ child scripts it starts (``-m benchmarks.x``, ``name.py``), and collects
   string given to ``subprocess`` with ``shell=True``);
 * the third-party packages they import (not the standard library, not chainscan's own
   dependencies from ``pyproject.toml``);
+* the C headers the C sources they compile include (beyond the C library's and the kernel's)
+  and the libraries their compile commands link (``-lNAME``);
 
 and checks each is provided by a need the entry point declares, which ``python3 -m
 benchmarks.setup`` installs. A new scenario that runs ``tc`` or imports ``scapy`` without
@@ -20,6 +22,7 @@ neither registered nor started by a registered one.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import functools
 import importlib.metadata
 import os
@@ -372,6 +375,58 @@ def test_the_scan_sees_the_programs_the_latency_scenario_is_known_to_run() -> No
     files = closure("benchmarks.scenarios.latency")
     programs = set().union(*(programs_in(p.read_text()) for p in files))
     assert {"ip", "iptables", "cc", "nginx", "time"} <= programs
+
+
+LIBC_HEADERS = frozenset(
+    {"errno.h", "poll.h", "signal.h", "stdint.h", "stdio.h", "stdlib.h", "string.h", "time.h"}
+    | {"unistd.h", "fcntl.h", "stddef.h", "stdbool.h", "limits.h", "inttypes.h"}
+)
+"""Headers of the C library (libc6-dev, which the C compiler need installs)."""
+SYSTEM_HEADER_DIRS = frozenset({"arpa", "linux", "sys", "netinet", "net", "asm", "bits"})
+"""Directories of the C library's and the kernel's headers (libc6-dev, linux-libc-dev)."""
+
+
+def c_needs(files: Iterable[Path]) -> tuple[set[str], set[str]]:
+    """(headers, libraries) that the C sources named in ``files`` include, or that their
+    compile commands link (``-lNAME``), beyond the C library."""
+    headers: set[str] = set()
+    libraries: set[str] = set()
+    for path in files:
+        for text in _constants(_source(path)):
+            libraries.update(re.findall(r"^-l(\w+)$", text))
+            if re.fullmatch(r"\w+\.c", text):
+                for c_file in BENCHMARKS.rglob(text):
+                    headers.update(re.findall(r"#include\s*<([^>]+)>", c_file.read_text()))
+    foreign = {
+        h
+        for h in headers
+        if ("/" in h and h.split("/")[0] not in SYSTEM_HEADER_DIRS)
+        or ("/" not in h and h not in LIBC_HEADERS)
+    }
+    return foreign, libraries
+
+
+def _constants(source: str) -> Iterator[str]:
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.value
+
+
+@pytest.mark.parametrize("module", sorted(req.ENTRY_POINTS))
+def test_each_entry_point_declares_the_c_headers_and_libraries_it_builds_with(module: str) -> None:
+    entry = req.ENTRY_POINTS[module]
+    files = [f for n in entry.needs if isinstance(n, req.Apt) for f in n.files]
+    headers, libraries = c_needs(closure(module))
+    for header in headers:
+        assert any(fnmatch.fnmatch(f"/usr/include/{header}", f) for f in files), header
+    for library in libraries:
+        assert any(f.endswith(f"/lib{library}.so") for f in files), library
+
+
+def test_the_c_scan_sees_the_delayer_s_library() -> None:
+    headers, libraries = c_needs(closure("benchmarks.scenarios.latency"))
+    assert headers == {"libnetfilter_queue/libnetfilter_queue.h"}
+    assert libraries == {"netfilter_queue", "nfnetlink"}
 
 
 def test_every_runner_declares_its_tools() -> None:
