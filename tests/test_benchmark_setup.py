@@ -52,21 +52,7 @@ test PKI only (``write_pki``), not for nginx. Keep this short; every line needs 
 MACHINERY = frozenset({BENCHMARKS / "_requirements.py", BENCHMARKS / "setup.py"})
 """The registry and the set-up command: the names in them are the declarations, not uses."""
 SHELL_BUILTINS = frozenset(
-    {
-        "echo",
-        "wait",
-        "exit",
-        "true",
-        "false",
-        "test",
-        "cd",
-        "exec",
-        "set",
-        "read",
-        "printf",
-        "[",
-        ":",
-    }
+    {"echo", "wait", "exit", "true", "false", "test", "cd", "exec", "set", "read", "printf"}
 )
 _COMMAND = re.compile(r"^(/[\w./+-]+|[a-z0-9_][\w.+-]*)$")
 _SHELL_MARKERS = ("&&", "||", " | ", "2>&1", "</dev/null", ">/dev/null")
@@ -239,6 +225,12 @@ def programs_in(source: str) -> frozenset[str]:
                             found.update(t for e in it.elts if (t := _text(e)) is not None)
             elif name in _SUBPROCESS_CALLS and (script := _text(first)) is not None:
                 found |= shell_commands(script)  # a string, not an argv: run by a shell
+            elif (
+                name in _SUBPROCESS_CALLS
+                and isinstance(first, ast.Tuple)
+                and _COMMAND.match(word := _text(first.elts[0]) or "" if first.elts else "")
+            ):
+                found.add(Path(word).name)  # an argv tuple
         elif id(node) not in docs and _looks_like_shell(text := _text(node)):
             found |= shell_commands(text or "")
     return frozenset(found)
@@ -319,6 +311,8 @@ def f(prefix, args):
     subprocess.run(["tc", "qdisc", "add"], check=True)
     subprocess.run([*prefix, "ethtool", *args], check=True)
     subprocess.run("modprobe nfnetlink_queue", shell=True)
+    subprocess.check_output(("ethtool", "-k", "eth0"))
+    subprocess.Popen(("/usr/sbin/conntrack", "-L"))
     missing = [t for t in ("tcpdump", "ss") if shutil.which(t) is None]
     find_program("stunnel", ("stunnel4",))
     line = f"hping3 -S {args} >/dev/null 2>&1 &"
@@ -329,6 +323,7 @@ def f(prefix, args):
 def test_the_scanner_finds_programs_in_argvs_which_calls_and_shell_strings() -> None:
     assert programs_in(SAMPLE) == {
         "tc", "ethtool", "modprobe", "tcpdump", "ss", "stunnel", "socat", "grep", "hping3",
+        "conntrack",
     }  # fmt: skip
 
 
