@@ -302,8 +302,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
 
 SUBCOMMANDS: dict[str, str] = {
     "pins": "chainscan.commands._pins_cli",
-    "bundle": "chainscan.commands._bundle",
-    "inspect": "chainscan.commands._inspect",
+    "bundle": "chainscan.commands._bundle_cli",
+    "inspect": "chainscan.commands._inspect_cli",
     "diff": "chainscan.commands._diff_cli",
     "report": "chainscan.commands._report_cli",
     "merge": "chainscan.commands._merge_cli",

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._models import BadLine, ScanOptions, ScanResult
+from .._models import WARN_DAYS, BadLine, ScanOptions, ScanResult
 from ._deployments import summarize
 from ._problems import Problem, find_problems, role_of
 from ._verify import (
@@ -123,7 +123,7 @@ class Inventory:
         self,
         store: TrustStore,
         *,
-        warn_days: int = 30,
+        warn_days: int = WARN_DAYS,
         deployments: bool = False,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._models import WARN_DAYS
 from ..manifest._model import CertEntry, EntryKey, ManifestEntry, short_pin
 from ._pinconfig import PinConfig, PinRule
 from ._pins import pin_name
@@ -222,7 +223,7 @@ def _compare(
     return changes
 
 
-def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = 30) -> DiffResult:
+def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = WARN_DAYS) -> DiffResult:
     """Every change from ``old`` to ``new``, targets sorted by name, then removed ones.
 
     Sorted, not in manifest order: a manifest lists targets as they finished, which differs

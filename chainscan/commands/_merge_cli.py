@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._errors import ChainscanError
+from ._common import run
 from ._merge import merge_outputs
 
 __all__ = ["main"]
@@ -47,11 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    try:
-        report = merge_outputs(args.output, args.sources, argv=["merge", *argv])
-    except ChainscanError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    return run(PROG, lambda: _merge(args, argv))
+
+
+def _merge(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    report = merge_outputs(args.output, args.sources, argv=["merge", *argv])
     if not args.quiet:
         summary = report.summary
         print(

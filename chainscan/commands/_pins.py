@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
+from .._models import WARN_DAYS
 from ..manifest._model import ROLES, CertEntry, ManifestEntry, parse_time, short_pin
 
 __all__ = [
@@ -241,7 +242,7 @@ class PinOptions:
     include_subdomains: bool = False
     expiration: str | None = None
     """``yyyy-MM-dd``, ``auto`` (earliest expiry of the pinned certificates), or None."""
-    warn_days: int = 30
+    warn_days: int = WARN_DAYS
     hosts: tuple[str, ...] = ()
     """Only these names (empty: every host of the scan)."""
     enforce: bool = True

@@ -22,8 +22,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .._models import WARN_DAYS
 from ..analysis._problems import PROBLEMS
 from ..manifest._model import CertEntry, ManifestEntry
+from ._common import text_table
 from ._diff import target_label
 
 __all__ = ["HostRow", "Report", "build_report", "render_html", "render_text"]
@@ -125,7 +127,7 @@ def build_report(
     *,
     source: str = "",
     now: dt.datetime | None = None,
-    warn_days: int = 30,
+    warn_days: int = WARN_DAYS,
 ) -> Report:
     """Reduce a scan's entries (invalid lines are counted, not listed)."""
     moment = now or dt.datetime.now(dt.UTC)
@@ -215,14 +217,8 @@ def _when(moment: dt.datetime, now: dt.datetime) -> str:
 # Terminal
 
 
-def _columns(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
-    if not rows:
-        return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
-        for r in rows
-    ]
+def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    return text_table(rows, indent="  ")
 
 
 def render_text(report: Report, *, top: int = 10) -> str:
