@@ -11,9 +11,9 @@ from pathlib import Path
 
 from .._errors import UsageError
 from ._bundle import PIN_CHOICES, Write, apply, bundle_warnings, plan_writes
-from ._common import add_warn_days, error, run
+from ._common import add_warn_days, error, new_parser, run
 from ._pins import PinOptions, plan_pins
-from ._pins_cli import load_backups, load_scan, print_warnings
+from ._pins_cli import add_backup, add_host, load_backups, load_scan, print_warnings
 
 __all__ = ["main"]
 
@@ -38,12 +38,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument("sources", metavar="OUT_OR_MANIFEST", nargs="+", type=Path)
     parser.add_argument(
         "--kony-app",
@@ -67,17 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--cer", action="store_true", help="name certificate files .cer (Windows needs it)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    parser.add_argument(
-        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
-    )
+    add_host(parser)
     keys = parser.add_argument_group("public-key pinning (--public-keys)")
-    keys.add_argument(
-        "--backup",
-        action="append",
-        default=[],
-        metavar="PIN_OR_FILE",
-        help="backup pin: base64 value or spare key/CSR/certificate file (repeatable)",
-    )
+    add_backup(keys, "backup pin: base64 value or spare key/CSR/certificate file (repeatable)")
     keys.add_argument("--include-subdomains", action="store_true", help="also write *.host entries")
     keys.add_argument(
         "--product",

@@ -25,6 +25,7 @@ from ..manifest._reader import find_manifest, read_entries
 __all__ = [
     "add_warn_days",
     "manifest_path",
+    "new_parser",
     "non_negative_int",
     "read_scan",
     "run",
@@ -49,6 +50,16 @@ def error(prog: str, message: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Arguments
+
+
+def new_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A command's parser: its help text laid out as written."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def non_negative_int(text: str) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 from .._errors import UsageError
 from ..manifest._model import JSON_NAME, parse_time
 from ..manifest._reader import read_entries, read_header
-from ._common import add_warn_days, manifest_path, run, text_table
+from ._common import add_warn_days, manifest_path, new_parser, run, text_table
 from ._diff import CHANGE_KINDS, DiffResult, PinCheck, ScanSide, check_pins, diff_scans
 from ._pinconfig import parse_pin_config
 
@@ -54,12 +54,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument("old", metavar="OLD", type=Path, help="the earlier scan (folder/manifest)")
     parser.add_argument("new", metavar="NEW", type=Path, help="the later scan (folder/manifest)")
     parser.add_argument(

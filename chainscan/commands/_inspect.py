@@ -12,6 +12,7 @@ SPKI pin (base64 SHA-256 of the DER SubjectPublicKeyInfo), computed by the same 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -230,21 +231,7 @@ def _csr_material(source: str, index: int, csr: x509.CertificateSigningRequest) 
 
 def _with_error(material: Material, error: str) -> Material:
     joined = "; ".join(e for e in (material.error, error) if e)
-    return Material(
-        source=material.source,
-        index=material.index,
-        kind=material.kind,
-        facts=material.facts,
-        spki_sha256=material.spki_sha256,
-        key_type=material.key_type,
-        key_size=material.key_size,
-        curve=material.curve,
-        subject=material.subject,
-        cn=material.cn,
-        sans=material.sans,
-        is_ca=material.is_ca,
-        error=joined,
-    )
+    return dataclasses.replace(material, error=joined)
 
 
 def _private_public(key: PrivateKeyTypes) -> PublicKeyTypes:

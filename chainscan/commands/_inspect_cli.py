@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import UsageError
+from ._common import new_parser
 from ._inspect import Material, read_file, render_json, render_text
 
 __all__ = ["main"]
@@ -23,11 +24,7 @@ Offline: nothing is fetched.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION)
     parser.add_argument("files", metavar="FILE", nargs="+", type=Path)
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of text")
     return parser

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._common import run
+from ._common import new_parser, run
 from ._merge import merge_outputs
 
 __all__ = ["main"]
@@ -33,12 +33,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument("output", metavar="OUT", type=Path, help="new (or empty) folder")
     parser.add_argument("sources", metavar="DIR", type=Path, nargs="+", help="folders to join")
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")

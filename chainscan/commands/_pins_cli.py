@@ -12,10 +12,10 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .._errors import UsageError
-from ._common import add_warn_days, error, read_scan, run, write_text_atomically
+from ._common import add_warn_days, error, new_parser, read_scan, run, write_text_atomically
 from ._inspect import read_file
 from ._pins import (
     FORMATS,
@@ -32,7 +32,7 @@ from ._pins import (
     render,
 )
 
-__all__ = ["load_backups", "load_scan", "main"]
+__all__ = ["add_backup", "add_host", "load_backups", "load_scan", "main", "print_warnings"]
 
 PROG = "chainscan pins"
 
@@ -147,13 +147,20 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainscan pins",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def add_backup(group: Any, help: str) -> None:
+    """``--backup PIN_OR_FILE`` (repeatable), read by :func:`load_backups`."""
+    group.add_argument("--backup", action="append", default=[], metavar="PIN_OR_FILE", help=help)
+
+
+def add_host(group: Any) -> None:
+    """``--host NAME`` (repeatable): only these hosts of the scan."""
+    group.add_argument(
+        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument(
         "sources",
         metavar="OUT_OR_MANIFEST",
@@ -172,17 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROLE",
         help="leaf, intermediate, root or all; repeat or comma-separate (default: intermediate)",
     )
-    what.add_argument(
-        "--backup",
-        action="append",
-        default=[],
-        metavar="PIN_OR_FILE",
-        help="backup pin: base64 SHA-256 value, or a spare public key, CSR, private key or "
+    add_backup(
+        what,
+        "backup pin: base64 SHA-256 value, or a spare public key, CSR, private key or "
         "certificate file (PEM or DER); repeatable; added to every host",
     )
-    what.add_argument(
-        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
-    )
+    add_host(what)
     how = parser.add_argument_group("how")
     how.add_argument(
         "--include-subdomains",

@@ -7,7 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._common import add_warn_days, error, non_negative_int, read_scan, run, write_text_atomically
+from ._common import (
+    add_warn_days,
+    error,
+    new_parser,
+    non_negative_int,
+    read_scan,
+    run,
+    write_text_atomically,
+)
 from ._report import build_report, render_html, render_text
 
 __all__ = ["main"]
@@ -33,12 +41,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument("source", metavar="OUT", type=Path, help="output folder or manifest")
     parser.add_argument("--html", metavar="FILE", type=Path, help="also write an HTML page here")
     add_warn_days(parser, "count leaves expiring within N days (default: %(default)s)")
