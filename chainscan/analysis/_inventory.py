@@ -3,8 +3,9 @@
 :class:`Inventory` is what the entry builder (``_entry.EntryBuilder``, called by the writer in
 its worker thread) calls for each result, after the certificate files are written. It holds the
 run's trust store and caches (``_verify``), so each distinct intermediate and root is parsed, and
-each signature between two CA certificates checked, once per run however many hosts send them. The fields are
-documented in docs/inventory.md. No network: everything here works on the bytes the scan got.
+each signature between two CA certificates checked, once per run however many hosts send them.
+The fields are documented in docs/inventory.md. No network: everything here works on the bytes
+the scan got.
 """
 
 from __future__ import annotations
