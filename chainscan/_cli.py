@@ -8,14 +8,19 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from ._errors import ChainscanError
-from ._models import CertFormat, ScanOptions
+from ._models import CertFormat, ScanOptions, Target
 from .commands._common import new_parser, non_negative_int
-from .run._display import Display
-from .run._run import RunConfig, run_scan
-from .run._shard import Shard, parse_shard
+
+if TYPE_CHECKING:
+    from .run._run import RunConfig
+    from .run._shard import Shard
+
+# The scan's machinery (trio, rich, the writer) is imported when a scan starts: ``chainscan
+# show`` and the other commands are dispatched from here and must not pay for it.
 
 __all__ = ["main"]
 
@@ -37,6 +42,9 @@ input lines (one per line; '#' comments and blank lines are skipped):
   192.0.2.7:443  [2001:db8::1]:443  2001:db8::1
   https://example.com:8443/some/path
   example.com:443{192.0.2.7}  connect to 192.0.2.7, send SNI example.com
+
+one host at a glance (no output folder; its own --help):
+  chainscan show HOST[:PORT] ...                  the chain each serves, verdicts, pins, now
 
 commands that read a scan (each has its own --help):
   chainscan pins OUT --format android|okhttp|ios|trustkit|voltmx|json|text
@@ -88,6 +96,8 @@ def _port(text: str) -> int:
 
 
 def _shard(text: str) -> Shard:
+    from .run._shard import parse_shard
+
     try:
         return parse_shard(text)
     except ValueError as exc:
@@ -256,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig:
+    from .run._run import RunConfig
+
     output = args.output
     if output is None:
         stem = "stdin" if args.input == "-" else Path(args.input).stem or "scan"
@@ -289,7 +301,19 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
     )
 
 
+def _show_hint(input_name: str) -> str:
+    """A hint for ``chainscan example.com``: FILE is not a file but reads as a target."""
+    from .scan._targets import parse_line
+
+    if input_name == "-" or Path(input_name).exists():
+        return ""
+    if not isinstance(parse_line(input_name, line=1, source="<argv>"), Target):
+        return ""
+    return f" (to look at that host, not a list: chainscan show {input_name})"
+
+
 SUBCOMMANDS: dict[str, str] = {
+    "show": "chainscan.commands._show_cli",
     "pins": "chainscan.commands._pins_cli",
     "bundle": "chainscan.commands._bundle_cli",
     "inspect": "chainscan.commands._inspect_cli",
@@ -309,12 +333,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.dask is not None and args.workers > 1:
         parser.error("--dask and --workers exclude each other: Dask runs the worker processes")
+    from .run._display import Display
+    from .run._run import run_scan
+
     display = Display(quiet=args.quiet)
     try:
         config = config_from_args(args, argv)
         report = run_scan(config, display)
     except ChainscanError as exc:
-        display.error(str(exc))
+        display.error(str(exc) + _show_hint(args.input))
         return 2
     if report.error:
         display.error(report.error)
