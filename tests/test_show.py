@@ -21,6 +21,7 @@ from typing import NamedTuple
 import pytest
 
 from chainscan._cli import main
+from chainscan._models import BadLine
 from chainscan.analysis._analyze import analyze_der
 from chainscan.commands._show_text import days_left, render_entry, terminal_safe
 from chainscan.manifest._reader import read_entries
@@ -277,3 +278,27 @@ def test_a_host_given_as_file_points_to_show(
     assert "chainscan show example.test" in err
     assert main(["no such file.txt", "-o", "out"]) == 2  # not a target: no hint
     assert "chainscan show" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["good.test", "expired.test", "other.test"])
+@pytest.mark.parametrize("store", ["bundle", "certifi"])
+def test_verdicts_equal_the_whole_stores(site: Site, name: str, store: str) -> None:
+    """The view builds its trust store from the roots that can matter for the chain only: its
+    entries must be those of the scan's inventory with the whole store."""
+    from chainscan._models import ScanOptions
+    from chainscan.analysis._entry import EntryBuilder
+    from chainscan.analysis._inventory import Inventory
+    from chainscan.commands._show import Describer
+    from chainscan.scan._blocking import fetch_chain
+    from chainscan.scan._targets import parse_line
+
+    options = ScanOptions(trust_store=str(site.store) if store == "bundle" else "certifi")
+    parsed = parse_line(target(site, name), line=1, source="<argv>")
+    assert parsed is not None and not isinstance(parsed, BadLine)
+    result = fetch_chain(parsed, options)
+    assert result.chain
+    shown = Describer(options).entry(result)
+    builder = EntryBuilder(Inventory.from_options(options))
+    whole = builder.entry(builder.analyse(result), ["f"] * len(result.chain), "d")
+    for key in ("trust", "hostname", "problems"):
+        assert shown[key] == whole[key], key

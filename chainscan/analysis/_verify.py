@@ -79,6 +79,7 @@ __all__ = [
     "Verifier",
     "load_trust_store",
     "match_hostname",
+    "trust_store_file",
 ]
 
 SYSTEM_BUNDLES = (
@@ -270,6 +271,19 @@ def load_trust_store(spec: str = "certifi") -> TrustStore:
     Raises :class:`~chainscan.UsageError` naming the file when it cannot be read or holds no
     certificate.
     """
+    path = trust_store_file(spec)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(
+            f"--trust-store {spec}: cannot read {path}: {exc.strerror or exc}"
+        ) from None
+    return TrustStore.from_pem(data, name=spec, source=str(path))
+
+
+def trust_store_file(spec: str = "certifi") -> Path:
+    """The file ``--trust-store spec`` names (see :func:`load_trust_store`); UsageError if
+    ``system`` finds none. The file is not read."""
     if spec == "certifi":
         path = Path(certifi.where())
     elif spec == "system":
@@ -283,13 +297,7 @@ def load_trust_store(spec: str = "certifi") -> TrustStore:
         path = Path(found[0])
     else:
         path = Path(spec)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(
-            f"--trust-store {spec}: cannot read {path}: {exc.strerror or exc}"
-        ) from None
-    return TrustStore.from_pem(data, name=spec, source=str(path))
+    return path
 
 
 # --------------------------------------------------------------------------------------------

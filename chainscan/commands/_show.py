@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .._models import BadLine, ScanOptions, ScanResult, Target
 
 if TYPE_CHECKING:
+    from ..analysis._verify import TrustStore
     from ..output._output import OutputDir
 
 __all__ = ["Describer", "fetch_all", "in_order", "open_folder", "save"]
@@ -53,24 +54,105 @@ def fetch_all(targets: Sequence[Target], options: ScanOptions) -> Iterator[tuple
         yield done.get()
 
 
+class _Roots:
+    """A trust store bundle, indexed by subject; full trust stores made for one chain at a time.
+
+    Loading a store analyses every root (120 for certifi: most of a one-host view's time), but
+    a chain can only lead to a root whose subject is the issuer of one of its certificates, and
+    the problems look only at roots with the subject of one of them. So the bundle's roots are
+    only parsed here (a few ms), and :meth:`store_for` builds a
+    :class:`~chainscan.analysis._verify.TrustStore` of the roots that can matter for a chain:
+    its verdicts are those of the whole store.
+    """
+
+    __slots__ = ("_by_subject", "_parsed", "name", "source")
+
+    def __init__(self, spec: str) -> None:
+        import warnings
+
+        from cryptography import x509
+
+        from .._errors import UsageError
+        from ..analysis._analyze import pem_to_der_list
+        from ..analysis._verify import CertCache, trust_store_file
+
+        path = trust_store_file(spec)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(
+                f"--trust-store {spec}: cannot read {path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            ders = pem_to_der_list(data) if b"-----BEGIN CERTIFICATE-----" in data else [data]
+        except ValueError as exc:
+            raise UsageError(f"--trust-store {spec}: {path}: {exc}") from None
+        self.name, self.source = spec, str(path)
+        self._parsed = CertCache()
+        self._by_subject: dict[bytes, list[bytes]] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old roots' negative serials: still roots
+            for der in ders:
+                try:
+                    subject = x509.load_der_x509_certificate(der).subject.public_bytes()
+                except Exception:  # the full store leaves it out too
+                    continue
+                self._by_subject.setdefault(subject, []).append(der)
+        if not self._by_subject:
+            raise UsageError(
+                f"--trust-store {spec}: {path} holds no certificate that can be parsed"
+            )
+
+    def store_for(self, chain: Sequence[bytes]) -> TrustStore:
+        import warnings
+
+        from cryptography import x509
+
+        from ..analysis._verify import TrustStore
+
+        names: set[bytes] = set()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for der in chain:
+                try:
+                    cert = x509.load_der_x509_certificate(der)
+                    names.update((cert.subject.public_bytes(), cert.issuer.public_bytes()))
+                except Exception:
+                    continue
+        ders = [der for name in names for der in self._by_subject.get(name, ())]
+        if not ders:  # a store cannot be empty; a root unrelated to the chain changes nothing
+            ders = [next(iter(self._by_subject.values()))[0]]
+        roots = [self._parsed.get(der) for der in ders]
+        return TrustStore(name=self.name, source=self.source, roots=roots)
+
+
 class Describer:
     """Manifest entries of results not saved as files (``file`` and ``dir`` are None).
 
-    Loads the trust store once (``UsageError`` if it cannot); then :meth:`entry` per result.
+    Reads the trust store's file once (``UsageError`` if it cannot); then :meth:`entry` per
+    result, with the verdicts of the whole store (see :class:`_Roots`).
     """
 
-    __slots__ = ("_builder",)
+    __slots__ = ("_options", "_roots")
 
     def __init__(self, options: ScanOptions) -> None:
+        self._options = options
+        self._roots = _Roots(options.trust_store)
+
+    def entry(self, item: ScanResult | BadLine) -> dict[str, Any]:
         from ..analysis._entry import EntryBuilder
         from ..analysis._inventory import Inventory
 
-        self._builder = EntryBuilder(Inventory.from_options(options))
-
-    def entry(self, item: ScanResult | BadLine) -> dict[str, Any]:
-        builder = self._builder
         if isinstance(item, BadLine) or not item.chain:
-            return builder.chainless_entry(item)
+            from ..analysis._inventory import EMPTY_FIELDS
+
+            return EntryBuilder(None).chainless_entry(item) | EMPTY_FIELDS
+        inventory = Inventory(
+            self._roots.store_for(item.chain),
+            warn_days=self._options.warn_days,
+            deployments=self._options.deployments,
+        )
+        builder = EntryBuilder(inventory)
         entry = builder.entry(builder.analyse(item), [""] * len(item.chain), "")
         entry["dir"] = None
         for cert in entry["chain"]:
