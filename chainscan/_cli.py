@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,7 @@ input lines (one per line; '#' comments and blank lines are skipped):
   192.0.2.7:443  [2001:db8::1]:443  2001:db8::1
   https://example.com:8443/some/path
   example.com:443{192.0.2.7}  connect to 192.0.2.7, send SNI example.com
+  example.com{192.0.2.7}:443  the same
 
 one host at a glance (no output folder; its own --help):
   chainscan show HOST[:PORT] ...                  the chain each serves, verdicts, pins, now
@@ -58,7 +60,9 @@ exit codes:
   0    every target returned a chain
   1    some targets failed or some lines were invalid (see the manifest)
   2    usage error, unreadable input, unusable output folder, or a write error (full disk)
-  130  interrupted by Ctrl-C (143: SIGTERM); the manifest is written and marked incomplete
+  3    the input holds no target (empty, or only blank lines and comments)
+  130  interrupted by Ctrl-C (143: SIGTERM); the manifest is written and marked incomplete,
+       and the command that finishes the scan (the same with --resume) is printed
 
 examples:
   chainscan hosts.txt -o out/
@@ -67,29 +71,40 @@ examples:
 """
 
 
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    """``text`` as a finite number, or the argparse error naming what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = int(_number(text, int, "a whole number"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a number of seconds")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
 
 
 def _rate(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a number of connections per second")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (unlimited) or more, got {text}")
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = int(_number(text, int, "a port number"))
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is out of range (1-65535)")
     return value
@@ -346,8 +361,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if report.error:
         display.error(report.error)
     if report.manifest is not None:
-        display.summary(report.seconds, str(report.manifest))
+        whole = (report.counts, report.error_kinds) if config.resume else None
+        display.summary(report.seconds, str(report.manifest), whole)
+    if report.signal is not None and report.manifest is not None:
+        display.warn(f"the scan is incomplete; to finish it: {_resume_command(argv, config)}")
     return report.exit_code
+
+
+def _resume_command(argv: Sequence[str], config: RunConfig) -> str:
+    """The command line that finishes an interrupted scan: the same, with --resume."""
+    import shlex
+
+    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
+    if "-o" not in kept and "--output" not in kept and not any(
+        a.startswith("--output=") for a in kept
+    ):
+        kept += ["-o", str(config.output)]
+    command = shlex.join(["chainscan", *kept, "--resume"])
+    if config.input == "-":
+        command += " (with the same input on standard input)"
+    return command
 
 
 if __name__ == "__main__":

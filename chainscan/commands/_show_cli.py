@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._cli import _port, _seconds  # the scan's own argument types
 from .._errors import UsageError
 from .._models import WARN_DAYS, BadLine, CertFormat, ScanOptions, ScanResult, Status, Target
 from ._common import add_warn_days, error, new_parser, non_negative_int
@@ -47,26 +48,6 @@ examples:
   chainscan show example.com --save pins/example   # also write the Kony-named files
   chainscan show example.com --json | jq .chain[0].pin
 """
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is out of range (1-65535)")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

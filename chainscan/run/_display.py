@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from typing import TextIO
 
 from rich.console import Console
@@ -125,6 +126,25 @@ class Display:
             + (f" ({kinds})" if kinds else "")
         )
 
-    def summary(self, seconds: float, where: str) -> None:
-        if not self.quiet:
-            self._console.print(f"{self.summary_line(seconds)}; manifest: {where}", markup=False)
+    def summary(
+        self,
+        seconds: float,
+        where: str,
+        whole: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
+    ) -> None:
+        """The summary line; ``whole``: the manifest's counts by status and by error kind, for a
+        resumed run, whose own results are only part of the scan."""
+        if self.quiet:
+            return
+        line = self.summary_line(seconds)
+        if whole is not None:
+            counts, kinds = whole
+            by_kind = ", ".join(
+                f"{kind} {n}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])
+            )
+            line = (
+                f"this run: {line}; whole scan: {sum(counts.values())} targets: ok "
+                f"{counts.get(Status.OK, 0)}, failed {counts.get(Status.FAILED, 0)}, invalid "
+                f"{counts.get(Status.INVALID, 0)}" + (f" ({by_kind})" if by_kind else "")
+            )
+        self._console.print(f"{line}; manifest: {where}", markup=False)

@@ -34,7 +34,13 @@ from ..analysis._inventory import Inventory
 from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
 from ..scan._schedule import Scheduler
-from ..scan._targets import Deduplicator, count_lines, iter_targets, open_lines
+from ..scan._targets import (
+    Deduplicator,
+    check_options,
+    count_lines,
+    iter_targets,
+    open_lines,
+)
 from ._batch import batches
 from ._display import Display
 from ._shard import Shard, select_shard
@@ -82,6 +88,8 @@ class RunReport:
     """The signal that interrupted the run, if any."""
     error: str | None = None
     """A run-level error (output folder, input file), if the run stopped on one."""
+    no_targets: bool = False
+    """The input held no target and no invalid line (empty, or only comments): exit code 3."""
 
     @property
     def exit_code(self) -> int:
@@ -89,6 +97,8 @@ class RunReport:
             return 128 + self.signal
         if self.error is not None:
             return 2
+        if self.no_targets:
+            return 3
         if self.counts.get(Status.FAILED, 0) or self.counts.get(Status.INVALID, 0):
             return 1
         return 0
@@ -143,6 +153,8 @@ def _writer_in_process(config: RunConfig) -> bool:
 
 async def _scan(config: RunConfig, display: Display) -> RunReport:
     options = config.options
+    # Every option first: a rejected run leaves the output folder as it found it.
+    check_options(default_port=options.default_port, sni=options.sni)
     # With worker processes the sockets are theirs: each fits its own share to its limit.
     concurrency, warning = (
         fit_concurrency(options.concurrency)
@@ -268,8 +280,9 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
             manifest = output.close(run=run, complete=interrupted is None and error is None)
         except ChainscanError as exc:  # e.g. the disk is full: keep the first error too
             error = f"{error}; {exc}" if error else str(exc)
-    if tally.items == 0 and interrupted is None and error is None:
-        display.warn(
+    no_targets = tally.items == 0 and interrupted is None and error is None
+    if no_targets:  # a CI job fed an empty list must not pass: exit code 3
+        display.error(
             f"{'standard input' if config.input == '-' else config.input} has no targets:"
             " it is empty or holds only blank lines and comments"
         )
@@ -282,6 +295,7 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
         manifest=manifest,
         signal=interrupted,
         error=error,
+        no_targets=no_targets,
     )
 
 

@@ -1,0 +1,139 @@
+"""Rough edges a new user hits (issue 15): arguments checked before the output folder is
+touched, no internal names in messages, an empty input fails, a resumed scan's summary covers
+the whole manifest, an interrupted scan says how to resume, ``name{ip}:port``."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainscan._cli import main
+from tests.servers import ServerHandle
+
+FAST = ["--connect-timeout", "2", "--handshake-timeout", "2", "--deadline", "6", "--rate", "0"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--sni", "bad name"], "invalid --sni name 'bad name'"),
+        (["--trust-store", "/nonexistent/roots.pem"], "cannot read /nonexistent/roots.pem"),
+    ],
+)
+def test_a_rejected_run_leaves_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, option: list[str], message: str
+) -> None:
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("127.0.0.1:1\n")
+    out = tmp_path / "out"
+    code, err = run(capsys, str(hosts), "-o", str(out), *option)
+    assert code == 2
+    assert message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--rate", "nan"],
+            "argument -r/--rate: expected a number of connections per second, got 'nan'",
+        ),
+        (
+            ["--rate", "inf"],
+            "argument -r/--rate: expected a number of connections per second, got 'inf'",
+        ),
+        (
+            ["--rate", "abc"],
+            "argument -r/--rate: expected a number of connections per second, got 'abc'",
+        ),
+        (["--deadline", "nan"], "argument --deadline: expected a number of seconds, got 'nan'"),
+        (["--deadline", "inf"], "argument --deadline: expected a number of seconds, got 'inf'"),
+        (["-c", "x"], "argument -c/--concurrency: expected a whole number, got 'x'"),
+        (["--retries", "x"], "argument --retries: expected a whole number, got 'x'"),
+        (["--port", "x"], "argument -p/--port: expected a port number, got 'x'"),
+    ],
+)
+def test_bad_numbers_are_refused_in_the_users_words(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["hosts.txt", "-o", str(tmp_path / "out"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "invalid _" not in err and "_rate" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_name_ip_port_form_is_scanned(
+    capsys: pytest.CaptureFixture[str], tls_server: ServerHandle, tmp_path: Path
+) -> None:
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text(f"a.test{{127.0.0.1}}:{tls_server.port}\n")
+    code, err = run(capsys, str(hosts), "-o", str(tmp_path / "out"), *FAST)
+    assert code == 0, err
+    assert tls_server.snis == ["a.test"]
+
+
+def test_resumed_summary_covers_the_whole_manifest(
+    capsys: pytest.CaptureFixture[str], tls_server: ServerHandle, tmp_path: Path
+) -> None:
+    hosts = tmp_path / "hosts.txt"
+    out = tmp_path / "out"
+    hosts.write_text(f"a.test:{tls_server.port}{{127.0.0.1}}\nbad:99999\n")
+    code, _ = run(capsys, str(hosts), "-o", str(out), *FAST)
+    assert code == 1
+    with hosts.open("a") as stream:
+        stream.write(f"b.test:{tls_server.port}{{127.0.0.1}}\n")
+    code, err = run(capsys, str(hosts), "-o", str(out), "--resume", *FAST)
+    assert code == 1  # the invalid line of the first run still counts
+    assert "this run: 2 targets in" in err and "ok 1, failed 0, invalid 1" in err
+    assert "whole scan: 3 targets: ok 2, failed 0, invalid 1 (bad-input 1)" in err
+
+
+@pytest.mark.integration
+def test_an_interrupted_scan_says_how_to_resume(
+    silent_server: ServerHandle, tmp_path: Path
+) -> None:
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text(f"{silent_server.hostport}\n")
+    out = tmp_path / "out dir"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chainscan",
+            str(hosts),
+            "-o",
+            str(out),
+            "--handshake-timeout",
+            "30",
+            "--deadline",
+            "40",
+            "--overwrite",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert silent_server.wait_for(lambda h: h.accepted >= 1, timeout=30)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    expected = f"chainscan {hosts} -o '{out}' --handshake-timeout 30 --deadline 40 --resume"
+    assert f"chainscan: warning: the scan is incomplete; to finish it: {expected}" in err
