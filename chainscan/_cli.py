@@ -373,8 +373,10 @@ def _resume_command(argv: Sequence[str], config: RunConfig) -> str:
     import shlex
 
     kept = [a for a in argv if a not in ("--overwrite", "--resume")]
-    if "-o" not in kept and "--output" not in kept and not any(
-        a.startswith("--output=") for a in kept
+    if (
+        "-o" not in kept
+        and "--output" not in kept
+        and not any(a.startswith("--output=") for a in kept)
     ):
         kept += ["-o", str(config.output)]
     command = shlex.join(["chainscan", *kept, "--resume"])

@@ -137,3 +137,36 @@ def test_an_interrupted_scan_says_how_to_resume(
     assert proc.returncode == 130
     expected = f"chainscan {hosts} -o '{out}' --handshake-timeout 30 --deadline 40 --resume"
     assert f"chainscan: warning: the scan is incomplete; to finish it: {expected}" in err
+
+
+@pytest.mark.parametrize(
+    ("names", "sni", "matches", "mismatch"),
+    [
+        (("web.test",), None, None, False),  # by address, no name asked, no IP SAN: not checked
+        (("web.test", "127.0.0.1"), None, True, False),  # IP SANs: checked, matches
+        (("web.test", "192.0.2.9"), None, False, True),  # IP SANs, not this one: mismatch
+        (("web.test",), "other.test", False, True),  # a name was sent: always checked
+        (("web.test",), "web.test", True, False),
+    ],
+)
+def test_ip_targets_without_sni_check_the_name_only_against_ip_sans(
+    names: tuple[str, ...], sni: str | None, matches: bool | None, mismatch: bool
+) -> None:
+    from chainscan._models import ScanResult, Status, Target
+    from chainscan.analysis._inventory import Inventory
+    from chainscan.analysis._verify import TrustStore
+    from tests.pki import CA
+
+    root = CA("ip-target root")
+    leaf = root.issue(*names)
+    store = TrustStore.from_pem(root.pem, name="test", source="test")
+    result = ScanResult(
+        target=Target(host="127.0.0.1", port=443, sni=sni),
+        status=Status.OK,
+        chain=(leaf.der,),
+        chain_sent=1,
+    )
+    fields = Inventory(store).entry_fields(result)
+    assert fields["hostname"]["matches"] is matches
+    assert ("hostname-mismatch" in [p["code"] for p in fields["problems"]]) is mismatch
+    assert fields["trust"]["trusted"] is True

@@ -27,7 +27,7 @@ from ._verify import (
     match_hostname,
 )
 
-__all__ = ["EMPTY_FIELDS", "ChainAnalysis", "Inventory", "requested_name"]
+__all__ = ["EMPTY_FIELDS", "ChainAnalysis", "Inventory", "name_checked", "requested_name"]
 
 EMPTY_FIELDS: dict[str, Any] = {
     "trust": None,
@@ -43,10 +43,17 @@ def requested_name(host: str, sni: str | None) -> str:
     return sni or host
 
 
+def name_checked(sni: str | None, sans: Sequence[str]) -> bool:
+    """Whether the hostname is checked: a name was sent as SNI, or (for an IP target without
+    SNI) the leaf carries IP subjectAltNames, so it claims to be for addresses. Without either,
+    nobody asked for a name, and a mismatch would be noise (docs/inventory.md, Hostname)."""
+    return sni is not None or any(san.startswith("IP:") for san in sans)
+
+
 class ChainAnalysis:
     """Trust, hostname and problems of one served chain."""
 
-    __slots__ = ("certs", "matched", "name", "problems", "verdict")
+    __slots__ = ("certs", "checked", "matched", "name", "problems", "verdict")
 
     def __init__(
         self,
@@ -55,8 +62,10 @@ class ChainAnalysis:
         name: str,
         matched: str | None,
         problems: tuple[Problem, ...],
+        checked: bool = True,
     ) -> None:
         self.certs = tuple(certs)
+        self.checked = checked
         self.verdict = verdict
         self.name = name
         self.matched = matched
@@ -86,7 +95,7 @@ class ChainAnalysis:
         parsed = leaf is not None and leaf.spki_sha256 is not None
         return {
             "name": self.name,
-            "matches": (self.matched is not None) if parsed else None,
+            "matches": (self.matched is not None) if parsed and self.checked else None,
             "matched_by": self.matched,
         }
 
@@ -153,17 +162,30 @@ class Inventory:
         return [self._certs.get(der, keep=position > 0) for position, der in enumerate(chain)]
 
     def analyze(
-        self, chain: Sequence[bytes], name: str, now: dt.datetime | None = None
+        self,
+        chain: Sequence[bytes],
+        name: str,
+        now: dt.datetime | None = None,
+        sni_sent: bool = True,
     ) -> ChainAnalysis:
-        """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``."""
-        return self._analyze_certs(self.load_chain(chain), name, now)
+        """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``.
+
+        ``sni_sent`` False: ``name`` is an IP target's address and no SNI was sent, so the
+        hostname is checked only if the leaf carries IP SANs (:func:`name_checked`).
+        """
+        return self._analyze_certs(self.load_chain(chain), name, now, sni_sent)
 
     def _analyze_certs(
-        self, certs: Sequence[Cert], name: str, now: dt.datetime | None = None
+        self,
+        certs: Sequence[Cert],
+        name: str,
+        now: dt.datetime | None = None,
+        sni_sent: bool = True,
     ) -> ChainAnalysis:
         moment = self._clock() if now is None else now
         verdict = self._verifier.verify(certs, name, moment)
         leaf = certs[0].facts if certs else None
+        checked = sni_sent or leaf is None or name_checked(None, leaf.sans)
         matched = match_hostname(name, leaf.sans) if leaf is not None else None
         problems = find_problems(
             [c.facts for c in certs],
@@ -172,8 +194,9 @@ class Inventory:
             matched=matched,
             now=moment,
             warn_days=self.warn_days,
+            check_name=checked,
         )
-        return ChainAnalysis(certs, verdict, name, matched, problems)
+        return ChainAnalysis(certs, verdict, name, matched, problems, checked)
 
     def entry_fields(
         self, item: ScanResult | BadLine, certs: Sequence[Cert] | None = None
@@ -187,10 +210,11 @@ class Inventory:
         now = self._clock()
         name = requested_name(item.target.host, item.target.sni)
         try:
+            sent = item.target.sni is not None
             if certs is None:
-                analysis = self.analyze(item.chain, name, now)
+                analysis = self.analyze(item.chain, name, now, sent)
             else:
-                analysis = self._analyze_certs(certs, name, now)
+                analysis = self._analyze_certs(certs, name, now, sent)
             return {
                 "trust": analysis.trust_json(),
                 "hostname": analysis.hostname_json(),

@@ -201,7 +201,9 @@ def _weak_signature(position: int, facts: CertFacts) -> Problem | None:
     )
 
 
-def _leaf_problems(facts: CertFacts, name: str, matched: str | None) -> list[Problem]:
+def _leaf_problems(
+    facts: CertFacts, name: str, matched: str | None, check_name: bool = True
+) -> list[Problem]:
     found = []
     if facts.self_signed:
         found.append(
@@ -219,7 +221,7 @@ def _leaf_problems(facts: CertFacts, name: str, matched: str | None) -> list[Pro
                     message=f"{_label(0, facts)} has no subjectAltName{cn}",
                 )
             )
-        elif matched is None:
+        elif matched is None and check_name:
             names = ", ".join(facts.sans[:8]) + (", ..." if len(facts.sans) > 8 else "")
             found.append(
                 Problem(
@@ -319,8 +321,12 @@ def find_problems(
     matched: str | None,
     now: dt.datetime,
     warn_days: int = WARN_DAYS,
+    check_name: bool = True,
 ) -> tuple[Problem, ...]:
-    """Every problem of a served chain (facts leaf first), in code order then position."""
+    """Every problem of a served chain (facts leaf first), in code order then position.
+
+    ``check_name`` False: no name was asked (see ``_inventory.name_checked``), so no
+    ``hostname-mismatch``."""
     if not chain:
         return ()
     warn = dt.timedelta(days=warn_days)
@@ -331,7 +337,7 @@ def find_problems(
             problem = check(position, facts)
             if problem is not None:
                 found.append(problem)
-    found.extend(_leaf_problems(chain[0], name, matched))
+    found.extend(_leaf_problems(chain[0], name, matched, check_name))
     found.extend(_chain_problems(chain, verdict))
     if not verdict.trusted and not any(p.code in TRUST_CODES for p in found):
         found.append(Problem(code="untrusted", message=verdict.reason or "not trusted"))

@@ -148,8 +148,10 @@ def _verdicts(entry: Mapping[str, Any], paint: _Painter) -> list[str]:
         if matches:
             by = terminal_safe(hostname.get("matched_by") or "")
             lines.append("  hostname  " + paint(_GREEN, f"{name} matches") + f" ({by})")
+        elif matches is None and entry.get("sni") is None:
+            lines.append("  hostname  not checked (no SNI sent, and the leaf has no IP names)")
         elif matches is None:
-            lines.append(f"  hostname  {name}: not checked")
+            lines.append(f"  hostname  {name}: not checked (the leaf could not be read)")
         else:
             lines.append("  hostname  " + paint(_RED, f"{name} does NOT match the leaf"))
     return lines
