@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.scan_output import checked_entries
+
 Row = tuple[Any, ...]
 
 
@@ -54,22 +56,11 @@ def entries(out: Path) -> list[dict[str, Any]]:
 
 def manifest_rows(out: Path) -> list[Row]:
     """Each entry of a finished scan without timings, in manifest order: (input line, host,
-    SNI, status, error kind, folder, ((file, sha256), ...)). ``manifest.json`` must list what
-    ``manifest.jsonl`` does."""
-    listed = entries(out)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert listed == manifest["targets"]
+    SNI, status, error kind, folder, ((file, sha256), ...)); checked by
+    :func:`tests.scan_output.checked_entries` (both manifests agree, every file its digest)."""
     return [
-        (
-            e["input"]["line"],
-            e["host"],
-            e["sni"],
-            e["status"],
-            e["error_kind"],
-            e["dir"],
-            tuple((c["file"], c["sha256"]) for c in e["chain"]),
-        )
-        for e in listed
+        (e["input"]["line"], e["host"], e["sni"], e["status"], e["error_kind"], e["dir"], files)
+        for e, files in checked_entries(out)
     ]
 
 
