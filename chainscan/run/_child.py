@@ -45,6 +45,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -220,16 +221,17 @@ class Child:
         stdout = self._proc.stdout
         assert stdout is not None
         async with sink:
-            async for lines in line_batches(stdout):
-                for index, line in enumerate(lines):
-                    if line.startswith(ERROR_PREFIX):
-                        message = line[len(ERROR_PREFIX) :].decode("utf-8", "replace").strip()
-                        self.error = message
-                        if index:
-                            await sink.send(lines[:index])
-                        await sink.send(OutputError(message))
-                        return
-                await sink.send(lines)
+            async with aclosing(line_batches(stdout)) as chunks:
+                async for lines in chunks:
+                    for index, line in enumerate(lines):
+                        if line.startswith(ERROR_PREFIX):
+                            message = line[len(ERROR_PREFIX) :].decode("utf-8", "replace").strip()
+                            self.error = message
+                            if index:
+                                await sink.send(lines[:index])
+                            await sink.send(OutputError(message))
+                            return
+                    await sink.send(lines)
             await self.stop()
             failure = self.failure(interrupted=interrupted())
             if failure is not None:
@@ -246,8 +248,10 @@ async def _append(
             counted = await trio.to_thread.run_sync(output.append_lines, lines)
             display.update_counts(counted)
 
-    async with receive:
-        async for batch in batches(receive, _APPEND_BATCH):
+    # ``receive`` stays open when this raises: a closed channel would break the senders'
+    # pending sends before the error cancels them (and add their errors to this one).
+    async with aclosing(batches(receive, _APPEND_BATCH)) as chunks:
+        async for batch in chunks:
             lines: list[bytes] = []
             for item in batch:
                 if isinstance(item, ChainscanError):

@@ -29,6 +29,7 @@ import functools
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -171,9 +172,10 @@ async def _write_in_threads(
 ) -> None:
     # ``receive`` stays open on an error: closing it would break the scheduler's sends
     # before the error cancels them.
-    async for batch in batches(receive, _WRITE_BATCH):
-        await trio.to_thread.run_sync(output.write, batch)
-        display.update(batch)
+    async with aclosing(batches(receive, _WRITE_BATCH)) as chunks:
+        async for batch in chunks:
+            await trio.to_thread.run_sync(output.write, batch)
+            display.update(batch)
 
 
 def _writer_mode(config: RunConfig) -> Literal["process", "thread"] | None:

@@ -38,6 +38,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import aclosing
 from typing import BinaryIO
 
 import orjson
@@ -167,13 +168,14 @@ async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
     async with trio.open_nursery() as nursery:
         await nursery.start(watch)
         nursery.start_soon(produce)
-        async for batch in batches(receive, _WRITE_BATCH):
-            results = [r for r in batch if isinstance(r, ScanResult)]
-            if not await trio.to_thread.run_sync(
-                functools.partial(write_results, output, results, out, inline=False)
-            ):
-                failed = True  # the error line is sent: stop scanning (``receive`` stays open,
-                break  # so no sender breaks before the cancellation reaches it)
+        async with aclosing(batches(receive, _WRITE_BATCH)) as chunks:
+            async for batch in chunks:
+                results = [r for r in batch if isinstance(r, ScanResult)]
+                if not await trio.to_thread.run_sync(
+                    functools.partial(write_results, output, results, out, inline=False)
+                ):
+                    failed = True  # the error line is sent: stop scanning (``receive`` stays open,
+                    break  # so no sender breaks before the cancellation reaches it)
         nursery.cancel_scope.cancel()
     return 1 if failed else 0
 
