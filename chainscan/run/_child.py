@@ -22,9 +22,11 @@ Every child follows the same rules, whatever its stage:
 * **Batching**: the parent reads whatever whole lines the pipe holds (``_batch.line_batches``;
   a torn last line, from a child that died mid-write, is dropped) and appends them in batches.
 * **Errors**: a write error in the child (a full disk) is sent as its last line: ``!`` and the
-  error's message, after the lines of the targets finished before it. The parent appends those
-  lines, then raises ``OutputError`` with that message: the scan stops at once, and the run
-  reports the file and the error exactly as the thread writer would.
+  error's message, after the lines of the targets finished before it (:func:`write_results`:
+  all of them for the writer process, which writes one target at a time; none of the failing
+  batch for a scanning process, which writes a batch's folders in parallel). The parent appends
+  those lines, then raises ``OutputError`` with that message: the scan stops at once, and the
+  run reports the file and the error exactly as the thread writer would.
 * **Death**: a child that exits with a non-zero code without an error line is reported as
   ``NAME stopped unexpectedly (exit code N)`` and stops the scan too. Not while the run is
   being interrupted: a signal may stop a child before it can handle it, and the manifest is

@@ -10,10 +10,11 @@ CONFIG``, see ``_child``) and becomes a dispatcher and a manifest writer::
     worker i: Scheduler ──► write its targets' certificate files ──► stdout (manifest lines)
     main: every worker's stdout ──► append to manifest.jsonl, progress
 
-* **Sharding** is by the address a target names (``{ip}`` or an IP literal), else by its host
-  name, hashed: one name or one explicit address always lands on one worker, so its per-address
-  cap holds exactly. Distinct names that resolve to one address may land on different workers:
-  then at most ``--per-ip × N`` connections reach that address at once.
+* **Sharding** (``_partition.shard_of``) is by the address a target names (``{ip}`` or an IP
+  literal), else by its host name, hashed: one name or one explicit address always lands on one
+  worker, so its per-address cap holds exactly. Distinct names that resolve to one address may
+  land on different workers: then at most ``--per-ip × N`` connections reach that address at
+  once.
 * **Limits are divided**: each worker gets ``ceil(concurrency / N)`` slots and ``rate / N``
   connections per second, so the run as a whole keeps the limits given.
 * **Back-pressure**: a worker admits a bounded number of targets (its scheduler reads its stdin
