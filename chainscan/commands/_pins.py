@@ -77,6 +77,7 @@ __all__ = [
     "Scan",
     "canonical_pin",
     "format_warnings",
+    "ios_lists",
     "merge_scans",
     "observations_from_entries",
     "okhttp_pattern",
@@ -120,6 +121,9 @@ class ChainCert:
     """Path relative to the scan's output folder."""
     is_ca: bool | None = None
     parse_error: str | None = None
+    source: Literal["sent", "store"] = "sent"
+    """``store``: the root of the verified chain, from the trust store (the manifest's
+    ``trust.chain``), which the server did not send."""
 
     @property
     def pin(self) -> str | None:
@@ -147,6 +151,10 @@ class Observation:
     """The scan's output folder (where ``file`` paths start)."""
     source: str = ""
     """The manifest the entry came from."""
+    anchor: ChainCert | None = None
+    """The root of the verified chain when the trust store supplied it (not sent)."""
+    trusted: bool | None = None
+    """The manifest's ``trust.trusted``: None when the scan did not record trust."""
 
     @property
     def endpoint(self) -> str:
@@ -157,7 +165,12 @@ class Observation:
         return where if self.port is None else f"{where}:{self.port}"
 
     def certs(self, role: str) -> tuple[ChainCert, ...]:
-        return tuple(c for c in self.chain if c.role == role)
+        """The certificates of ``role``; for ``root``, the verified chain's root too."""
+        return tuple(c for c in self.all_certs() if c.role == role)
+
+    def all_certs(self) -> tuple[ChainCert, ...]:
+        """The chain as sent, then the trust store's root of the verified chain (if any)."""
+        return self.chain if self.anchor is None else (*self.chain, self.anchor)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,11 +250,15 @@ class PinOptions:
     """What to pin and how. Every field has the CLI's default."""
 
     roles: tuple[str, ...] = ("intermediate",)
-    """Certificate roles to pin (``--pin``)."""
+    """Certificate roles to pin (``--pin``; the CLI's default is intermediate and root)."""
     backups: tuple[Backup, ...] = ()
     include_subdomains: bool = False
+    """Every host's pins cover its subdomains."""
+    subdomain_hosts: tuple[str, ...] = ()
+    """These hosts' pins cover their subdomains (``--include-subdomains HOST``, ``*.HOST``)."""
     expiration: str | None = None
-    """``yyyy-MM-dd``, ``auto`` (earliest expiry of the pinned certificates), or None."""
+    """``yyyy-MM-dd``, ``auto`` (the latest expiry of the pinned certificates: after it no pin
+    of the set can match a valid chain), or None."""
     warn_days: int = 30
     hosts: tuple[str, ...] = ()
     """Only these names (empty: every host of the scan)."""
@@ -251,6 +268,14 @@ class PinOptions:
     """TrustKit ``TSKReportUris``."""
     language: Literal["kotlin", "java"] = "kotlin"
     """OkHttp snippet language."""
+    certificate_transparency: bool = False
+    """Android: ``<certificateTransparency enabled="true"/>`` in each ``<domain-config>``."""
+
+    def subdomains_for(self, host: str) -> bool:
+        """Whether ``host``'s pins cover its subdomains."""
+        return self.include_subdomains or pin_name(host) in {
+            pin_name(h) for h in self.subdomain_hosts
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -362,6 +387,40 @@ def _chain_cert(cert: Mapping[str, Any], index: int) -> ChainCert:
     )
 
 
+def _trust(trust: Any, chain: Sequence[ChainCert]) -> tuple[bool | None, ChainCert | None]:
+    """(``trust.trusted``, the store root of the verified chain unless the server sent it)."""
+    if not isinstance(trust, Mapping):
+        return None, None
+    trusted = _bool(trust.get("trusted"))
+    links = trust.get("chain")
+    if trusted is not True or not isinstance(links, list) or not links:
+        return trusted, None
+    last = links[-1]
+    if not isinstance(last, Mapping) or last.get("source") != "store":
+        return trusted, None
+    spki = _str(last.get("spki_sha256"))
+    sha = _str(last.get("sha256"))
+    if spki is None or any(c.sha256 == sha for c in chain):
+        return trusted, None
+    subject = _str(last.get("subject"))
+    cn = _str(last.get("cn"))
+    if cn is None and subject:
+        cn = next((part[3:] for part in subject.split(",") if part.upper().startswith("CN=")), None)
+    anchor = ChainCert(
+        position=len(chain),
+        role="root",
+        spki_sha256=spki,
+        sha256=sha,
+        cn=cn,
+        subject=subject,
+        issuer=subject,
+        not_after=_str(last.get("not_after")),
+        is_ca=True,
+        source="store",
+    )
+    return trusted, anchor
+
+
 def pin_name(host: str) -> str:
     """A host name as the platforms want it: lower case, no trailing dot, no IPv6 brackets."""
     return host.strip().rstrip(".").strip("[]").lower()
@@ -399,6 +458,8 @@ def observations_from_entries(
             reason = _str(entry.get("error_kind")) or _str(entry.get("status")) or "no chain"
             failures.append((name, reason))
             continue
+        trust = entry.get("trust")
+        trusted, anchor = _trust(trust, certs)
         observations.append(
             Observation(
                 name=name,
@@ -410,6 +471,8 @@ def observations_from_entries(
                 dir=_str(entry.get("dir")),
                 root=root,
                 source=source,
+                anchor=anchor,
+                trusted=trusted,
             )
         )
     return Scan(observations=tuple(observations), failures=tuple(failures))
@@ -660,8 +723,9 @@ class _HostPlanner:
             return None
         if wanted != "auto":
             return wanted
+        # the date after which no pin of the set can match a valid chain: the latest expiry
         dates = [t for t in (_parse_time(p.not_after) for p in live) if t is not None]
-        return f"{min(dates):%Y-%m-%d}" if dates else None
+        return f"{max(dates):%Y-%m-%d}" if dates else None
 
 
 def plan_pins(
@@ -707,13 +771,33 @@ def plan_pins(
     )
 
 
+_PRIVATE_CA = {
+    "android": "no trust store the scan used trusts its chain (a private CA?): Android checks "
+    'trust before pins, so add its CA as <trust-anchors><certificates src="@raw/..."/> in '
+    "its <domain-config> (the CA certificate in res/raw), or every connection fails",
+    "ios": "no trust store the scan used trusts its chain (a private CA?): ATS checks trust "
+    "before pins, so the app must trust that CA in code (URLSessionDelegate server trust "
+    "with SecTrustSetAnchorCertificates), or every connection fails",
+    "trustkit": "no trust store the scan used trusts its chain (a private CA?): TrustKit checks "
+    "trust before pins, so the app must trust that CA in code (SecTrustSetAnchorCertificates "
+    "in the session delegate), or every connection fails",
+    "okhttp": "no trust store the scan used trusts its chain (a private CA?): OkHttp checks "
+    "trust before pins, so the client must trust that CA in code (HandshakeCertificates."
+    "Builder().addTrustedCertificate(...) and sslSocketFactory), or every connection fails",
+    "voltmx": "no trust store the scan used trusts its chain (a private CA?): the app checks "
+    "trust before pins, so bundle the CA certificate too (chainscan bundle), or every "
+    "connection fails",
+}
+"""Per format: what a chain that no public store trusts needs besides pins."""
+
+
 def format_warnings(plan: PinPlan, fmt: str) -> tuple[PinWarning, ...]:
     """The plan's warnings plus those only one format has reason to give."""
     extra = []
     if fmt == "ios":
         flagged = {w.host for w in plan.warnings if w.kind == "too-few-pins"}
         for host in plan.pinned:
-            leaf, ca = _ios_lists(host.pins)
+            leaf, ca = ios_lists(host.pins)
             if host.host in flagged or not (leaf and ca):
                 continue
             for key, pins in (("NSPinnedLeafIdentities", leaf), ("NSPinnedCAIdentities", ca)):
@@ -727,6 +811,24 @@ def format_warnings(plan: PinPlan, fmt: str) -> tuple[PinWarning, ...]:
                             host=host.host,
                         )
                     )
+    if fmt in ("android", "trustkit"):
+        for host in plan.pinned:
+            if host.expiration:
+                platform = "Android" if fmt == "android" else "TrustKit"
+                extra.append(
+                    PinWarning(
+                        kind="expiration",
+                        message=f"after {host.expiration} {platform} stops enforcing these "
+                        "pins: the app connects unpinned from then on until it is updated",
+                        host=host.host,
+                    )
+                )
+    if fmt in ("android", "ios", "trustkit", "okhttp", "voltmx"):
+        for host in plan.pinned:
+            if host.observations and all(o.trusted is False for o in host.observations):
+                extra.append(
+                    PinWarning(kind="private-ca", message=_PRIVATE_CA[fmt], host=host.host)
+                )
     if fmt in ("ios", "trustkit"):
         for host in plan.pinned:
             if _is_ip(host.host):
@@ -797,7 +899,6 @@ _PLIST_HEAD = (
 
 
 def _render_android(plan: PinPlan) -> str:
-    sub = "true" if plan.options.include_subdomains else "false"
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
         "<!-- res/xml/network_security_config.xml, written by chainscan pins.",
@@ -810,9 +911,12 @@ def _render_android(plan: PinPlan) -> str:
     for group in plan.groups():
         lines.append("    <domain-config>")
         for host in group.hosts:
+            sub = "true" if plan.options.subdomains_for(host) else "false"
             lines.append(
                 f"        <domain includeSubdomains={quoteattr(sub)}>{escape(host)}</domain>"
             )
+        if plan.options.certificate_transparency:
+            lines.append('        <certificateTransparency enabled="true"/>')
         expiration = f" expiration={quoteattr(group.expiration)}" if group.expiration else ""
         lines.append(f"        <pin-set{expiration}>")
         for pin in group.pins:
@@ -857,7 +961,7 @@ def _render_okhttp(plan: PinPlan) -> str:
     adds = []
     for group in plan.groups():
         for host in group.hosts:
-            pattern = quote(okhttp_pattern(host, plan.options.include_subdomains))
+            pattern = quote(okhttp_pattern(host, plan.options.subdomains_for(host)))
             adds.append(f"    .add(\n        {pattern},")
             for index, pin in enumerate(group.pins):
                 comma = "," if index < len(group.pins) - 1 else ""
@@ -894,7 +998,7 @@ def _render_okhttp(plan: PinPlan) -> str:
     return "\n".join(head + adds + tail) + "\n"
 
 
-def _ios_lists(pins: Sequence[Pin]) -> tuple[list[Pin], list[Pin]]:
+def ios_lists(pins: Sequence[Pin]) -> tuple[list[Pin], list[Pin]]:
     """(leaf identities, CA identities); unknown-kind backups go in every list written."""
     leaf = [p for p in pins if p.kind == "leaf"]
     ca = [p for p in pins if p.kind == "ca"]
@@ -918,12 +1022,12 @@ def _render_ios(plan: PinPlan) -> str:
         "\t\t<dict>",
     ]
     for host in plan.pinned:
-        leaf, ca = _ios_lists(host.pins)
+        leaf, ca = ios_lists(host.pins)
         lines += [
             f"\t\t\t<key>{escape(host.host)}</key>",
             "\t\t\t<dict>",
             "\t\t\t\t<key>NSIncludesSubdomains</key>",
-            f"\t\t\t\t{_bool_xml(plan.options.include_subdomains)}",
+            f"\t\t\t\t{_bool_xml(plan.options.subdomains_for(host.host))}",
         ]
         for key, pins in (("NSPinnedCAIdentities", ca), ("NSPinnedLeafIdentities", leaf)):
             if not pins:
@@ -963,7 +1067,10 @@ def _render_trustkit(plan: PinPlan) -> str:
             "\t\t\t\t<key>TSKEnforcePinning</key>",
             f"\t\t\t\t{_bool_xml(options.enforce)}",
             "\t\t\t\t<key>TSKIncludeSubdomains</key>",
-            f"\t\t\t\t{_bool_xml(options.include_subdomains)}",
+            f"\t\t\t\t{_bool_xml(options.subdomains_for(host.host))}",
+            # never report pin failures to the vendor's server: only to --report-uri
+            "\t\t\t\t<key>TSKDisableDefaultReportUri</key>",
+            "\t\t\t\t<true/>",
         ]
         if host.expiration:
             lines += [
@@ -991,7 +1098,7 @@ def voltmx_map(plan: PinPlan) -> dict[str, list[str]]:
     for host in plan.pinned:
         pins = [p.spki_sha256 for p in host.pins]
         out[host.host] = pins
-        if plan.options.include_subdomains and not _is_ip(host.host):
+        if plan.options.subdomains_for(host.host) and not _is_ip(host.host):
             out[f"*.{host.host}"] = list(pins)
     return out
 
@@ -1039,7 +1146,7 @@ def plan_json(plan: PinPlan, fmt: str = "json") -> dict[str, Any]:
             {
                 "host": host.host,
                 "pinned": host.pinned,
-                "include_subdomains": options.include_subdomains,
+                "include_subdomains": options.subdomains_for(host.host),
                 "expiration": host.expiration,
                 "pins": [_pin_json(p) for p in host.pins],
                 "endpoints": [

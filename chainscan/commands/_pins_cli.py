@@ -19,6 +19,8 @@ from typing import TextIO
 from .._errors import UsageError
 from ..output._output import read_manifest_entries
 from ._inspect import read_file
+from ._pin_check import check_file
+from ._pin_rules import RULES, Violation, apply_rules, refused_hosts
 from ._pins import (
     FORMATS,
     ROLES,
@@ -154,9 +156,52 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def print_warnings(warnings: Sequence[PinWarning], prog: str, stream: TextIO) -> None:
+DEFAULT_ROLES = ("intermediate", "root")
+"""Two pins per host out of the box: the issuing CA sent, and the root of the verified chain
+(from the trust store when the server does not send it)."""
+
+
+def print_warnings(
+    warnings: Sequence[PinWarning],
+    prog: str,
+    stream: TextIO,
+    *,
+    errors: Sequence[Violation] = (),
+    quiet_kinds: Sequence[str] = (),
+) -> None:
+    """Errors, then warnings: grouped by kind, one line per host and kind, and a count.
+
+    A host refused by an ``error`` rule gets its error lines only (the JSON keeps the rest).
+    """
+    refused = set(refused_hosts(errors))
+    hidden = set(quiet_kinds)
+    for error in sorted(
+        (e for e in errors if e.severity == "error"), key=lambda e: list(RULES).index(e.rule)
+    ):
+        print(f"{prog}: error: {error.host}: {error.message}; left out [{error.rule}]", file=stream)
+    lines: dict[tuple[str, str | None], list[str]] = {}
     for warning in warnings:
-        print(f"{prog}: warning: {warning} [{warning.kind}]", file=stream)
+        if warning.kind in hidden or (warning.host is not None and warning.host in refused):
+            continue
+        lines.setdefault((warning.kind, warning.host), []).append(warning.message)
+    order = list(dict.fromkeys(kind for kind, _host in lines))
+    kinds: dict[str, int] = {}
+    for kind, host in sorted(lines, key=lambda key: order.index(key[0])):
+        messages = lines[(kind, host)]
+        more = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
+        where = f"{host}: " if host else ""
+        print(f"{prog}: warning: {where}{messages[0]}{more} [{kind}]", file=stream)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    counts = [f"{n} {k}" for k, n in kinds.items()]
+    rules: dict[str, int] = {}
+    for error in errors:
+        if error.severity == "error":
+            rules[error.rule] = rules.get(error.rule, 0) + 1
+    if refused:
+        why = ", ".join(f"{n} {r}" for r, n in rules.items())
+        counts.insert(0, f"{len(refused)} hosts left out ({why})")
+    if len(counts) > 1 or (counts and sum(kinds.values()) > 3):
+        print(f"{prog}: summary: {'; '.join(counts)}", file=stream)
 
 
 DESCRIPTION = """\
@@ -201,11 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "sources",
         metavar="OUT_OR_MANIFEST",
-        nargs="+",
+        nargs="*",
         type=Path,
         help="chainscan output folder, or its manifest.jsonl / manifest.json (several allowed)",
     )
-    parser.add_argument("-f", "--format", required=True, choices=FORMATS)
+    parser.add_argument("-f", "--format", choices=FORMATS, help="required unless --check")
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        type=Path,
+        help="lint a pin configuration (any format chainscan writes, hand-edited or not) "
+        "against its platform's rules instead of writing one; exit 1 if it breaks one",
+    )
     parser.add_argument(
         "-o", "--output", metavar="FILE", type=Path, help="write here instead of stdout"
     )
@@ -214,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pin",
         action="append",
         metavar="ROLE",
-        help="leaf, intermediate, root or all; repeat or comma-separate (default: intermediate)",
+        help="leaf, intermediate, root or all; repeat or comma-separate (default: "
+        "intermediate,root; root is the root of the verified chain, from the trust store when "
+        "the server does not send it)",
     )
     what.add_argument(
         "--backup",
@@ -225,20 +279,29 @@ def build_parser() -> argparse.ArgumentParser:
         "certificate file (PEM or DER); repeatable; added to every host",
     )
     what.add_argument(
-        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this host (repeatable); *.NAME: NAME, its pins covering its subdomains",
     )
     how = parser.add_argument_group("how")
     how.add_argument(
         "--include-subdomains",
-        action="store_true",
-        help="pins cover subdomains too (okhttp: **.host; voltmx: host and *.host)",
+        action="append",
+        nargs="?",
+        const="*",
+        metavar="HOST",
+        help="pins cover subdomains too, of every host or of HOST (repeatable) "
+        "(okhttp: **.host; voltmx: host and *.host)",
     )
     how.add_argument(
         "--expiration",
         type=_date,
         metavar="DATE",
         help="yyyy-MM-dd after which the pins are no longer enforced (android, trustkit), or "
-        "'auto' for the earliest expiry of the pinned certificates",
+        "'auto': the latest expiry of the pinned certificates, after which no pin of the set "
+        "can match a valid chain. Pinning is OFF after that date",
     )
     how.add_argument(
         "--warn-days",
@@ -263,36 +326,84 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="URL",
-        help="trustkit: TSKReportUris entry (repeatable)",
+        help="trustkit: TSKReportUris entry (repeatable); TSKDisableDefaultReportUri is "
+        "always true, so reports go only there",
+    )
+    how.add_argument(
+        "--certificate-transparency",
+        action="store_true",
+        help='android: <certificateTransparency enabled="true"/> in each <domain-config> '
+        "(Android 16+; ignored by older versions)",
+    )
+    how.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 when some hosts were left out because their platform would refuse them",
+    )
+    how.add_argument(
+        "--quiet-warnings",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="no stderr line for warnings of this kind (repeatable; the json keeps them)",
     )
     how.add_argument("--strict", action="store_true", help="exit 1 when there is any warning")
     how.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
     return parser
 
 
+def _subdomain_options(args: argparse.Namespace) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    """(every host, these hosts, the --host filter) from --include-subdomains and *.HOST."""
+    values = args.include_subdomains or []
+    every = "*" in values
+    named = [v for v in values if v != "*"]
+    hosts = []
+    for host in args.host:
+        if host.startswith("*."):
+            named.append(host[2:])
+            hosts.append(host[2:])
+        else:
+            hosts.append(host)
+    return every, tuple(named), tuple(hosts)
+
+
 def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
-    args = build_parser().parse_args(list(argv))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
     prog = "chainscan pins"
+    moment = dt.datetime.now(dt.UTC) if now is None else now
+    if args.check is not None:
+        if args.sources:
+            parser.error("--check FILE takes no scan folders")
+        return _check(args, prog, moment.date())
+    if not args.sources or args.format is None:
+        parser.error("the following arguments are required: OUT_OR_MANIFEST, -f/--format")
+    every, named, hosts = _subdomain_options(args)
     try:
         options = PinOptions(
-            roles=parse_roles(args.pin, PinOptions().roles),
+            roles=parse_roles(args.pin, DEFAULT_ROLES),
             backups=load_backups(args.backup),
-            include_subdomains=args.include_subdomains,
+            include_subdomains=every,
+            subdomain_hosts=named,
             expiration=args.expiration,
             warn_days=args.warn_days,
-            hosts=tuple(args.host),
+            hosts=hosts,
             enforce=not args.no_enforce,
             report_uris=tuple(args.report_uri),
             language=args.language,
+            certificate_transparency=args.certificate_transparency,
         )
         scan = load_scan(args.sources)
     except PinsUsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    plan = plan_pins(scan, options, now=now, sources=[str(s) for s in args.sources])
-    warnings = format_warnings(plan, args.format)
+    planned = plan_pins(scan, options, now=moment, sources=[str(s) for s in args.sources])
+    warnings = format_warnings(planned, args.format)
+    plan, violations = apply_rules(planned, args.format, today=moment.date())
+    errors = [v for v in violations if v.severity == "error"]
+    warnings += tuple(v.warning() for v in violations if v.severity == "warning")
     if not args.quiet:
-        print_warnings(warnings, prog, sys.stderr)
+        print_warnings(warnings, prog, sys.stderr, errors=errors, quiet_kinds=args.quiet_warnings)
     if not plan.pinned and args.format not in ("json", "text"):
         print(f"{prog}: error: no host could be pinned; nothing written", file=sys.stderr)
         return 1
@@ -306,5 +417,46 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
             print(f"{prog}: error: {args.output}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     if not plan.pinned or (args.strict and warnings):
+        return 1
+    if errors and not args.allow_partial:
+        return 1
+    return 0
+
+
+def _check(args: argparse.Namespace, prog: str, today: dt.date) -> int:
+    """``--check FILE``: 0 no rule broken (warnings aside, unless --strict); 1 a rule broken;
+    2 unreadable."""
+    path: Path = args.check
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"{prog}: error: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        result = check_file(data, today=today)
+    except ValueError as exc:
+        print(f"{prog}: error: {path}: {exc}", file=sys.stderr)
+        return 2
+    if args.format is not None and args.format != result.format:
+        print(
+            f"{prog}: error: {path}: a {result.format} configuration, not {args.format}",
+            file=sys.stderr,
+        )
+        return 2
+    hidden = set(args.quiet_warnings)
+    errors = [v for v in result.violations if v.severity == "error"]
+    warnings = [v for v in result.violations if v.severity == "warning" and v.rule not in hidden]
+    for violation in errors + warnings:
+        print(
+            f"{path}: {violation.severity}: {violation.host}: {violation.message} "
+            f"[{violation.rule}]",
+            file=sys.stdout,
+        )
+    print(
+        f"{path}: {result.format}, {len(result.hosts)} hosts: {len(errors)} errors, "
+        f"{len(warnings)} warnings",
+        file=sys.stdout,
+    )
+    if errors or (args.strict and warnings):
         return 1
     return 0
