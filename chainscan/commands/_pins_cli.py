@@ -200,7 +200,7 @@ def print_warnings(
     if refused:
         why = ", ".join(f"{n} {r}" for r, n in rules.items())
         counts.insert(0, f"{len(refused)} hosts left out ({why})")
-    if len(counts) > 1 or (counts and sum(kinds.values()) > 3):
+    if len(refused) + sum(kinds.values()) > 1:
         print(f"{prog}: summary: {'; '.join(counts)}", file=stream)
 
 
