@@ -186,6 +186,7 @@ class FleetScan:
     inter: CA
     spare: CA
     tmp: Path
+    private_inter: CA
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +218,14 @@ def fleet_scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetScan]:
             str(hosts), "-o", str(out), "--trust-store", str(tmp / "root.pem"), *FAST
         )
     assert code == 0, stderr
-    yield FleetScan(out=out, root=root, inter=inter, spare=CA("fleet spare CA"), tmp=tmp)
+    yield FleetScan(
+        out=out,
+        root=root,
+        inter=inter,
+        spare=CA("fleet spare CA"),
+        tmp=tmp,
+        private_inter=other_inter,
+    )
 
 
 def pins(*argv: str) -> tuple[int, str, str]:
@@ -369,6 +377,27 @@ def test_android_default_output_follows_the_parser_and_lint(fleet_scan: FleetSca
     assert f"after {root_expiry} Android stops enforcing these pins" in err
     assert f"{PRIVATE_PKI}: no trust store the scan used trusts its chain" in err
     assert "<trust-anchors>" in err
+
+
+def test_android_carries_the_private_ca_as_a_trust_anchor(
+    fleet_scan: FleetScan, tmp_path: Path
+) -> None:
+    # issue 14, problem 6: Android checks trust before pins; a private CA must be trusted
+    target = tmp_path / "res" / "xml" / "network_security_config.xml"
+    code, out, err = pins(str(fleet_scan.out), "-f", "android", "-o", str(target))
+    assert (code, out) == (0, "")
+    (saved,) = (tmp_path / "res" / "raw").iterdir()
+    assert saved.read_bytes() == fleet_scan.private_inter.der
+    assert saved.name.startswith("ca_private_issuing_ca_") and saved.suffix == ".der"
+    assert f"saved the private CA {saved}" in err
+    assert "[private-ca]" not in err
+    text = target.read_text()
+    assert android_violations(text) == []
+    configs = {tuple(d.text for d in c.findall("domain")): c for c in ET.fromstring(text)}
+    (vault,) = [c for hosts, c in configs.items() if PRIVATE_PKI in hosts]
+    assert [c.get("src") for c in vault.iter("certificates")] == [f"@raw/{saved.stem}"]
+    others = [c for hosts, c in configs.items() if PRIVATE_PKI not in hosts]
+    assert all(c.find("trust-anchors") is None for c in others)
 
 
 def spki_expiry(ca: CA) -> str:

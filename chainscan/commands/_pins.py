@@ -84,6 +84,7 @@ __all__ = [
     "pin_name",
     "plan_json",
     "plan_pins",
+    "private_ca",
     "render",
     "voltmx_map",
 ]
@@ -270,6 +271,13 @@ class PinOptions:
     """OkHttp snippet language."""
     certificate_transparency: bool = False
     """Android: ``<certificateTransparency enabled="true"/>`` in each ``<domain-config>``."""
+    trust_anchors: tuple[tuple[str, str], ...] = ()
+    """Android: (host, raw resource name) of a private CA to trust for that host, written as
+    ``<trust-anchors><certificates src="@raw/NAME"/>`` (the CLI saves the certificate)."""
+
+    def anchor_for(self, host: str) -> str | None:
+        """The raw resource name of the private CA ``host`` trusts, if any."""
+        return next((name for h, name in self.trust_anchors if h == host), None)
 
     def subdomains_for(self, host: str) -> bool:
         """Whether ``host``'s pins cover its subdomains."""
@@ -302,6 +310,8 @@ class PinGroup:
     hosts: tuple[str, ...]
     pins: tuple[Pin, ...]
     expiration: str | None = None
+    anchor: str | None = None
+    """Android: the raw resource name of the private CA these hosts trust."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -322,10 +332,13 @@ class PinPlan:
 
     def groups(self) -> tuple[PinGroup, ...]:
         """Pinned hosts with identical pin sets, together, in order of first host."""
-        order: list[frozenset[str]] = []
-        members: dict[frozenset[str], list[HostPins]] = {}
+        order: list[tuple[frozenset[str], str | None]] = []
+        members: dict[tuple[frozenset[str], str | None], list[HostPins]] = {}
         for host in self.pinned:
-            key = frozenset(p.spki_sha256 for p in host.pins)
+            key = (
+                frozenset(p.spki_sha256 for p in host.pins),
+                self.options.anchor_for(host.host),
+            )
             if key not in members:
                 order.append(key)
                 members[key] = []
@@ -339,6 +352,7 @@ class PinPlan:
                     hosts=tuple(h.host for h in hosts),
                     pins=hosts[0].pins,
                     expiration=min(dates) if dates else None,
+                    anchor=key[1],
                 )
             )
         return tuple(groups)
@@ -774,7 +788,8 @@ def plan_pins(
 _PRIVATE_CA = {
     "android": "no trust store the scan used trusts its chain (a private CA?): Android checks "
     'trust before pins, so add its CA as <trust-anchors><certificates src="@raw/..."/> in '
-    "its <domain-config> (the CA certificate in res/raw), or every connection fails",
+    "its <domain-config> (the CA certificate in res/raw; with -o chainscan writes both), or "
+    "every connection fails",
     "ios": "no trust store the scan used trusts its chain (a private CA?): ATS checks trust "
     "before pins, so the app must trust that CA in code (URLSessionDelegate server trust "
     "with SecTrustSetAnchorCertificates), or every connection fails",
@@ -789,6 +804,19 @@ _PRIVATE_CA = {
     "connection fails",
 }
 """Per format: what a chain that no public store trusts needs besides pins."""
+
+
+def private_ca(host: HostPins) -> tuple[Observation, ChainCert] | None:
+    """The CA certificate to trust for a host whose chains no store trusts: the topmost CA the
+    server sent (its root if sent, else the last intermediate); None when trusted or none."""
+    for obs in host.observations:
+        if obs.trusted is not False:
+            continue
+        cas = [c for c in obs.chain if c.role in ("root", "intermediate") and c.file]
+        if cas:
+            roots = [c for c in cas if c.role == "root"]
+            return obs, (roots or cas)[-1]
+    return None
 
 
 def format_warnings(plan: PinPlan, fmt: str) -> tuple[PinWarning, ...]:
@@ -825,6 +853,8 @@ def format_warnings(plan: PinPlan, fmt: str) -> tuple[PinWarning, ...]:
                 )
     if fmt in ("android", "ios", "trustkit", "okhttp", "voltmx"):
         for host in plan.pinned:
+            if fmt == "android" and plan.options.anchor_for(host.host):
+                continue  # its CA is written as a trust anchor
             if host.observations and all(o.trusted is False for o in host.observations):
                 extra.append(
                     PinWarning(kind="private-ca", message=_PRIVATE_CA[fmt], host=host.host)
@@ -917,6 +947,14 @@ def _render_android(plan: PinPlan) -> str:
             )
         if plan.options.certificate_transparency:
             lines.append('        <certificateTransparency enabled="true"/>')
+        if group.anchor:
+            lines += [
+                "        <!-- private CA: no public trust store has it; the certificate is "
+                f"res/raw/{_comment(group.anchor)}.der -->",
+                "        <trust-anchors>",
+                f"            <certificates src={quoteattr('@raw/' + group.anchor)}/>",
+                "        </trust-anchors>",
+            ]
         expiration = f" expiration={quoteattr(group.expiration)}" if group.expiration else ""
         lines.append(f"        <pin-set{expiration}>")
         for pin in group.pins:

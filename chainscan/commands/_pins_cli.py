@@ -19,6 +19,7 @@ from typing import TextIO
 from .._errors import UsageError
 from ..output._output import read_manifest_entries
 from ._inspect import read_file
+from ._pin_anchors import save_private_cas
 from ._pin_check import check_file
 from ._pin_rules import RULES, Violation, apply_rules, refused_hosts
 from ._pins import (
@@ -401,6 +402,14 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
     warnings = format_warnings(planned, args.format)
     plan, violations = apply_rules(planned, args.format, today=moment.date())
     errors = [v for v in violations if v.severity == "error"]
+    saved: tuple[Path, ...] = ()
+    if args.format == "android" and args.output is not None:
+        try:
+            plan, saved = save_private_cas(plan, args.output)
+        except (OSError, ValueError) as exc:
+            print(f"{prog}: error: a private CA certificate: {exc}", file=sys.stderr)
+            return 2
+        warnings = format_warnings(plan, args.format)
     warnings += tuple(v.warning() for v in violations if v.severity == "warning")
     if not args.quiet:
         print_warnings(warnings, prog, sys.stderr, errors=errors, quiet_kinds=args.quiet_warnings)
@@ -416,6 +425,10 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
         except OSError as exc:
             print(f"{prog}: error: {args.output}: {exc.strerror or exc}", file=sys.stderr)
             return 2
+    for path in saved:
+        print(
+            f"{prog}: saved the private CA {path} (trusted as a <trust-anchors>)", file=sys.stderr
+        )
     if not plan.pinned or (args.strict and warnings):
         return 1
     if errors and not args.allow_partial:
