@@ -59,6 +59,8 @@ from typing import Any, Literal
 from .._errors import OutputError
 from ..analysis._analyze import pem_to_der_list
 from ..output._naming import cert_filename
+from ._bundle_track import TRACK_FILE, Track, load, stale_files
+from ._pin_rules import apply_rules
 from ._pins import PinOptions, PinPlan, PinWarning, format_warnings, plan_pins, voltmx_map
 from ._pins_cli import (
     PinsUsageError,
@@ -97,7 +99,7 @@ PIN_CHOICES = {
 
 _MAX_FILE = 1024 * 1024
 
-State = Literal["new", "replace", "unchanged"]
+State = Literal["new", "replace", "unchanged", "remove"]
 
 
 class BundleError(OutputError):
@@ -208,14 +210,19 @@ def _json_bytes(value: dict[str, Any]) -> bytes:
     return (json.dumps(value, indent=4, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def plan_infoplist(app: Path, key: str) -> Write:
-    """Set ``key`` to true in infoplist_configuration.json, keeping every other key."""
+def plan_infoplist(app: Path, key: str, remove: Sequence[str] = ()) -> Write:
+    """Set ``key`` to true in infoplist_configuration.json, keeping every other key (but the
+    ``remove`` keys, which an earlier run set and ``--prune`` takes back)."""
     config, old = _load_json_object(app, INFOPLIST)
-    if config.get(key) is True and old is not None:
+    dropped = [k for k in remove if k in config and k != key]
+    if config.get(key) is True and old is not None and not dropped:
         return Write(path=INFOPLIST, data=old, state="unchanged", note=f'"{key}": true')
+    for name in dropped:
+        del config[name]
     config[key] = True
     data = _json_bytes(config)
-    return Write(path=INFOPLIST, data=data, state=_state(old, data), note=f'"{key}": true')
+    note = f'"{key}": true' + "".join(f', "{k}" removed' for k in dropped)
+    return Write(path=INFOPLIST, data=data, state=_state(old, data), note=note)
 
 
 def plan_cert_writes(app: Path, certs: Sequence[BundledCert], extension: str) -> list[Write]:
@@ -236,11 +243,16 @@ def plan_cert_writes(app: Path, certs: Sequence[BundledCert], extension: str) ->
     return writes
 
 
-def plan_public_keys(app: Path, pins: dict[str, list[str]]) -> list[Write]:
+def plan_public_keys(
+    app: Path, pins: dict[str, list[str]], drop: Sequence[str] = ()
+) -> list[Write]:
+    """``public_keys.json`` in each folder: these hosts' pins, the others kept (but ``drop``,
+    hosts an earlier run wrote that ``--prune`` takes back)."""
     writes = []
     for folder in CERT_DIRS:
         rel = f"{folder}/{PUBLIC_KEYS}"
         current, old = _load_json_object(app, rel)
+        current = {k: v for k, v in current.items() if k not in drop or k in pins}
         kept = [host for host in current if host not in pins]
         merged = {**current, **pins}
         data = _json_bytes(merged)
@@ -271,6 +283,9 @@ def apply(app: Path, writes: Sequence[Write]) -> None:
         _check_inside(app, write.path)
     for write in writes:
         if write.state == "unchanged":
+            continue
+        if write.state == "remove":
+            _check_inside(app, write.path).unlink(missing_ok=True)
             continue
         target = _check_inside(app, write.path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -338,6 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove what an earlier bundle run wrote and this selection no longer includes "
+        f"(certificates, public_keys.json, its hosts, the iOS switch), as tracked in "
+        f"{TRACK_FILE}; files chainscan did not write, or that changed since, are never touched",
+    )
+    parser.add_argument(
         "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
     )
     keys = parser.add_argument_group("public-key pinning (--public-keys)")
@@ -385,11 +407,58 @@ def _bundle_warnings(plan: PinPlan, public_keys: bool) -> tuple[PinWarning, ...]
     )
 
 
+def _warn_stale(
+    prog: str,
+    stale: Sequence[Any],
+    settings: Sequence[str],
+    hosts: Sequence[str],
+    *,
+    pruned: bool,
+) -> None:
+    """Name what an earlier run wrote that this one no longer does."""
+    for item in stale:
+        if item.state == "changed":
+            print(
+                f"{prog}: warning: {item.path}: an earlier bundle run wrote it and it changed "
+                "since; left alone (remove it by hand if it is no longer wanted) [stale]",
+                file=sys.stderr,
+            )
+        elif item.state == "prunable" and not pruned:
+            print(
+                f"{prog}: warning: {item.path}: written by an earlier bundle run and no longer "
+                "selected; --prune removes it [stale]",
+                file=sys.stderr,
+            )
+    if not pruned:
+        for name in settings:
+            print(
+                f'{prog}: warning: {INFOPLIST}: "{name}" was set by an earlier bundle run '
+                "and no longer applies; --prune removes it [stale]",
+                file=sys.stderr,
+            )
+        if hosts:
+            print(
+                f"{prog}: warning: {PUBLIC_KEYS}: {', '.join(hosts)} written by an earlier "
+                "bundle run and no longer selected; --prune removes them [stale]",
+                file=sys.stderr,
+            )
+
+
 def _report(writes: Sequence[Write], dry_run: bool) -> None:
     verbs = (
-        {"new": "would create", "replace": "would replace", "unchanged": "unchanged"}
+        {
+            "new": "would create",
+            "replace": "would replace",
+            "unchanged": "unchanged",
+            "remove": "would remove",
+        }
         if dry_run
-        else {"new": "created", "replace": "replaced", "unchanged": "unchanged"}
+        else {
+            "new": "created",
+            "replace": "replaced",
+            "unchanged": "unchanged",
+            "remove": "removed",
+        }
     )
     width = max(len(v) for v in verbs.values())
     for write in writes:
@@ -412,21 +481,61 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
             warn_days=args.warn_days,
             hosts=tuple(args.host),
         )
-        plan = plan_pins(load_scan(args.sources), options, now=now)
+        moment = dt.datetime.now(dt.UTC) if now is None else now
+        plan = plan_pins(load_scan(args.sources), options, now=moment)
+        errors: list[Any] = []
+        if args.public_keys:
+            # public_keys.json keys must be host names the app can match (Volt MX rules)
+            plan, violations = apply_rules(plan, "voltmx", today=moment.date())
+            errors = [v for v in violations if v.severity == "error"]
         if not args.quiet:
-            print_warnings(_bundle_warnings(plan, args.public_keys), prog, sys.stderr)
+            print_warnings(
+                _bundle_warnings(plan, args.public_keys), prog, sys.stderr, errors=errors
+            )
         if not plan.pinned:
             print(f"{prog}: error: no host to bundle; nothing written", file=sys.stderr)
             return 1
+        track = load(app)
+        key = PLIST_KEYS[args.product] if args.public_keys else PLIST_KEYS["certificates"]
+        old_settings = [k for k in track.settings if k != key]
+        pins_map = voltmx_map(plan) if args.public_keys else {}
+        old_hosts = (
+            [h for h in track.public_key_hosts if h not in pins_map] if args.public_keys else []
+        )
         if args.public_keys:
-            writes = plan_public_keys(app, voltmx_map(plan))
-            writes.append(plan_infoplist(app, PLIST_KEYS[args.product]))
+            writes = plan_public_keys(app, pins_map, old_hosts if args.prune else ())
             what = f"public-key pins of {len(plan.pinned)} hosts"
         else:
             certs = collect_certs(plan)
             writes = plan_cert_writes(app, certs, "cer" if args.cer else "der")
-            writes.append(plan_infoplist(app, PLIST_KEYS["certificates"]))
             what = f"{len(certs)} certificates of {len(plan.pinned)} hosts"
+        writes.append(plan_infoplist(app, key, old_settings if args.prune else ()))
+        stale = stale_files(app, track, (w.path for w in writes))
+        if args.prune:
+            writes += [
+                Write(path=s.path, data=b"", state="remove", note="stale: an earlier run wrote it")
+                for s in stale
+                if s.state == "prunable"
+            ]
+        if not args.quiet:
+            _warn_stale(prog, stale, old_settings, old_hosts, pruned=args.prune)
+        kept = {s.path: s.sha256 for s in stale if s.state == "changed" or not args.prune}
+        record = Track(
+            files={
+                **kept,
+                **{
+                    w.path: hashlib.sha256(w.data).hexdigest()
+                    for w in writes
+                    if w.path != INFOPLIST and w.state != "remove"
+                },
+            },
+            settings=(key, *(() if args.prune else old_settings)),
+            public_key_hosts=(
+                (*pins_map, *(() if args.prune else old_hosts))
+                if args.public_keys
+                else (() if args.prune else track.public_key_hosts)
+            ),
+        )
         if not (app / "resources").is_dir() and not (app / "projectProperties.json").exists():
             print(
                 f"{prog}: warning: {app} has no resources/ folder or projectProperties.json; "
@@ -435,6 +544,7 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
             )
         if not args.dry_run:
             apply(app, writes)
+            apply(app, [Write(path=TRACK_FILE, data=record.to_bytes(), state="new", note="")])
     except (BundleError, PinsUsageError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
@@ -446,6 +556,8 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
     _report(writes, args.dry_run)
     print(
         "next: in Kony Visualizer / Volt MX Iris, Project Settings > Native > Android (Mobile "
-        "and Tablet): set Network Trust Config to Allow Pinned, then build."
+        'and Tablet): set Network Trust Config to Allow Pinned, then build (not "Allow Self '
+        'Signed/Untrusted Certificates", the older Kony Visualizer entry of that list, which '
+        "turns certificate checks off; see the Volt MX Iris user guide, Certificate Pinning)."
     )
     return 0
