@@ -416,6 +416,7 @@ def _warn_stale(
     pruned: bool,
 ) -> None:
     """Name what an earlier run wrote that this one no longer does."""
+    prunable: dict[str, list[str]] = {}
     for item in stale:
         if item.state == "changed":
             print(
@@ -424,11 +425,16 @@ def _warn_stale(
                 file=sys.stderr,
             )
         elif item.state == "prunable" and not pruned:
-            print(
-                f"{prog}: warning: {item.path}: written by an earlier bundle run and no longer "
-                "selected; --prune removes it [stale]",
-                file=sys.stderr,
-            )
+            folder, _, name = item.path.rpartition("/")
+            prunable.setdefault(name, []).append(folder)
+    for name, folders in prunable.items():
+        # one line per file name, not per certs folder
+        where = f"{folders[0]}/{name}" if len(folders) == 1 else f"{name} in {len(folders)} folders"
+        print(
+            f"{prog}: warning: {where}: written by an earlier bundle run and no longer "
+            "selected; --prune removes it [stale]",
+            file=sys.stderr,
+        )
     if not pruned:
         for name in settings:
             print(

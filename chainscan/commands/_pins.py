@@ -840,17 +840,21 @@ def format_warnings(plan: PinPlan, fmt: str) -> tuple[PinWarning, ...]:
                         )
                     )
     if fmt in ("android", "trustkit"):
+        # one line per date: the same news for every host it concerns
+        dates: dict[str, list[str]] = {}
         for host in plan.pinned:
             if host.expiration:
-                platform = "Android" if fmt == "android" else "TrustKit"
-                extra.append(
-                    PinWarning(
-                        kind="expiration",
-                        message=f"after {host.expiration} {platform} stops enforcing these "
-                        "pins: the app connects unpinned from then on until it is updated",
-                        host=host.host,
-                    )
+                dates.setdefault(host.expiration, []).append(host.host)
+        platform = "Android" if fmt == "android" else "TrustKit"
+        for date, names in sorted(dates.items()):
+            extra.append(
+                PinWarning(
+                    kind="expiration",
+                    message=f"after {date} {platform} stops enforcing the pins of "
+                    f"{_plural(len(names), 'host')} ({', '.join(names)}): the app connects "
+                    "unpinned from then on until it is updated",
                 )
+            )
     if fmt in ("android", "ios", "trustkit", "okhttp", "voltmx"):
         for host in plan.pinned:
             if fmt == "android" and plan.options.anchor_for(host.host):
@@ -1159,6 +1163,7 @@ def _cert_json(cert: ChainCert, pinned: set[str]) -> dict[str, Any]:
         "file": cert.file,
         "pinned": cert.spki_sha256 in pinned,
         "parse_error": cert.parse_error,
+        "source": cert.source,
     }
 
 
@@ -1194,7 +1199,7 @@ def plan_json(plan: PinPlan, fmt: str = "json") -> dict[str, Any]:
                         "address": obs.address,
                         "sni": obs.sni,
                         "source": obs.source,
-                        "certificates": [_cert_json(c, pinned) for c in obs.chain],
+                        "certificates": [_cert_json(c, pinned) for c in obs.all_certs()],
                     }
                     for obs in host.observations
                 ],
@@ -1238,7 +1243,7 @@ def _render_text(plan: PinPlan) -> str:
         rows: list[tuple[str, ...]] = []
         shown: set[tuple[str | None, str | None]] = set()
         for obs in host.observations:
-            for cert in obs.chain:
+            for cert in obs.all_certs():
                 if (cert.sha256, cert.spki_sha256) in shown:
                     continue
                 shown.add((cert.sha256, cert.spki_sha256))

@@ -180,15 +180,17 @@ def print_warnings(
         (e for e in errors if e.severity == "error"), key=lambda e: list(RULES).index(e.rule)
     ):
         print(f"{prog}: error: {error.host}: {error.message}; left out [{error.rule}]", file=stream)
-    lines: dict[tuple[str, str | None], list[str]] = {}
+    lines: dict[tuple[str, str | None, str], list[str]] = {}
     for warning in warnings:
         if warning.kind in hidden or (warning.host is not None and warning.host in refused):
             continue
-        lines.setdefault((warning.kind, warning.host), []).append(warning.message)
-    order = list(dict.fromkeys(kind for kind, _host in lines))
+        # one line per host and kind; host-less warnings each have a line of their own
+        key = (warning.kind, warning.host, "" if warning.host else warning.message)
+        lines.setdefault(key, []).append(warning.message)
+    order = list(dict.fromkeys(kind for kind, _host, _message in lines))
     kinds: dict[str, int] = {}
-    for kind, host in sorted(lines, key=lambda key: order.index(key[0])):
-        messages = lines[(kind, host)]
+    for kind, host, message in sorted(lines, key=lambda key: order.index(key[0])):
+        messages = lines[(kind, host, message)]
         more = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
         where = f"{host}: " if host else ""
         print(f"{prog}: warning: {where}{messages[0]}{more} [{kind}]", file=stream)
