@@ -224,18 +224,30 @@ formats:
 """
 
 EPILOG = """\
-warnings (stderr, and in --format json):
+refused hosts (stderr "error: HOST: ... [rule]"; the other hosts are written):
+  each format is checked against its platform's start-up rules; a host that would crash the
+  app or fail every connection is left out: trustkit: no Public Suffix List suffix (IP,
+  .internal, .corp, .local, .lan, .test...), includeSubdomains on a public suffix, fewer than
+  2 pins while enforcing; ios: IP address, an identity list with no live key (backups only);
+  okhttp: a pattern CertificatePinner.add() throws on; android, voltmx: not an ASCII host
+  name. Internationalized names are written as IDNA A-labels. See docs/pins.md.
+
+warnings (stderr, grouped with a count summary; all of them in --format json):
   fewer than 2 pins, a backup pin found in the live chain, a pinned leaf or intermediate
-  expiring within --warn-days, chains that disagree across addresses or runs.
+  expiring within --warn-days, chains that disagree across addresses or runs, a private CA the
+  app must trust (android -o: saved to res/raw and written as <trust-anchors>), the date an
+  --expiration switches pinning off.
 
 exit codes:
-  0  written (warnings or not)       1  nothing to pin, or --strict and warnings
-  2  usage error or unreadable input
+  0  written (warnings or not)       1  nothing to pin, a host left out (unless
+  2  usage error or unreadable input    --allow-partial), or --strict and warnings
+  --check FILE: 0 no rule broken, 1 a rule broken (or --strict and a warning), 2 unreadable
 
 examples:
   chainscan pins out/ --format android -o app/src/main/res/xml/network_security_config.xml
   chainscan pins out/ --format trustkit --pin leaf --pin intermediate --expiration auto
   chainscan pins out/ --format okhttp --backup spare-ca-key.pem --include-subdomains
+  chainscan pins --check app/src/main/res/xml/network_security_config.xml
 """
 
 
