@@ -32,7 +32,7 @@ import plistlib
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from publicsuffixlist import PublicSuffixList
 from chainscan.analysis._analyze import analyze_der
 from chainscan.commands._pins import Backup, PinOptions, observations_from_entries, plan_pins
 from chainscan.commands._pins_cli import main as pins_main
+from chainscan.manifest._model import ManifestEntry
 from chainscan.output._output import read_manifest_entries
 from tests.inventory_fleet import run
 from tests.pki import CA
@@ -730,13 +731,15 @@ def test_expiration_auto_on_a_plan_is_the_latest_expiry() -> None:
     leaf = inter.issue("auto.example.com", not_after=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
     from tests.scan_output import cert_entry
 
-    entries: list[Mapping[str, object]] = [
-        {
-            "host": "auto.example.com",
-            "sni": "auto.example.com",
-            "status": "ok",
-            "chain": [cert_entry(leaf.der, 0, "x"), cert_entry(inter.der, 1, "y")],
-        }
+    entries = [
+        ManifestEntry.from_json(
+            {
+                "host": "auto.example.com",
+                "sni": "auto.example.com",
+                "status": "ok",
+                "chain": [cert_entry(leaf.der, 0, "x"), cert_entry(inter.der, 1, "y")],
+            }
+        )
     ]
     scan = observations_from_entries(entries)
     plan = plan_pins(
