@@ -84,7 +84,7 @@ from typing import Literal
 import idna
 from publicsuffixlist import PublicSuffixList
 
-from ._pins import HostPins, Pin, PinPlan, PinWarning, ios_lists
+from ._pins import HostPins, PinPlan, PinWarning, ios_lists
 
 __all__ = [
     "RULES",
@@ -94,6 +94,7 @@ __all__ = [
     "ascii_host",
     "check_entry",
     "entries_for",
+    "refused_hosts",
     "registry_suffix",
 ]
 
@@ -446,7 +447,3 @@ def apply_rules(
 def refused_hosts(violations: Sequence[Violation]) -> tuple[str, ...]:
     """The hosts left out, in order."""
     return tuple(dict.fromkeys(v.host for v in violations if v.severity == "error"))
-
-
-def pin_keys(pins: Sequence[Pin]) -> frozenset[str]:
-    return frozenset(p.spki_sha256 for p in pins)

@@ -377,9 +377,7 @@ def _chain_cert(cert: CertEntry) -> ChainCert:
     )
 
 
-def _trust(
-    trust: Trust | None, chain: Sequence[ChainCert]
-) -> tuple[bool | None, ChainCert | None]:
+def _trust(trust: Trust | None, chain: Sequence[ChainCert]) -> tuple[bool | None, ChainCert | None]:
     """(``trust.trusted``, the store root of the verified chain unless the server sent it)."""
     if trust is None:
         return None, None
