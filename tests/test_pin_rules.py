@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import plistlib
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -762,3 +763,17 @@ def test_main_in_process_exit_codes(tmp_path: Path) -> None:
         [Target("a.example.com", [inter.issue("a.example.com").der, inter.der, root.der])],
     )
     assert pins_main([str(tmp_path / "out"), "-f", "trustkit"], now=NOW) == 0
+
+
+def test_default_voltmx_public_keys_json_follows_its_rules(fleet_scan: FleetScan) -> None:
+    # public_keys.json: {"host" or "*.host": [base64 SHA-256 of an SPKI, ...]}, ASCII names
+    code, out, _err = pins(str(fleet_scan.out), "-f", "voltmx", "--include-subdomains")
+    assert code == 0
+    keys = json.loads(out)
+    name = re.compile(r"^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
+    for host, values in keys.items():
+        assert name.match(host) or host == "127.0.0.1", host
+        assert values and all(len(base64.b64decode(v, validate=True)) == 32 for v in values)
+    assert "*.127.0.0.1" not in keys  # an IP has no subdomains
+    assert keys["*.api.example.com"] == keys["api.example.com"]
+    assert len(keys["api.example.com"]) == 2
