@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chainscan.commands._bundle import CERT_DIRS, INFOPLIST, main
+from chainscan.commands._bundle import CERT_DIRS, INFOPLIST
+from chainscan.commands._bundle_cli import main
 from chainscan.commands._bundle_track import TRACK_FILE
 from tests.test_bundle import kony_app, scan
 

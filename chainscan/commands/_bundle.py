@@ -40,37 +40,42 @@ The run is split in three so ``--dry-run`` shows exactly what a real run does:
 
 The Android build setting the guide also asks for (Project Settings > Native > Android >
 Network Trust Config = Allow Pinned) lives in the IDE project, so it is printed as a next step.
+
+This module is the pure core (plus the file reads of *collect* and *plan* and the writes of
+*apply*); ``_bundle_cli`` parses the arguments and prints the plan. What earlier runs wrote is
+tracked in ``.chainscan-bundle.json`` (``_bundle_track``): :func:`plan_bundle` compares it with
+this run's writes, so stale files are named, and removed with ``--prune`` (a ``remove`` write).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import hashlib
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import OutputError
+from .._errors import OutputError, UsageError
+from .._files import atomic_write
 from ..analysis._analyze import pem_to_der_list
 from ..output._naming import cert_filename
-from ._bundle_track import TRACK_FILE, Track, load, stale_files
-from ._pin_rules import apply_rules
-from ._pins import PinOptions, PinPlan, PinWarning, format_warnings, plan_pins, voltmx_map
-from ._pins_cli import (
-    PinsUsageError,
-    load_backups,
-    load_scan,
-    non_negative_int,
-    print_warnings,
-)
+from ._bundle_track import Stale, Track, load, stale_files
+from ._pins import PinPlan, PinWarning, format_warnings, voltmx_map
 
-__all__ = ["CERT_DIRS", "INFOPLIST", "main"]
+__all__ = [
+    "CERT_DIRS",
+    "INFOPLIST",
+    "PIN_CHOICES",
+    "BundlePlan",
+    "BundledCert",
+    "Write",
+    "apply",
+    "bundle_warnings",
+    "collect_certs",
+    "plan_bundle",
+    "plan_writes",
+]
 
 CERT_DIRS: tuple[str, ...] = (
     "resources/mobile/native/iphone/certs",
@@ -102,10 +107,6 @@ _MAX_FILE = 1024 * 1024
 State = Literal["new", "replace", "unchanged", "remove"]
 
 
-class BundleError(OutputError):
-    """Something that stops the bundle before anything is written; exit code 2."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BundledCert:
     """A certificate to copy into the app."""
@@ -135,20 +136,20 @@ class Write:
 def _read_der(root: Path, file: str, sha256: str | None) -> bytes:
     path = (root / file).resolve()
     if not path.is_relative_to(root.resolve()):
-        raise BundleError(f"{file}: outside the scan folder {root}; refused")
+        raise UsageError(f"{file}: outside the scan folder {root}; refused")
     try:
         with path.open("rb") as handle:
             data = handle.read(_MAX_FILE + 1)
     except OSError as exc:
-        raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if b"-----BEGIN CERTIFICATE-----" in data:
         try:
             ders = pem_to_der_list(data)
         except ValueError as exc:
-            raise BundleError(f"{path}: {exc}") from None
+            raise UsageError(f"{path}: {exc}") from None
         data = ders[0] if ders else data
     if sha256 and hashlib.sha256(data).hexdigest() != sha256:
-        raise BundleError(f"{path}: does not match the manifest's sha256 (changed since the scan?)")
+        raise UsageError(f"{path}: does not match the manifest's sha256 (changed since the scan?)")
     return data
 
 
@@ -162,7 +163,7 @@ def collect_certs(plan: PinPlan) -> list[BundledCert]:
                 if cert.role not in plan.options.roles or cert.spki_sha256 not in keys:
                     continue
                 if cert.file is None:
-                    raise BundleError(f"{host.host}: {cert.label} has no file in the manifest")
+                    raise UsageError(f"{host.host}: {cert.label} has no file in the manifest")
                 der = _read_der(Path(obs.root), cert.file, cert.sha256)
                 digest = hashlib.sha256(der).hexdigest()
                 known = found.get(digest)
@@ -200,9 +201,9 @@ def _load_json_object(app: Path, rel: str) -> tuple[dict[str, Any], bytes | None
     try:
         value = json.loads(old.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{app / rel}: not valid JSON ({exc}); fix or remove it first") from None
+        raise OutputError(f"{app / rel}: not valid JSON ({exc}); fix or remove it first") from None
     if not isinstance(value, dict):
-        raise BundleError(f"{app / rel}: not a JSON object; fix or remove it first")
+        raise OutputError(f"{app / rel}: not a JSON object; fix or remove it first")
     return value, old
 
 
@@ -273,7 +274,7 @@ def _check_inside(app: Path, rel: str) -> Path:
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.resolve().is_relative_to(root):
-        raise BundleError(f"{target}: leads outside the app folder {root} (symlink?); refused")
+        raise OutputError(f"{target}: leads outside the app folder {root} (symlink?); refused")
     return target
 
 
@@ -290,106 +291,14 @@ def apply(app: Path, writes: Sequence[Write]) -> None:
         target = _check_inside(app, write.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         _check_inside(app, write.path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(write.data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, write.data)
 
 
 # --------------------------------------------------------------------------------------------
-# CLI
+# The whole plan
 
 
-DESCRIPTION = """\
-Bundle a scan's certificates (or public-key pins) into a Kony / Volt MX app, as the
-certificate pinning guide does by hand: the four certs folders (iPhone, iPad, Android mobile,
-Android tablet) and the "allowbundledonly" entry of resources/common/infoplist_configuration.json.
-"""
-
-EPILOG = """\
-exit codes:
-  0  done (or planned, with --dry-run)    1  nothing to bundle
-  2  usage error, unreadable input, or a file that would be clobbered
-
-examples:
-  chainscan bundle out/ --kony-app ~/workspace/MyApp --pin intermediate --dry-run
-  chainscan bundle out/ --kony-app ~/workspace/MyApp --pin both
-  chainscan bundle out/ --kony-app ~/workspace/MyApp --public-keys --backup spare.pem
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainscan bundle",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("sources", metavar="OUT_OR_MANIFEST", nargs="+", type=Path)
-    parser.add_argument(
-        "--kony-app",
-        required=True,
-        type=Path,
-        metavar="WORKSPACE/APP",
-        help="the app folder (the one holding resources/)",
-    )
-    parser.add_argument(
-        "--pin",
-        choices=sorted(PIN_CHOICES),
-        default="intermediate",
-        help="which certificates of each chain (default: intermediate)",
-    )
-    parser.add_argument(
-        "--public-keys",
-        action="store_true",
-        help="public-key pinning: write public_keys.json instead of certificate files",
-    )
-    parser.add_argument(
-        "--cer", action="store_true", help="name certificate files .cer (Windows needs it)"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    parser.add_argument(
-        "--prune",
-        action="store_true",
-        help="remove what an earlier bundle run wrote and this selection no longer includes "
-        f"(certificates, public_keys.json, its hosts, the iOS switch), as tracked in "
-        f"{TRACK_FILE}; files chainscan did not write, or that changed since, are never touched",
-    )
-    parser.add_argument(
-        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
-    )
-    keys = parser.add_argument_group("public-key pinning (--public-keys)")
-    keys.add_argument(
-        "--backup",
-        action="append",
-        default=[],
-        metavar="PIN_OR_FILE",
-        help="backup pin: base64 value or spare key/CSR/certificate file (repeatable)",
-    )
-    keys.add_argument("--include-subdomains", action="store_true", help="also write *.host entries")
-    keys.add_argument(
-        "--product",
-        choices=["kony", "voltmx"],
-        default="kony",
-        help="iOS switch to set: KonyHTTPPublicKeyPinning (kony, default) or "
-        "VoltMXHTTPPublicKeyPinning (voltmx)",
-    )
-    parser.add_argument(
-        "--warn-days",
-        type=non_negative_int,
-        default=30,
-        metavar="N",
-        help="expiry warning window (30)",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
-    return parser
-
-
-def _bundle_warnings(plan: PinPlan, public_keys: bool) -> tuple[PinWarning, ...]:
+def bundle_warnings(plan: PinPlan, public_keys: bool) -> tuple[PinWarning, ...]:
     """The pin warnings, worded for certificate bundling where ``--backup`` does not apply."""
     warnings = format_warnings(plan, "voltmx")
     if public_keys:
@@ -407,163 +316,81 @@ def _bundle_warnings(plan: PinPlan, public_keys: bool) -> tuple[PinWarning, ...]
     )
 
 
-def _warn_stale(
-    prog: str,
-    stale: Sequence[Any],
-    settings: Sequence[str],
-    hosts: Sequence[str],
-    *,
-    pruned: bool,
-) -> None:
-    """Name what an earlier run wrote that this one no longer does."""
-    prunable: dict[str, list[str]] = {}
-    for item in stale:
-        if item.state == "changed":
-            print(
-                f"{prog}: warning: {item.path}: an earlier bundle run wrote it and it changed "
-                "since; left alone (remove it by hand if it is no longer wanted) [stale]",
-                file=sys.stderr,
-            )
-        elif item.state == "prunable" and not pruned:
-            folder, _, name = item.path.rpartition("/")
-            prunable.setdefault(name, []).append(folder)
-    for name, folders in prunable.items():
-        # one line per file name, not per certs folder
-        where = f"{folders[0]}/{name}" if len(folders) == 1 else f"{name} in {len(folders)} folders"
-        print(
-            f"{prog}: warning: {where}: written by an earlier bundle run and no longer "
-            "selected; --prune removes it [stale]",
-            file=sys.stderr,
-        )
-    if not pruned:
-        for name in settings:
-            print(
-                f'{prog}: warning: {INFOPLIST}: "{name}" was set by an earlier bundle run '
-                "and no longer applies; --prune removes it [stale]",
-                file=sys.stderr,
-            )
-        if hosts:
-            print(
-                f"{prog}: warning: {PUBLIC_KEYS}: {', '.join(hosts)} written by an earlier "
-                "bundle run and no longer selected; --prune removes them [stale]",
-                file=sys.stderr,
-            )
+def plan_writes(
+    app: Path, plan: PinPlan, *, public_keys: bool, product: str, cer: bool
+) -> tuple[list[Write], str]:
+    """Every file a bundle of ``plan`` writes into ``app``, and what it bundles (for people)."""
+    if public_keys:
+        writes = plan_public_keys(app, voltmx_map(plan))
+        writes.append(plan_infoplist(app, PLIST_KEYS[product]))
+        return writes, f"public-key pins of {len(plan.pinned)} hosts"
+    certs = collect_certs(plan)
+    writes = plan_cert_writes(app, certs, "cer" if cer else "der")
+    writes.append(plan_infoplist(app, PLIST_KEYS["certificates"]))
+    return writes, f"{len(certs)} certificates of {len(plan.pinned)} hosts"
 
 
-def _report(writes: Sequence[Write], dry_run: bool) -> None:
-    verbs = (
-        {
-            "new": "would create",
-            "replace": "would replace",
-            "unchanged": "unchanged",
-            "remove": "would remove",
-        }
-        if dry_run
-        else {
-            "new": "created",
-            "replace": "replaced",
-            "unchanged": "unchanged",
-            "remove": "removed",
-        }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundlePlan:
+    """Every file of a bundle run, what it bundles, and what earlier runs left behind."""
+
+    writes: list[Write]
+    """This run's files, then (``--prune``) the removals."""
+    what: str
+    stale: tuple[Stale, ...]
+    """Files earlier runs wrote that this one does not."""
+    old_settings: tuple[str, ...]
+    """``infoplist_configuration.json`` keys earlier runs set that no longer apply."""
+    old_hosts: tuple[str, ...]
+    """``public_keys.json`` hosts earlier runs wrote that this one does not."""
+    record: Track
+    """What to remember after this run (written by the CLI after :func:`apply`)."""
+
+
+def plan_bundle(
+    app: Path, plan: PinPlan, *, public_keys: bool, product: str, cer: bool, prune: bool
+) -> BundlePlan:
+    """:func:`plan_writes`, compared with what earlier runs wrote (``_bundle_track``)."""
+    track = load(app)
+    key = PLIST_KEYS[product] if public_keys else PLIST_KEYS["certificates"]
+    old_settings = tuple(k for k in track.settings if k != key)
+    pins_map = voltmx_map(plan) if public_keys else {}
+    old_hosts = tuple(h for h in track.public_key_hosts if h not in pins_map) if public_keys else ()
+    if public_keys:
+        writes = plan_public_keys(app, pins_map, old_hosts if prune else ())
+        what = f"public-key pins of {len(plan.pinned)} hosts"
+    else:
+        certs = collect_certs(plan)
+        writes = plan_cert_writes(app, certs, "cer" if cer else "der")
+        what = f"{len(certs)} certificates of {len(plan.pinned)} hosts"
+    writes.append(plan_infoplist(app, key, old_settings if prune else ()))
+    stale = tuple(stale_files(app, track, (w.path for w in writes)))
+    if prune:
+        writes += [
+            Write(path=item.path, data=b"", state="remove", note="stale: an earlier run wrote it")
+            for item in stale
+            if item.state == "prunable"
+        ]
+    kept = {item.path: item.sha256 for item in stale if item.state == "changed" or not prune}
+    written = {
+        w.path: hashlib.sha256(w.data).hexdigest()
+        for w in writes
+        if w.path != INFOPLIST and w.state != "remove"
+    }
+    if public_keys:
+        hosts: tuple[str, ...] = (*pins_map, *(() if prune else old_hosts))
+    else:
+        hosts = () if prune else track.public_key_hosts
+    record = Track(
+        files={**kept, **written},
+        settings=(key, *(() if prune else old_settings)),
+        public_key_hosts=hosts,
     )
-    width = max(len(v) for v in verbs.values())
-    for write in writes:
-        print(f"  {verbs[write.state].ljust(width)}  {write.path}  [{write.note}]")
-
-
-def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
-    args = build_parser().parse_args(list(argv))
-    prog = "chainscan bundle"
-    app: Path = args.kony_app
-    try:
-        if not app.is_dir():
-            raise BundleError(f"--kony-app {app}: no such folder")
-        if (args.backup or args.include_subdomains) and not args.public_keys:
-            raise BundleError("--backup and --include-subdomains need --public-keys")
-        options = PinOptions(
-            roles=PIN_CHOICES[args.pin],
-            backups=load_backups(args.backup),
-            include_subdomains=args.include_subdomains,
-            warn_days=args.warn_days,
-            hosts=tuple(args.host),
-        )
-        moment = dt.datetime.now(dt.UTC) if now is None else now
-        plan = plan_pins(load_scan(args.sources), options, now=moment)
-        errors: list[Any] = []
-        if args.public_keys:
-            # public_keys.json keys must be host names the app can match (Volt MX rules)
-            plan, violations = apply_rules(plan, "voltmx", today=moment.date())
-            errors = [v for v in violations if v.severity == "error"]
-        if not args.quiet:
-            print_warnings(
-                _bundle_warnings(plan, args.public_keys), prog, sys.stderr, errors=errors
-            )
-        if not plan.pinned:
-            print(f"{prog}: error: no host to bundle; nothing written", file=sys.stderr)
-            return 1
-        track = load(app)
-        key = PLIST_KEYS[args.product] if args.public_keys else PLIST_KEYS["certificates"]
-        old_settings = [k for k in track.settings if k != key]
-        pins_map = voltmx_map(plan) if args.public_keys else {}
-        old_hosts = (
-            [h for h in track.public_key_hosts if h not in pins_map] if args.public_keys else []
-        )
-        if args.public_keys:
-            writes = plan_public_keys(app, pins_map, old_hosts if args.prune else ())
-            what = f"public-key pins of {len(plan.pinned)} hosts"
-        else:
-            certs = collect_certs(plan)
-            writes = plan_cert_writes(app, certs, "cer" if args.cer else "der")
-            what = f"{len(certs)} certificates of {len(plan.pinned)} hosts"
-        writes.append(plan_infoplist(app, key, old_settings if args.prune else ()))
-        stale = stale_files(app, track, (w.path for w in writes))
-        if args.prune:
-            writes += [
-                Write(path=s.path, data=b"", state="remove", note="stale: an earlier run wrote it")
-                for s in stale
-                if s.state == "prunable"
-            ]
-        if not args.quiet:
-            _warn_stale(prog, stale, old_settings, old_hosts, pruned=args.prune)
-        kept = {s.path: s.sha256 for s in stale if s.state == "changed" or not args.prune}
-        record = Track(
-            files={
-                **kept,
-                **{
-                    w.path: hashlib.sha256(w.data).hexdigest()
-                    for w in writes
-                    if w.path != INFOPLIST and w.state != "remove"
-                },
-            },
-            settings=(key, *(() if args.prune else old_settings)),
-            public_key_hosts=(
-                (*pins_map, *(() if args.prune else old_hosts))
-                if args.public_keys
-                else (() if args.prune else track.public_key_hosts)
-            ),
-        )
-        if not (app / "resources").is_dir() and not (app / "projectProperties.json").exists():
-            print(
-                f"{prog}: warning: {app} has no resources/ folder or projectProperties.json; "
-                "is it the app folder?",
-                file=sys.stderr,
-            )
-        if not args.dry_run:
-            apply(app, writes)
-            apply(app, [Write(path=TRACK_FILE, data=record.to_bytes(), state="new", note="")])
-    except (BundleError, PinsUsageError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    head = "plan (dry run, nothing written)" if args.dry_run else "bundled"
-    print(f"{head}: {what} into {app}")
-    _report(writes, args.dry_run)
-    print(
-        "next: in Kony Visualizer / Volt MX Iris, Project Settings > Native > Android (Mobile "
-        'and Tablet): set Network Trust Config to Allow Pinned, then build (not "Allow Self '
-        'Signed/Untrusted Certificates", the older Kony Visualizer entry of that list, which '
-        "turns certificate checks off; see the Volt MX Iris user guide, Certificate Pinning)."
+    return BundlePlan(
+        writes=writes,
+        what=what,
+        stale=stale,
+        old_settings=old_settings,
+        old_hosts=old_hosts,
+        record=record,
     )
-    return 0

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
+from .._models import WARN_DAYS
 from ..manifest._model import ROLES, CertEntry, ManifestEntry, Trust, parse_time, short_pin
 
 __all__ = [
@@ -247,7 +248,7 @@ class PinWarning:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PinOptions:
-    """What to pin and how. Every field has the CLI's default."""
+    """What to pin and how. Every field but ``roles`` has the CLI's default."""
 
     roles: tuple[str, ...] = ("intermediate",)
     """Certificate roles to pin (``--pin``; the CLI's default is intermediate and root)."""
@@ -259,7 +260,7 @@ class PinOptions:
     expiration: str | None = None
     """``yyyy-MM-dd``, ``auto`` (the latest expiry of the pinned certificates: after it no pin
     of the set can match a valid chain), or None."""
-    warn_days: int = 30
+    warn_days: int = WARN_DAYS
     hosts: tuple[str, ...] = ()
     """Only these names (empty: every host of the scan)."""
     enforce: bool = True
@@ -362,18 +363,19 @@ class PinPlan:
 
 
 def _chain_cert(cert: CertEntry) -> ChainCert:
+    facts = cert.facts
     return ChainCert(
         position=cert.position,
         role=cert.role,
-        spki_sha256=cert.spki_sha256 or None,
-        sha256=cert.sha256 or None,
-        cn=cert.cn or None,
-        subject=cert.subject or None,
-        issuer=cert.issuer or None,
-        not_after=cert.not_after or None,
+        spki_sha256=facts.spki_sha256 or None,
+        sha256=facts.sha256 or None,
+        cn=facts.cn or None,
+        subject=facts.subject or None,
+        issuer=facts.issuer or None,
+        not_after=facts.not_after or None,
         file=cert.file or None,
-        is_ca=cert.is_ca,
-        parse_error=cert.parse_error or None,
+        is_ca=facts.is_ca,
+        parse_error=facts.parse_error or None,
     )
 
 

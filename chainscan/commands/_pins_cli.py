@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .._errors import UsageError
-from ..manifest._reader import read_entries
+from ._common import add_warn_days, error, new_parser, read_scan, run, write_text_atomically
 from ._inspect import read_file
 from ._pin_anchors import save_private_cas
 from ._pin_check import check_file
@@ -37,38 +35,16 @@ from ._pins import (
     render,
 )
 
-__all__ = ["load_backups", "load_scan", "main", "manifest_path"]
+__all__ = ["add_backup", "add_host", "load_backups", "load_scan", "main", "print_warnings"]
 
-MANIFEST_NAMES = ("manifest.jsonl", "manifest.json")
-"""Looked for, in this order, in an output folder given instead of a manifest."""
-
-
-class PinsUsageError(UsageError):
-    """A problem with the arguments or input files; exit code 2."""
-
-
-def manifest_path(path: Path) -> Path:
-    """The manifest file for an output folder or a manifest path."""
-    if path.is_dir():
-        for name in MANIFEST_NAMES:
-            candidate = path / name
-            if candidate.is_file():
-                return candidate
-        raise PinsUsageError(f"{path}: no {' or '.join(MANIFEST_NAMES)} in this folder")
-    if not path.exists():
-        raise PinsUsageError(f"{path}: no such file or folder")
-    return path
+PROG = "chainscan pins"
 
 
 def load_scan(paths: Sequence[Path]) -> Scan:
     """Every entry of every manifest given (folders or manifest files), as a Scan."""
     scans = []
     for path in paths:
-        manifest = manifest_path(path)
-        try:
-            entries = list(read_entries(manifest))
-        except (OSError, ValueError) as exc:
-            raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None
+        manifest, entries = read_scan(path)
         scans.append(
             observations_from_entries(entries, source=str(manifest), root=str(manifest.parent))
         )
@@ -85,17 +61,17 @@ def load_backups(values: Sequence[str]) -> tuple[Backup, ...]:
             continue
         path = Path(value)
         if not path.exists():
-            raise PinsUsageError(
+            raise UsageError(
                 f"--backup {value}: neither a base64 SHA-256 pin (44 characters) nor a file"
             )
         try:
             items = read_file(path)
-        except ValueError as exc:
-            raise PinsUsageError(f"--backup: {exc}") from None
+        except UsageError as exc:
+            raise UsageError(f"--backup: {exc}") from None
         for item in items:
             spki = item.pin_value
             if spki is None:
-                raise PinsUsageError(
+                raise UsageError(
                     f"--backup: {item.label}: no public key to pin ({item.error or 'unparsable'})"
                 )
             facts = item.facts
@@ -124,7 +100,7 @@ def parse_roles(values: Sequence[str] | None, default: tuple[str, ...]) -> tuple
             elif role in ROLES:
                 wanted.add(role)
             elif role:
-                raise PinsUsageError(f"--pin {part}: unknown role (use {', '.join(ROLES)} or all)")
+                raise UsageError(f"--pin {part}: unknown role (use {', '.join(ROLES)} or all)")
     return tuple(r for r in ROLES if r in wanted)
 
 
@@ -135,26 +111,6 @@ def _date(text: str) -> str:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (yyyy-MM-dd) or 'auto'") from None
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 DEFAULT_ROLES = ("intermediate", "root")
@@ -176,10 +132,13 @@ def print_warnings(
     """
     refused = set(refused_hosts(errors))
     hidden = set(quiet_kinds)
-    for error in sorted(
+    for refusal in sorted(
         (e for e in errors if e.severity == "error"), key=lambda e: list(RULES).index(e.rule)
     ):
-        print(f"{prog}: error: {error.host}: {error.message}; left out [{error.rule}]", file=stream)
+        print(
+            f"{prog}: error: {refusal.host}: {refusal.message}; left out [{refusal.rule}]",
+            file=stream,
+        )
     lines: dict[tuple[str, str | None, str], list[str]] = {}
     for warning in warnings:
         if warning.kind in hidden or (warning.host is not None and warning.host in refused):
@@ -197,9 +156,9 @@ def print_warnings(
         kinds[kind] = kinds.get(kind, 0) + 1
     counts = [f"{n} {k}" for k, n in kinds.items()]
     rules: dict[str, int] = {}
-    for error in errors:
-        if error.severity == "error":
-            rules[error.rule] = rules.get(error.rule, 0) + 1
+    for refusal in errors:
+        if refusal.severity == "error":
+            rules[refusal.rule] = rules.get(refusal.rule, 0) + 1
     if refused:
         why = ", ".join(f"{n} {r}" for r, n in rules.items())
         counts.insert(0, f"{len(refused)} hosts left out ({why})")
@@ -251,13 +210,18 @@ examples:
 """
 
 
+def add_backup(group: Any, help: str) -> None:
+    """``--backup PIN_OR_FILE`` (repeatable), read by :func:`load_backups`."""
+    group.add_argument("--backup", action="append", default=[], metavar="PIN_OR_FILE", help=help)
+
+
+def add_host(group: Any, help: str = "only this host (repeatable)") -> None:
+    """``--host NAME`` (repeatable): only these hosts of the scan."""
+    group.add_argument("--host", action="append", default=[], metavar="NAME", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainscan pins",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument(
         "sources",
         metavar="OUT_OR_MANIFEST",
@@ -285,21 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         "intermediate,root; root is the root of the verified chain, from the trust store when "
         "the server does not send it)",
     )
-    what.add_argument(
-        "--backup",
-        action="append",
-        default=[],
-        metavar="PIN_OR_FILE",
-        help="backup pin: base64 SHA-256 value, or a spare public key, CSR, private key or "
+    add_backup(
+        what,
+        "backup pin: base64 SHA-256 value, or a spare public key, CSR, private key or "
         "certificate file (PEM or DER); repeatable; added to every host",
     )
-    what.add_argument(
-        "--host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this host (repeatable); *.NAME: NAME, its pins covering its subdomains",
-    )
+    add_host(what, "only this host (repeatable); *.NAME: NAME, its pins covering its subdomains")
     how = parser.add_argument_group("how")
     how.add_argument(
         "--include-subdomains",
@@ -318,12 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         "'auto': the latest expiry of the pinned certificates, after which no pin of the set "
         "can match a valid chain. Pinning is OFF after that date",
     )
-    how.add_argument(
-        "--warn-days",
-        type=non_negative_int,
-        default=30,
-        metavar="N",
-        help="warn about pinned leaves and intermediates expiring within N days (default: 30)",
+    add_warn_days(
+        how, "warn about pinned leaves and intermediates expiring within N days (default: 30)"
     )
     how.add_argument(
         "--language",
@@ -367,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _subdomain_options(args: argparse.Namespace) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+def _subdomain_options(
+    args: argparse.Namespace,
+) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
     """(every host, these hosts, the --host filter) from --include-subdomains and *.HOST."""
     values = args.include_subdomains or []
     every = "*" in values
@@ -385,33 +338,32 @@ def _subdomain_options(args: argparse.Namespace) -> tuple[bool, tuple[str, ...],
 def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    prog = "chainscan pins"
     moment = dt.datetime.now(dt.UTC) if now is None else now
     if args.check is not None:
         if args.sources:
             parser.error("--check FILE takes no scan folders")
-        return _check(args, prog, moment.date())
+        return run(PROG, lambda: _check(args, moment.date()))
     if not args.sources or args.format is None:
         parser.error("the following arguments are required: OUT_OR_MANIFEST, -f/--format")
+    return run(PROG, lambda: _pins(args, moment))
+
+
+def _pins(args: argparse.Namespace, moment: dt.datetime) -> int:
     every, named, hosts = _subdomain_options(args)
-    try:
-        options = PinOptions(
-            roles=parse_roles(args.pin, DEFAULT_ROLES),
-            backups=load_backups(args.backup),
-            include_subdomains=every,
-            subdomain_hosts=named,
-            expiration=args.expiration,
-            warn_days=args.warn_days,
-            hosts=hosts,
-            enforce=not args.no_enforce,
-            report_uris=tuple(args.report_uri),
-            language=args.language,
-            certificate_transparency=args.certificate_transparency,
-        )
-        scan = load_scan(args.sources)
-    except PinsUsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+    options = PinOptions(
+        roles=parse_roles(args.pin, DEFAULT_ROLES),
+        backups=load_backups(args.backup),
+        include_subdomains=every,
+        subdomain_hosts=named,
+        expiration=args.expiration,
+        warn_days=args.warn_days,
+        hosts=hosts,
+        enforce=not args.no_enforce,
+        report_uris=tuple(args.report_uri),
+        language=args.language,
+        certificate_transparency=args.certificate_transparency,
+    )
+    scan = load_scan(args.sources)
     planned = plan_pins(scan, options, now=moment, sources=[str(s) for s in args.sources])
     warnings = format_warnings(planned, args.format)
     plan, violations = apply_rules(planned, args.format, today=moment.date())
@@ -421,27 +373,27 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
         try:
             plan, saved = save_private_cas(plan, args.output)
         except (OSError, ValueError) as exc:
-            print(f"{prog}: error: a private CA certificate: {exc}", file=sys.stderr)
+            error(PROG, f"a private CA certificate: {exc}")
             return 2
         warnings = format_warnings(plan, args.format)
     warnings += tuple(v.warning() for v in violations if v.severity == "warning")
     if not args.quiet:
-        print_warnings(warnings, prog, sys.stderr, errors=errors, quiet_kinds=args.quiet_warnings)
+        print_warnings(warnings, PROG, sys.stderr, errors=errors, quiet_kinds=args.quiet_warnings)
     if not plan.pinned and args.format not in ("json", "text"):
-        print(f"{prog}: error: no host could be pinned; nothing written", file=sys.stderr)
+        error(PROG, "no host could be pinned; nothing written")
         return 1
     text = render(plan, args.format)
     if args.output is None:
         sys.stdout.write(text)
     else:
         try:
-            write_atomically(args.output, text)
+            write_text_atomically(args.output, text)
         except OSError as exc:
-            print(f"{prog}: error: {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            error(PROG, f"{args.output}: {exc.strerror or exc}")
             return 2
     for path in saved:
         print(
-            f"{prog}: saved the private CA {path} (trusted as a <trust-anchors>)", file=sys.stderr
+            f"{PROG}: saved the private CA {path} (trusted as a <trust-anchors>)", file=sys.stderr
         )
     if not plan.pinned or (args.strict and warnings):
         return 1
@@ -450,25 +402,22 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace, prog: str, today: dt.date) -> int:
+def _check(args: argparse.Namespace, today: dt.date) -> int:
     """``--check FILE``: 0 no rule broken (warnings aside, unless --strict); 1 a rule broken;
     2 unreadable."""
     path: Path = args.check
     try:
         data = path.read_bytes()
     except OSError as exc:
-        print(f"{prog}: error: {path}: {exc.strerror or exc}", file=sys.stderr)
+        error(PROG, f"{path}: {exc.strerror or exc}")
         return 2
     try:
         result = check_file(data, today=today)
     except ValueError as exc:
-        print(f"{prog}: error: {path}: {exc}", file=sys.stderr)
+        error(PROG, f"{path}: {exc}")
         return 2
     if args.format is not None and args.format != result.format:
-        print(
-            f"{prog}: error: {path}: a {result.format} configuration, not {args.format}",
-            file=sys.stderr,
-        )
+        error(PROG, f"{path}: a {result.format} configuration, not {args.format}")
         return 2
     hidden = set(args.quiet_warnings)
     errors = [v for v in result.violations if v.severity == "error"]
@@ -476,13 +425,11 @@ def _check(args: argparse.Namespace, prog: str, today: dt.date) -> int:
     for violation in errors + warnings:
         print(
             f"{path}: {violation.severity}: {violation.host}: {violation.message} "
-            f"[{violation.rule}]",
-            file=sys.stdout,
+            f"[{violation.rule}]"
         )
     print(
         f"{path}: {result.format}, {len(result.hosts)} hosts: {len(errors)} errors, "
-        f"{len(warnings)} warnings",
-        file=sys.stdout,
+        f"{len(warnings)} warnings"
     )
     if errors or (args.strict and warnings):
         return 1
