@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="DIR",
         type=Path,
-        help="output folder (default: outputs/<FILE name without extension>)",
+        help="output folder (default: outputs/<FILE name without extension>); '-' prints the "
+        "manifest entries on standard output as JSON Lines and keeps no folder",
     )
     parser.add_argument("--version", action="version", version=f"chainscan {__version__}")
     target = parser.add_argument_group("targets")
@@ -255,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the results of a previous scan in DIR",
     )
+    out.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="also print each manifest entry on standard output as one JSON line, as results "
+        "arrive (for jq); messages and progress stay on stderr. '-o -' does the same without "
+        "keeping an output folder",
+    )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     inventory = parser.add_argument_group("inventory (see docs/inventory.md)")
     inventory.add_argument(
@@ -313,6 +321,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         shard=args.shard,
         dask=args.dask,
         argv=tuple(argv),
+        jsonl=sys.stdout.buffer if args.jsonl else None,
     )
 
 
@@ -352,17 +361,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .run._run import run_scan
 
     display = Display(quiet=args.quiet)
+    to_stdout = args.output == Path("-")
+    if to_stdout and (args.resume or args.overwrite):
+        parser.error("-o - keeps no folder: --resume and --overwrite need -o DIR")
+    scratch = None
+    if to_stdout:  # the scan still writes its files: into a folder removed at the end
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="chainscan-")
+        args.output = Path(scratch) / "scan"
+        args.jsonl = True
     try:
         config = config_from_args(args, argv)
         report = run_scan(config, display)
     except ChainscanError as exc:
         display.error(str(exc) + _show_hint(args.input))
         return 2
+    finally:
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
     if report.error:
         display.error(report.error)
     if report.manifest is not None:
         whole = (report.counts, report.error_kinds) if config.resume else None
-        display.summary(report.seconds, str(report.manifest), whole)
+        where = "standard output" if to_stdout else str(report.manifest)
+        display.summary(report.seconds, where, whole)
     if report.signal is not None and report.manifest is not None:
         display.warn(f"the scan is incomplete; to finish it: {_resume_command(argv, config)}")
     return report.exit_code

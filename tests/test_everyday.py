@@ -4,6 +4,7 @@ the whole manifest, an interrupted scan says how to resume, ``name{ip}:port``.""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -170,3 +171,51 @@ def test_ip_targets_without_sni_check_the_name_only_against_ip_sans(
     assert fields["hostname"]["matches"] is matches
     assert ("hostname-mismatch" in [p["code"] for p in fields["problems"]]) is mismatch
     assert fields["trust"]["trusted"] is True
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["-o -", "--jsonl"])
+def test_json_lines_on_stdout(tls_server: ServerHandle, tmp_path: Path, mode: str) -> None:
+    import json
+
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text(f"a.test:{tls_server.port}{{127.0.0.1}}\nbad:99999\n127.0.0.1:1\n")
+    out = tmp_path / "out"
+    where = ["-o", "-"] if mode == "-o -" else ["-o", str(out), "--jsonl"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "chainscan", str(hosts), *where, *FAST],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert proc.returncode == 1, proc.stderr
+    entries = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert sorted(e["status"] for e in entries) == ["failed", "invalid", "ok"]
+    ok = next(e for e in entries if e["status"] == "ok")
+    assert ok["chain"][0]["sha256"] and ok["host"] == "a.test"
+    assert "port 99999 is out of range" in proc.stderr  # messages stay on stderr
+    if mode == "-o -":
+        assert "manifest: standard output" in proc.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["hosts.txt"]  # no folder kept
+    else:
+        lines = (out / "manifest.jsonl").read_text().splitlines()
+        assert [json.loads(line) for line in lines] == entries
+
+
+def test_report_json(
+    capsys: pytest.CaptureFixture[str], tls_server: ServerHandle, tmp_path: Path
+) -> None:
+    import json
+
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text(f"a.test:{tls_server.port}{{127.0.0.1}}\n127.0.0.1:1\n")
+    out = tmp_path / "out"
+    run(capsys, str(hosts), "-o", str(out), *FAST)
+    assert main(["report", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"]["targets"] == 2 and data["counts"]["failed"] == 1
+    assert sorted(row["status"] for row in data["hosts"]) == ["failed", "ok"]
+    assert data["expiries"] and data["expiries"][0]["not_after"].endswith("Z")
+    assert data["problems"].get("untrusted-root") == 1  # the test PKI is not in certifi

@@ -37,6 +37,7 @@ exit codes:
 examples:
   chainscan report out/
   chainscan report out/ --html out/report.html -q
+  chainscan report out/ --json | jq '.hosts[] | select(.trusted == false) | .target'
 """
 
 
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="soonest expiries to list (default: %(default)s)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as one JSON object (counts, problems, expiries, hosts) instead "
+        "of text",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stdout")
     return parser
 
@@ -64,7 +71,11 @@ def main(argv: Sequence[str]) -> int:
 def _report(args: argparse.Namespace) -> int:
     _manifest, entries = read_scan(args.source)
     report = build_report(entries, source=str(args.source), warn_days=args.warn_days)
-    if not args.quiet:
+    if args.json:
+        from ._report_json import render_json
+
+        sys.stdout.write(render_json(report))
+    elif not args.quiet:
         sys.stdout.write(render_text(report, top=args.top))
     if args.html is not None:
         try:
@@ -72,6 +83,6 @@ def _report(args: argparse.Namespace) -> int:
         except OSError as exc:
             error(PROG, f"{args.html}: {exc.strerror or exc}")
             return 2
-        if not args.quiet:
+        if not args.quiet and not args.json:
             print(f"\nHTML report: {args.html}")
     return 0

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 import trio
 
@@ -80,6 +80,9 @@ class RunConfig:
     dask: str | None = None
     """``--dask``: a scheduler address or ``local:N``; the scan runs on its workers (``_dask``)."""
     argv: tuple[str, ...] = ()
+    jsonl: BinaryIO | None = None
+    """``--jsonl`` / ``-o -``: also write each manifest line here (standard output) as it is
+    appended; messages and progress stay on stderr."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -341,6 +344,25 @@ def _fitted_options(config: RunConfig, display: Display) -> ScanOptions:
     return options
 
 
+class _Echo:
+    """Writes manifest lines to a stream (``--jsonl``); a reader that went away (``| head``)
+    stops the echo, not the scan: the manifest in the output folder is still complete."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream: BinaryIO | None = stream
+
+    def __call__(self, line: bytes) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.write(line)
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            self._stream = None
+
+
 async def _scan(config: RunConfig, display: Display) -> RunReport:
     # Every option first: a rejected run leaves the output folder as it found it.
     check_options(default_port=config.options.default_port, sni=config.options.sni)
@@ -352,6 +374,8 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
         overwrite=config.overwrite,
         inventory=Inventory.from_options(options),  # loads the trust store: UsageError if not
     )
+    if config.jsonl is not None:
+        output.echo = _Echo(config.jsonl)
     started_wall = time.monotonic()
     started = _utc_now()
     source = _open_input(config, options, output)
