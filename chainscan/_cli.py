@@ -15,6 +15,7 @@ from . import __version__
 from ._errors import ChainscanError
 from ._models import CertFormat, ScanOptions, Target
 from .commands._common import new_parser, non_negative_int
+from .scan._inputs import MAX_RANGE
 
 if TYPE_CHECKING:
     from .run._run import RunConfig
@@ -44,6 +45,8 @@ input lines (one per line; '#' comments and blank lines are skipped):
   https://example.com:8443/some/path
   example.com:443{192.0.2.7}  connect to 192.0.2.7, send SNI example.com
   example.com{192.0.2.7}:443  the same
+  192.0.2.0/24  192.0.2.0/28:8443  [2001:db8::]/120:8443   every address of a range
+  (a CSV file with a header line naming a 'host' column is read as a spreadsheet: see --csv)
 
 one host at a glance (no output folder; its own --help):
   chainscan show HOST[:PORT] ...                  the chain each serves, verdicts, pins, now
@@ -155,6 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target.add_argument(
         "--sni", metavar="NAME", help="send this SNI name to every target instead of its own"
+    )
+    target.add_argument(
+        "--csv",
+        action="store_const",
+        const=True,
+        default=None,
+        help="read FILE as CSV with a header (columns host, port, ip, sni, protocol; others "
+        "ignored); without it, a FILE whose first line is such a header is read as CSV anyway",
+    )
+    target.add_argument(
+        "--max-range",
+        type=_positive_int,
+        default=MAX_RANGE,
+        metavar="N",
+        help="largest CIDR range (192.0.2.0/24, [2001:db8::]/120:8443) one line may give, in "
+        "addresses; a larger one is an invalid line (default: %(default)s, a /16)",
     )
     limits = parser.add_argument_group("limits (politeness and speed)")
     limits.add_argument(
@@ -321,6 +340,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         shard=args.shard,
         dask=args.dask,
         argv=tuple(argv),
+        csv_input=args.csv,
+        max_range=args.max_range,
         jsonl=sys.stdout.buffer if args.jsonl else None,
     )
 

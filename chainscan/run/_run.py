@@ -41,12 +41,12 @@ from .._models import BadLine, ScanOptions, ScanResult, Status, Target
 from ..analysis._inventory import Inventory
 from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
+from ..scan._inputs import MAX_RANGE, iter_inputs
 from ..scan._schedule import Scheduler
 from ..scan._targets import (
     Deduplicator,
     check_options,
     count_lines,
-    iter_targets,
     open_lines,
 )
 from ._batch import batches
@@ -80,6 +80,10 @@ class RunConfig:
     dask: str | None = None
     """``--dask``: a scheduler address or ``local:N``; the scan runs on its workers (``_dask``)."""
     argv: tuple[str, ...] = ()
+    csv_input: bool | None = None
+    """``--csv``: read the input as CSV with a header (None: when its first line is one)."""
+    max_range: int = MAX_RANGE
+    """``--max-range``: addresses one CIDR line may stand for (``scan._inputs``)."""
     jsonl: BinaryIO | None = None
     """``--jsonl`` / ``-o -``: also write each manifest line here (standard output) as it is
     appended; messages and progress stay on stderr."""
@@ -237,8 +241,13 @@ def _open_input(config: RunConfig, options: ScanOptions, output: OutputDir) -> _
     for key in done_keys:
         dedup.add_key(key)
     tally = _Tally()
-    targets = iter_targets(
-        lines, source=config.input, default_port=options.default_port, sni=options.sni
+    targets = iter_inputs(
+        lines,
+        source=config.input,
+        default_port=options.default_port,
+        sni=options.sni,
+        csv_input=config.csv_input,
+        max_range=config.max_range,
     )
     return _Input(select_shard(tally.count(targets), config.shard), dedup.seen, tally)
 
