@@ -58,6 +58,7 @@ commands that read a scan (each has its own --help):
   chainscan diff OLD NEW [--pins FILE]            what changed; the pin gate for CI
   chainscan report OUT [--html FILE]              problems, expiries, a self-contained page
   chainscan merge OUT DIR...                      join --shard outputs into one scan
+  chainscan export OUT --csv FILE | --sqlite FILE  spreadsheet rows, SQL tables
 
 exit codes:
   0    every target returned a chain
@@ -365,6 +366,7 @@ SUBCOMMANDS: dict[str, str] = {
     "diff": "chainscan.commands._diff_cli",
     "report": "chainscan.commands._report_cli",
     "merge": "chainscan.commands._merge_cli",
+    "export": "chainscan.commands._export_cli",
 }
 """``chainscan NAME ...`` -> module whose ``main(argv) -> int`` runs it (imported on use)."""
 
