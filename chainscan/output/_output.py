@@ -55,7 +55,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import orjson
 
 from .._errors import OutputError, UsageError
-from .._models import BadLine, CertFacts, CertFormat, ErrorKind, ScanResult, Status
+from .._models import (
+    BadLine,
+    CertFacts,
+    CertFormat,
+    ErrorKind,
+    ScanResult,
+    Status,
+    Target,
+    TargetKey,
+    Timings,
+)
 from ..analysis._analyze import analyze_der, der_to_pem
 from ._naming import cert_filename, target_dirname
 
@@ -91,7 +101,7 @@ _TARGETS_OPEN = b'"targets":['
 _TARGETS_CLOSE = b"]}"
 _O_BINARY: int = getattr(os, "O_BINARY", 0)
 
-EntryKey = tuple[str, int, str | None, str | None]
+EntryKey = TargetKey
 """:attr:`Target.key` as read back from a manifest entry."""
 
 
@@ -113,6 +123,28 @@ def entry_for(
         for position, (fact, file) in enumerate(zip(facts, files, strict=True))
     ]
     timings = result.timings
+    if target.protocol is not None:
+        return _with_protocol(_entry(result, target, timings, chain, dirname), target.protocol)
+    return _entry(result, target, timings, chain, dirname)
+
+
+def _with_protocol(entry: dict[str, Any], protocol: str) -> dict[str, Any]:
+    """``entry`` with ``protocol`` after ``port`` (only STARTTLS targets have the field)."""
+    out: dict[str, Any] = {}
+    for name, value in entry.items():
+        out[name] = value
+        if name == "port":
+            out["protocol"] = protocol
+    return out
+
+
+def _entry(
+    result: ScanResult,
+    target: Target,
+    timings: Timings,
+    chain: list[dict[str, Any]],
+    dirname: str,
+) -> dict[str, Any]:
     return {
         "input": {"source": target.source, "line": target.line, "text": target.raw},
         "host": target.host,
@@ -200,12 +232,12 @@ def entry_key(entry: dict[str, Any]) -> EntryKey | None:
     if not isinstance(host, str) or not isinstance(port, int) or isinstance(port, bool):
         return None
     address, sni = entry.get("requested_address"), entry.get("sni")
-    return (
-        host,
-        port,
-        address if isinstance(address, str) else None,
-        sni if isinstance(sni, str) else None,
-    )
+    address = address if isinstance(address, str) else None
+    sni = sni if isinstance(sni, str) else None
+    protocol = entry.get("protocol")
+    if isinstance(protocol, str):
+        return (host, port, address, sni, protocol)
+    return (host, port, address, sni)
 
 
 def _bad_line_id(source: object, line: object, text: object) -> tuple[str, int, str] | None:

@@ -175,7 +175,11 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
     items = select_shard(
         tally.count(
             iter_targets(
-                lines, source=config.input, default_port=options.default_port, sni=options.sni
+                lines,
+                source=config.input,
+                default_port=options.default_port,
+                sni=options.sni,
+                starttls=options.starttls,
             )
         ),
         config.shard,
