@@ -1,0 +1,274 @@
+"""Each STARTTLS protocol against a real server implementation, end to end.
+
+For every protocol a real server is started on a free port of 127.0.0.1, with a certificate
+chain from the test PKI (leaf + intermediate), and ``chainscan FILE -o DIR`` is run on one
+line naming it; the certificate files chainscan saves must be byte-identical to the chain the
+server was given, and the manifest must record the protocol. The servers: aiosmtpd (SMTP),
+pyftpdlib (FTP), Dovecot (IMAP, POP3), PostgreSQL, OpenLDAP's slapd, MariaDB, Prosody (XMPP
+client-to-server and server-to-server) and xrdp (RDP); see ``tests/daemons.py`` for how the
+system daemons are run, and ``tests/setup-system.sh`` / pyproject's ``test`` extra for where
+they come from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chainscan._cli import main
+
+from .conftest import PKI
+from .daemons import daemon, free_port, need, open_dir
+from .servers import ServedChain, served_chain
+
+pytestmark = pytest.mark.integration
+
+DOMAIN = "mail.test"
+"""The name every server's leaf is issued for (SAN DNS:mail.test, IP:127.0.0.1)."""
+
+
+@pytest.fixture(scope="module")
+def chain(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedChain]:
+    """A leaf for mail.test and its intermediate, in a folder every daemon user can read."""
+    leaf = pki.intermediate.issue(DOMAIN, "127.0.0.1")
+    with open_dir("pki") as folder:
+        served = served_chain(folder, leaf, pki.intermediate)
+        for path in folder.iterdir():
+            path.chmod(0o644)
+        yield served
+
+
+def scan(tmp_path: Path, line: str, *extra: str) -> dict[str, Any]:
+    """``chainscan FILE -o DIR`` on one line; the manifest entry, with the saved DER files."""
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text(line + "\n")
+    out = tmp_path / "out"
+    code = main([str(hosts), "-o", str(out), "-q", "--handshake-timeout", "20", *extra])
+    (entry,) = [json.loads(text) for text in (out / "manifest.jsonl").read_text().splitlines()]
+    entry["ders"] = [(out / cert["file"]).read_bytes() for cert in entry["chain"]]
+    entry["exit"] = code
+    print(f"\n{line}: {entry['status']} {entry['error_kind']} in {entry['elapsed']}s")
+    return entry
+
+
+def assert_chain(entry: dict[str, Any], protocol: str, chain: ServedChain) -> None:
+    assert entry["status"] == "ok", entry["error"]
+    assert entry["protocol"] == protocol
+    assert tuple(entry["ders"]) == chain.der
+    assert entry["dir"].startswith(f"{protocol}_")
+    assert entry["exit"] == 0
+
+
+def server_context(chain: ServedChain) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain.certfile, chain.keyfile)
+    return context
+
+
+# --------------------------------------------------------------------------------------------
+# Python servers (pyproject's test extra)
+
+
+def test_smtp_aiosmtpd(tmp_path: Path, chain: ServedChain) -> None:
+    controller_module = pytest.importorskip("aiosmtpd.controller")
+    from aiosmtpd.handlers import Sink
+
+    port = free_port()
+    controller = controller_module.Controller(
+        Sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
+    )
+    controller.start()
+    try:
+        entry = scan(tmp_path, f"smtp://127.0.0.1:{port}")
+    finally:
+        controller.stop()
+    assert_chain(entry, "smtp", chain)
+    assert entry["sni"] is None  # an IP target sends no SNI, STARTTLS or not
+
+
+def test_smtp_by_port_with_starttls_option(tmp_path: Path, chain: ServedChain) -> None:
+    controller_module = pytest.importorskip("aiosmtpd.controller")
+    from aiosmtpd.handlers import Sink
+
+    port = free_port()
+    controller = controller_module.Controller(
+        Sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
+    )
+    controller.start()
+    try:
+        entry = scan(tmp_path, f"{DOMAIN}:{port}{{127.0.0.1}}", "--starttls", "smtp")
+    finally:
+        controller.stop()
+    assert_chain(entry, "smtp", chain)
+    assert entry["sni"] == DOMAIN
+
+
+def test_ftp_pyftpdlib(tmp_path: Path, chain: ServedChain) -> None:
+    handlers = pytest.importorskip("pyftpdlib.handlers")
+    servers = pytest.importorskip("pyftpdlib.servers")
+    pytest.importorskip("OpenSSL")
+
+    class Handler(handlers.TLS_FTPHandler):  # type: ignore[misc,name-defined]
+        certfile = chain.certfile
+        keyfile = chain.keyfile
+        ssl_context = None
+
+    Handler.authorizer = pytest.importorskip("pyftpdlib.authorizers").DummyAuthorizer()
+    port = free_port()
+    server = servers.FTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1})
+    thread.start()
+    try:
+        entry = scan(tmp_path, f"ftp://127.0.0.1:{port}")
+    finally:
+        server.close_all()
+        thread.join(10)
+    assert_chain(entry, "ftp", chain)
+
+
+# --------------------------------------------------------------------------------------------
+# System daemons (tests/setup-system.sh)
+
+_DOVECOT_CONF = """\
+base_dir = {run}/base
+state_dir = {run}/state
+log_path = {run}/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_dh = <{run}/dh.pem
+auth_mechanisms = plain
+disable_plaintext_auth = yes
+passdb {{
+  driver = static
+  args = password=unused
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={run}/home
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+service pop3-login {{
+  chroot =
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def dovecot(chain: ServedChain) -> Iterator[tuple[int, int]]:
+    (binary,) = need("dovecot")
+    imap, pop3 = free_port(), free_port()
+    with open_dir("dovecot") as run:
+        (run / "state").mkdir()
+        (run / "base").mkdir(mode=0o755)  # not the config's folder: Dovecot links it there
+        # Dovecot 2.3 wants DH parameters; DSA-style ones are quick to make (ECDHE is used).
+        subprocess.run(
+            ["openssl", "dhparam", "-out", str(run / "dh.pem"), "-dsaparam", "2048"],
+            check=True,
+            capture_output=True,
+        )
+        conf = run / "dovecot.conf"
+        conf.write_text(
+            _DOVECOT_CONF.format(
+                run=run, cert=chain.certfile, key=chain.keyfile, imap=imap, pop3=pop3
+            )
+        )
+        with daemon([binary, "-F", "-c", str(conf)], imap, run / "stdout.log"):
+            yield imap, pop3
+
+
+def test_imap_dovecot(tmp_path: Path, chain: ServedChain, dovecot: tuple[int, int]) -> None:
+    entry = scan(tmp_path, f"imap://127.0.0.1:{dovecot[0]}")
+    assert_chain(entry, "imap", chain)
+
+
+def test_pop3_dovecot(tmp_path: Path, chain: ServedChain, dovecot: tuple[int, int]) -> None:
+    entry = scan(tmp_path, f"pop3://127.0.0.1:{dovecot[1]}")
+    assert_chain(entry, "pop3", chain)
+
+
+def _postgres_bin(name: str) -> str:
+    for version in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (version / name).exists():
+            return str(version / name)
+    return need(name)[0]
+
+
+def test_postgres(tmp_path: Path, chain: ServedChain) -> None:
+    need("pg_ctlcluster") if not Path("/usr/lib/postgresql").exists() else None
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    port = free_port()
+    with open_dir("postgres") as run:
+        data = run / "data"
+        # PostgreSQL refuses to run as root: its files belong to the postgres user.
+        for name, source in (("server.crt", chain.certfile), ("server.key", chain.keyfile)):
+            (run / name).write_bytes(Path(source).read_bytes())
+            os.chown(run / name, _uid("postgres"), _gid("postgres"))
+        (run / "server.key").chmod(0o600)
+        os.chown(run, _uid("postgres"), _gid("postgres"))
+        subprocess.run(
+            [initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+            user="postgres",
+            cwd=run,
+        )
+        argv = [
+            postgres,
+            "-D", str(data),
+            "-p", str(port),
+            "-k", str(run),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", "ssl=on",
+            "-c", f"ssl_cert_file={run / 'server.crt'}",
+            "-c", f"ssl_key_file={run / 'server.key'}",
+        ]  # fmt: skip
+        with daemon(argv, port, run / "postgres.log", user="postgres", stop_signal=signal.SIGINT):
+            entry = scan(tmp_path, f"postgres://127.0.0.1:{port}")
+    assert_chain(entry, "postgres", chain)
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
+
+
+def _gid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
