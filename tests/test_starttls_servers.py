@@ -272,3 +272,138 @@ def _gid(user: str) -> int:
     import pwd
 
     return pwd.getpwnam(user).pw_gid
+
+
+_SLAPD_CONF = """\
+include /etc/ldap/schema/core.schema
+pidfile {run}/slapd.pid
+argsfile {run}/slapd.args
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+"""
+
+
+def test_ldap_slapd(tmp_path: Path, chain: ServedChain) -> None:
+    (slapd,) = need("slapd")
+    port = free_port()
+    with open_dir("slapd") as run:
+        conf = run / "slapd.conf"
+        conf.write_text(_SLAPD_CONF.format(run=run, cert=chain.certfile, key=chain.keyfile))
+        argv = [slapd, "-d", "0", "-h", f"ldap://127.0.0.1:{port}/", "-f", str(conf)]
+        with daemon(argv, port, run / "slapd.log", stop_signal=signal.SIGINT):
+            entry = scan(tmp_path, f"ldap://127.0.0.1:{port}")
+    assert_chain(entry, "ldap", chain)
+
+
+def test_mysql_mariadb(tmp_path: Path, chain: ServedChain) -> None:
+    (mariadbd,) = need("mariadbd")
+    port = free_port()
+    with open_dir("mariadb") as run:
+        (run / "data").mkdir()
+        argv = [
+            mariadbd,
+            "--no-defaults",
+            f"--datadir={run / 'data'}",
+            f"--socket={run / 'sock'}",
+            f"--pid-file={run / 'pid'}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            "--skip-grant-tables",  # no system tables: the test never logs in
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=8M",
+            f"--ssl-cert={chain.certfile}",
+            f"--ssl-key={chain.keyfile}",
+        ]
+        with daemon(argv, port, run / "mariadb.log"):
+            entry = scan(tmp_path, f"mysql://127.0.0.1:{port}")
+    assert_chain(entry, "mysql", chain)
+
+
+_PROSODY_CONF = """\
+pidfile = "{run}/prosody.pid"
+data_path = "{run}/data"
+daemonize = false
+log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = "{run}/prosody.log" }} }}
+plugin_paths = {{}}
+modules_enabled = {{ "tls", "saslauth", "dialback", "disco" }}
+c2s_ports = {{ {c2s} }}
+c2s_interfaces = {{ "127.0.0.1" }}
+s2s_ports = {{ {s2s} }}
+s2s_interfaces = {{ "127.0.0.1" }}
+c2s_direct_tls_ports = {{}}
+s2s_direct_tls_ports = {{}}
+legacy_ssl_ports = {{}}
+http_ports = {{}}
+https_ports = {{}}
+component_ports = {{}}
+ssl = {{ certificate = "{cert}", key = "{key}" }}
+VirtualHost "{domain}"
+"""
+
+
+@pytest.fixture(scope="module")
+def prosody(chain: ServedChain) -> Iterator[tuple[int, int]]:
+    (binary,) = need("prosody")
+    c2s, s2s = free_port(), free_port()
+    with open_dir("prosody") as run:
+        (run / "data").mkdir()
+        os.chown(run, _uid("prosody"), _gid("prosody"))
+        os.chown(run / "data", _uid("prosody"), _gid("prosody"))
+        conf = run / "prosody.cfg.lua"
+        conf.write_text(
+            _PROSODY_CONF.format(
+                run=run, cert=chain.certfile, key=chain.keyfile, c2s=c2s, s2s=s2s, domain=DOMAIN
+            )
+        )
+        # Prosody refuses to run as root: it runs as its own user.
+        with daemon([binary, "--config", str(conf)], c2s, run / "stdout.log", user="prosody"):
+            yield c2s, s2s
+
+
+def test_xmpp_client_prosody(tmp_path: Path, chain: ServedChain, prosody: tuple[int, int]) -> None:
+    entry = scan(tmp_path, f"xmpp://{DOMAIN}:{prosody[0]}{{127.0.0.1}}")
+    assert_chain(entry, "xmpp", chain)
+
+
+def test_xmpp_server_prosody(tmp_path: Path, chain: ServedChain, prosody: tuple[int, int]) -> None:
+    entry = scan(tmp_path, f"xmpp-server://{DOMAIN}:{prosody[1]}{{127.0.0.1}}")
+    assert_chain(entry, "xmpp-server", chain)
+
+
+def test_xmpp_unknown_domain_is_refused_with_the_servers_words(
+    tmp_path: Path, prosody: tuple[int, int]
+) -> None:
+    entry = scan(tmp_path, f"xmpp://other.test:{prosody[0]}{{127.0.0.1}}")
+    assert (entry["status"], entry["error_kind"]) == ("failed", "starttls-refused")
+    assert "host-unknown" in entry["error"]
+    assert entry["attempts"] == 1  # permanent: not retried
+
+
+def test_rdp_xrdp(tmp_path: Path, chain: ServedChain) -> None:
+    (xrdp,) = need("xrdp")
+    port = free_port()
+    with open_dir("xrdp") as run:
+        ini = Path("/etc/xrdp/xrdp.ini").read_text()
+        settings = {
+            "port": f"tcp://127.0.0.1:{port}",
+            "security_layer": "tls",
+            "certificate": chain.certfile,
+            "key_file": chain.keyfile,
+            "fork": "false",
+            "LogFile": str(run / "xrdp.log"),
+        }
+        lines = []
+        section = ""
+        for text in ini.splitlines():
+            if text.startswith("["):
+                section = text
+            name = text.split("=", 1)[0].strip()
+            if section in ("[Globals]", "[Logging]") and "=" in text and name in settings:
+                text = f"{name}={settings[name]}"
+            lines.append(text)
+        (run / "xrdp.ini").write_text("\n".join(lines) + "\n")
+        argv = [xrdp, "--nodaemon", "--config", str(run / "xrdp.ini")]
+        with daemon(argv, port, run / "stdout.log"):
+            entry = scan(tmp_path, f"rdp://127.0.0.1:{port}")
+    assert_chain(entry, "rdp", chain)
