@@ -77,6 +77,8 @@ class LdapDialogue(Dialogue):
 
     def _receive(self, data: bytes) -> bytes:
         self._buffer += data
+        if self._buffer[:1] != b"\x30":
+            self.fail(ErrorKind.PROTOCOL_ERROR, "not an LDAP message", self._buffer)
         try:
             tag, message, end = read_tlv(self._buffer)
             if tag != 0x30:
