@@ -105,8 +105,8 @@ class Target:
     source: str = ""
     """Input file name as given (``-`` for stdin, ``<api>`` for strings given to the API)."""
     protocol: str | None = None
-    """Plaintext dialogue before TLS (``smtp``, ``imap``, ... see docs/starttls.md); None for
-    direct TLS."""
+    """Plaintext dialogue before TLS (``smtp``, ``imap``, ...: the README's Input section);
+    None for direct TLS."""
 
     @property
     def key(self) -> TargetKey:
