@@ -112,6 +112,45 @@ def test_smtp_by_port_with_starttls_option(tmp_path: Path, chain: ServedChain) -
     assert entry["sni"] == DOMAIN
 
 
+def test_smtp_through_workers_resume_and_deployments(tmp_path: Path, chain: ServedChain) -> None:
+    """The STARTTLS target crosses the worker pipe and comes back from --resume as itself;
+    the same host and port as direct TLS is another target, in another folder."""
+    controller_module = pytest.importorskip("aiosmtpd.controller")
+    from aiosmtpd.handlers import Sink
+
+    port = free_port()
+    controller = controller_module.Controller(
+        Sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
+    )
+    controller.start()
+    try:
+        hosts = tmp_path / "hosts.txt"
+        hosts.write_text(f"smtp://127.0.0.1:{port}\n127.0.0.1:{port}\nsmtp://127.0.0.1:{port}/\n")
+        out = tmp_path / "out"
+        assert main([str(hosts), "-o", str(out), "-q", "--workers", "2"]) == 1
+        assert main([str(hosts), "-o", str(out), "-q", "--resume"]) == 1
+        deployments = tmp_path / "deployments"
+        main([str(hosts), "-o", str(deployments), "-q", "--deployments"])
+    finally:
+        controller.stop()
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(entries) == 2  # the duplicate dropped, nothing scanned again by --resume
+    by_protocol = {entry.get("protocol"): entry for entry in entries}
+    assert by_protocol["smtp"]["status"] == "ok"
+    assert by_protocol["smtp"]["dir"] == f"smtp_127.0.0.1_{port}"
+    saved = [(out / cert["file"]).read_bytes() for cert in by_protocol["smtp"]["chain"]]
+    assert tuple(saved) == chain.der
+    assert by_protocol[None]["error_kind"] == "not-tls"  # direct TLS to an SMTP port
+    assert "protocol" not in by_protocol[None]
+    (smtp,) = [
+        json.loads(line)
+        for line in (deployments / "manifest.jsonl").read_text().splitlines()
+        if '"protocol":"smtp"' in line
+    ]
+    status = {probe["variant"]: probe["status"] for probe in smtp["deployments"]["probes"]}
+    assert status["default"] == status["tls1.2-ecdsa"] == "ok"  # each ran the SMTP dialogue
+
+
 def test_ftp_pyftpdlib(tmp_path: Path, chain: ServedChain) -> None:
     handlers = pytest.importorskip("pyftpdlib.handlers")
     servers = pytest.importorskip("pyftpdlib.servers")
