@@ -68,6 +68,41 @@ def assert_chain(entry: dict[str, Any], protocol: str, chain: ServedChain) -> No
     assert entry["exit"] == 0
 
 
+SSLYZE = Path(__file__).resolve().parents[1] / "benchmarks" / ".venv-sslyze" / "bin" / "python"
+"""sslyze in the benchmarks' virtualenv (optional: made by ``benchmarks/run.py``)."""
+_SSLYZE_STARTTLS = {
+    "smtp": "smtp",
+    "imap": "imap",
+    "pop3": "pop3",
+    "ftp": "ftp",
+    "ldap": "ldap",
+    "xmpp": "xmpp",
+    "xmpp-server": "xmpp_server",
+    "postgres": "postgres",
+    "rdp": "rdp",
+}
+
+
+def sslyze_agrees(tmp_path: Path, protocol: str, where: str, chain: ServedChain) -> None:
+    """When sslyze is there, it must receive the same chain from the same server (sslyze has
+    no MySQL support). Without its virtualenv this checks nothing: it is an optional oracle."""
+    if not SSLYZE.exists() or protocol not in _SSLYZE_STARTTLS:
+        return
+    out = tmp_path / "sslyze.json"
+    argv = [str(SSLYZE), "-m", "sslyze", "--certinfo", "--quiet", f"--json_out={out}"]
+    argv += ["--starttls", _SSLYZE_STARTTLS[protocol], where]
+    if protocol.startswith("xmpp"):
+        argv += ["--xmpp_to", DOMAIN]
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+    (result,) = json.loads(out.read_text())["server_scan_results"]
+    info = result["scan_result"]["certificate_info"]
+    assert info["status"] == "COMPLETED", result
+    (deployment, *_) = info["result"]["certificate_deployments"]
+    received = deployment["received_certificate_chain"]
+    assert tuple(ssl.PEM_cert_to_DER_cert(cert["as_pem"]) for cert in received) == chain.der
+    print(f"sslyze --starttls {_SSLYZE_STARTTLS[protocol]}: the same chain")
+
+
 def server_context(chain: ServedChain) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(chain.certfile, chain.keyfile)
@@ -89,6 +124,7 @@ def test_smtp_aiosmtpd(tmp_path: Path, chain: ServedChain) -> None:
     controller.start()
     try:
         entry = scan(tmp_path, f"smtp://127.0.0.1:{port}")
+        sslyze_agrees(tmp_path, "smtp", f"127.0.0.1:{port}", chain)
     finally:
         controller.stop()
     assert_chain(entry, "smtp", chain)
@@ -168,6 +204,7 @@ def test_ftp_pyftpdlib(tmp_path: Path, chain: ServedChain) -> None:
     thread.start()
     try:
         entry = scan(tmp_path, f"ftp://127.0.0.1:{port}")
+        sslyze_agrees(tmp_path, "ftp", f"127.0.0.1:{port}", chain)
     finally:
         server.close_all()
         thread.join(10)
@@ -252,11 +289,13 @@ def dovecot(chain: ServedChain) -> Iterator[tuple[int, int]]:
 
 def test_imap_dovecot(tmp_path: Path, chain: ServedChain, dovecot: tuple[int, int]) -> None:
     entry = scan(tmp_path, f"imap://127.0.0.1:{dovecot[0]}")
+    sslyze_agrees(tmp_path, "imap", f"127.0.0.1:{dovecot[0]}", chain)
     assert_chain(entry, "imap", chain)
 
 
 def test_pop3_dovecot(tmp_path: Path, chain: ServedChain, dovecot: tuple[int, int]) -> None:
     entry = scan(tmp_path, f"pop3://127.0.0.1:{dovecot[1]}")
+    sslyze_agrees(tmp_path, "pop3", f"127.0.0.1:{dovecot[1]}", chain)
     assert_chain(entry, "pop3", chain)
 
 
@@ -298,6 +337,7 @@ def test_postgres(tmp_path: Path, chain: ServedChain) -> None:
         ]  # fmt: skip
         with daemon(argv, port, run / "postgres.log", user="postgres", stop_signal=signal.SIGINT):
             entry = scan(tmp_path, f"postgres://127.0.0.1:{port}")
+            sslyze_agrees(tmp_path, "postgres", f"127.0.0.1:{port}", chain)
     assert_chain(entry, "postgres", chain)
 
 
@@ -331,6 +371,7 @@ def test_ldap_slapd(tmp_path: Path, chain: ServedChain) -> None:
         argv = [slapd, "-d", "0", "-h", f"ldap://127.0.0.1:{port}/", "-f", str(conf)]
         with daemon(argv, port, run / "slapd.log", stop_signal=signal.SIGINT):
             entry = scan(tmp_path, f"ldap://127.0.0.1:{port}")
+            sslyze_agrees(tmp_path, "ldap", f"127.0.0.1:{port}", chain)
     assert_chain(entry, "ldap", chain)
 
 
@@ -402,11 +443,13 @@ def prosody(chain: ServedChain) -> Iterator[tuple[int, int]]:
 
 def test_xmpp_client_prosody(tmp_path: Path, chain: ServedChain, prosody: tuple[int, int]) -> None:
     entry = scan(tmp_path, f"xmpp://{DOMAIN}:{prosody[0]}{{127.0.0.1}}")
+    sslyze_agrees(tmp_path, "xmpp", f"{DOMAIN}:{prosody[0]}{{127.0.0.1}}", chain)
     assert_chain(entry, "xmpp", chain)
 
 
 def test_xmpp_server_prosody(tmp_path: Path, chain: ServedChain, prosody: tuple[int, int]) -> None:
     entry = scan(tmp_path, f"xmpp-server://{DOMAIN}:{prosody[1]}{{127.0.0.1}}")
+    sslyze_agrees(tmp_path, "xmpp-server", f"{DOMAIN}:{prosody[1]}{{127.0.0.1}}", chain)
     assert_chain(entry, "xmpp-server", chain)
 
 
@@ -445,4 +488,5 @@ def test_rdp_xrdp(tmp_path: Path, chain: ServedChain) -> None:
         argv = [xrdp, "--nodaemon", "--config", str(run / "xrdp.ini")]
         with daemon(argv, port, run / "stdout.log"):
             entry = scan(tmp_path, f"rdp://127.0.0.1:{port}")
+            sslyze_agrees(tmp_path, "rdp", f"127.0.0.1:{port}", chain)
     assert_chain(entry, "rdp", chain)
