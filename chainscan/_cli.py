@@ -15,7 +15,7 @@ from ._models import CertFormat, ScanOptions
 from .run._display import Display
 from .run._run import RunConfig, run_scan
 from .run._shard import Shard, parse_shard
-from .scan.starttls._table import AUTO, NONE, PROTOCOLS
+from .scan._starttls._table import AUTO, NONE, PROTOCOLS
 
 __all__ = ["main"]
 

@@ -14,9 +14,9 @@ from chainscan import BadLine, ErrorKind, Target, parse_line
 from chainscan._errors import UsageError
 from chainscan.output._naming import target_dirname
 from chainscan.output._output import entry_key
-from chainscan.scan.starttls import Dialogue, DialogueFailed, make_dialogue, server_words
-from chainscan.scan.starttls._ldap import _REQUEST as LDAP_REQUEST
-from chainscan.scan.starttls._table import AUTO_PORTS, PROTOCOLS, SCHEMES
+from chainscan.scan._starttls import Dialogue, DialogueFailed, make_dialogue, server_words
+from chainscan.scan._starttls._ldap import _REQUEST as LDAP_REQUEST
+from chainscan.scan._starttls._table import AUTO_PORTS, PROTOCOLS, SCHEMES
 
 Exchange = list[tuple[bytes, bytes]]
 """(what the server sends, what the client must answer) in order; the last answer starts TLS."""

@@ -19,7 +19,7 @@ import ipaddress
 import re
 
 from .._models import Target, TargetKey
-from ..scan.starttls._table import PROTOCOLS
+from ..scan._starttls._table import PROTOCOLS
 
 __all__ = [
     "MAX_DIRNAME",

@@ -16,9 +16,9 @@ that can go wrong out there is translated here into an :class:`~chainscan.ErrorK
 * At most ``max_handshake_bytes`` are read from a server; more is ``too-large``. At most
   ``max_chain_length`` certificates are kept.
 * A target with a ``protocol`` (SMTP, IMAP, PostgreSQL, ...) first runs that protocol's
-  plaintext dialogue (:mod:`chainscan.scan.starttls`, pure) on the connection, under the same
+  plaintext dialogue (:mod:`chainscan.scan._starttls`, pure) on the connection, under the same
   ``handshake_timeout`` as the handshake that follows, reading at most
-  :data:`~chainscan.scan.starttls.MAX_DIALOGUE_BYTES` before TLS starts. A direct-TLS target
+  :data:`~chainscan.scan._starttls.MAX_DIALOGUE_BYTES` before TLS starts. A direct-TLS target
   skips it at the cost of one attribute test.
 
 Why plain sockets and ``wait_readable``
@@ -54,7 +54,7 @@ import trio
 from .._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
 from ._resolve import Address, ResolveFailed, Resolver
 from ._tls import Handshake, HandshakeFailed
-from .starttls import MAX_DIALOGUE_BYTES, DialogueFailed, make_dialogue, server_words
+from ._starttls import MAX_DIALOGUE_BYTES, DialogueFailed, make_dialogue, server_words
 
 __all__ = ["Gate", "probe"]
 

@@ -54,7 +54,7 @@ Rules:
 * **Schemes.** ``https://`` URLs are direct TLS on ``default_port`` unless
   they name a port. The STARTTLS schemes (``smtp``, ``submission``, ``lmtp``, ``imap``,
   ``pop3``, ``ftp``, ``ldap``, ``xmpp``, ``xmpp-server``, ``postgres``, ``mysql``, ``rdp``
-  and their aliases, see :mod:`chainscan.scan.starttls._table`) set :attr:`Target.protocol`
+  and their aliases, see :mod:`chainscan.scan._starttls._table`) set :attr:`Target.protocol`
   and default to the protocol's own port (``smtp://mail.example.com`` is port 25,
   ``submission://`` 587), and the implicit-TLS schemes (``smtps`` 465, ``imaps`` 993,
   ``pop3s`` 995, ``ldaps`` 636, ``ftps`` 990, ``xmpps`` 5223) are direct TLS on theirs. Any
@@ -98,7 +98,7 @@ import idna
 
 from .._errors import InputError, UsageError
 from .._models import BadLine, Target
-from .starttls._table import (
+from ._starttls._table import (
     AUTO,
     AUTO_PORTS,
     DIRECT_SCHEMES,
