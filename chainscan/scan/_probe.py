@@ -53,8 +53,8 @@ import trio
 
 from .._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
 from ._resolve import Address, ResolveFailed, Resolver
-from ._tls import Handshake, HandshakeFailed
 from ._starttls import MAX_DIALOGUE_BYTES, DialogueFailed, make_dialogue, server_words
+from ._tls import Handshake, HandshakeFailed
 
 __all__ = ["Gate", "probe"]
 
