@@ -14,6 +14,7 @@ root): the daemons drop privileges (``dovenull``, ``postgres``, ``mysql``) and m
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -23,10 +24,11 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-__all__ = ["daemon", "free_port", "need", "open_dir"]
+__all__ = ["daemon", "free_port", "need", "need_module", "open_dir"]
 
 START_TIMEOUT = 60.0
 """Seconds a daemon gets to listen on its port (MariaDB's first start is the slowest)."""
@@ -48,6 +50,17 @@ def need(*programs: str) -> list[str]:
             pytest.skip(reason)
         paths.append(path)
     return paths
+
+
+def need_module(name: str) -> ModuleType:
+    """``import name``; skip the test if it is not installed (fail in CI)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        reason = f"{name} is not installed (pyproject's test extra installs it): {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI: {reason}")
+        pytest.skip(reason)
 
 
 def free_port() -> int:

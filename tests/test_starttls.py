@@ -9,6 +9,8 @@ parsing (schemes, ``--starttls``, ports) and folder names for protocol targets a
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chainscan import BadLine, ErrorKind, Target, parse_line
 from chainscan._errors import UsageError
@@ -17,6 +19,7 @@ from chainscan.output._output import entry_key
 from chainscan.scan._starttls import Dialogue, DialogueFailed, make_dialogue, server_words
 from chainscan.scan._starttls._ldap import _REQUEST as LDAP_REQUEST
 from chainscan.scan._starttls._table import AUTO_PORTS, PROTOCOLS, SCHEMES
+from tests.test_naming import SMALL
 
 Exchange = list[tuple[bytes, bytes]]
 """(what the server sends, what the client must answer) in order; the last answer starts TLS."""
@@ -455,3 +458,19 @@ def test_a_direct_target_named_like_a_protocol_keeps_its_folder() -> None:
     # "smtp" is a valid single-label host name: its direct-TLS folder is what it always was
     assert target_dirname(parse("smtp:8443")) == "smtp_8443"
     assert target_dirname(parse("smtp://smtp:8443")) == "smtp_smtp_8443"
+
+
+PROTOCOL_TARGETS = st.builds(
+    Target,
+    host=st.one_of(SMALL, st.sampled_from(["smtp", "xmpp-server", "25", "1.2.3.4", "::1"])),
+    port=st.sampled_from([0, 1, 25, 5269]),
+    sni=st.one_of(st.none(), SMALL, st.sampled_from(["smtp", "sni", "nosni", "25"])),
+    address=st.one_of(st.none(), SMALL, st.sampled_from(["smtp", "25", "::1"])),
+    protocol=st.sampled_from([None, "smtp", "imap", "xmpp-server"]),
+)
+
+
+@given(st.lists(PROTOCOL_TARGETS, max_size=20, unique_by=lambda target: target.key))
+def test_folder_names_stay_injective_with_protocols(targets: list[Target]) -> None:
+    names = [target_dirname(target) for target in targets]
+    assert len({name.lower() for name in names}) == len(names), names

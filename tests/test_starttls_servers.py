@@ -27,7 +27,7 @@ import pytest
 from chainscan._cli import main
 
 from .conftest import PKI
-from .daemons import daemon, free_port, need, open_dir
+from .daemons import daemon, free_port, need, need_module, open_dir
 from .servers import ServedChain, served_chain
 
 pytestmark = pytest.mark.integration
@@ -114,12 +114,12 @@ def server_context(chain: ServedChain) -> ssl.SSLContext:
 
 
 def test_smtp_aiosmtpd(tmp_path: Path, chain: ServedChain) -> None:
-    controller_module = pytest.importorskip("aiosmtpd.controller")
-    from aiosmtpd.handlers import Sink
+    controller_module = need_module("aiosmtpd.controller")
+    sink = need_module("aiosmtpd.handlers").Sink
 
     port = free_port()
     controller = controller_module.Controller(
-        Sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
+        sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
     )
     controller.start()
     try:
@@ -132,12 +132,12 @@ def test_smtp_aiosmtpd(tmp_path: Path, chain: ServedChain) -> None:
 
 
 def test_smtp_by_port_with_starttls_option(tmp_path: Path, chain: ServedChain) -> None:
-    controller_module = pytest.importorskip("aiosmtpd.controller")
-    from aiosmtpd.handlers import Sink
+    controller_module = need_module("aiosmtpd.controller")
+    sink = need_module("aiosmtpd.handlers").Sink
 
     port = free_port()
     controller = controller_module.Controller(
-        Sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
+        sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
     )
     controller.start()
     try:
@@ -151,12 +151,12 @@ def test_smtp_by_port_with_starttls_option(tmp_path: Path, chain: ServedChain) -
 def test_smtp_through_workers_resume_and_deployments(tmp_path: Path, chain: ServedChain) -> None:
     """The STARTTLS target crosses the worker pipe and comes back from --resume as itself;
     the same host and port as direct TLS is another target, in another folder."""
-    controller_module = pytest.importorskip("aiosmtpd.controller")
-    from aiosmtpd.handlers import Sink
+    controller_module = need_module("aiosmtpd.controller")
+    sink = need_module("aiosmtpd.handlers").Sink
 
     port = free_port()
     controller = controller_module.Controller(
-        Sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
+        sink(), hostname="127.0.0.1", port=port, tls_context=server_context(chain)
     )
     controller.start()
     try:
@@ -188,16 +188,16 @@ def test_smtp_through_workers_resume_and_deployments(tmp_path: Path, chain: Serv
 
 
 def test_ftp_pyftpdlib(tmp_path: Path, chain: ServedChain) -> None:
-    handlers = pytest.importorskip("pyftpdlib.handlers")
-    servers = pytest.importorskip("pyftpdlib.servers")
-    pytest.importorskip("OpenSSL")
+    handlers = need_module("pyftpdlib.handlers")
+    servers = need_module("pyftpdlib.servers")
+    need_module("OpenSSL")
 
     class Handler(handlers.TLS_FTPHandler):  # type: ignore[misc,name-defined]
         certfile = chain.certfile
         keyfile = chain.keyfile
         ssl_context = None
 
-    Handler.authorizer = pytest.importorskip("pyftpdlib.authorizers").DummyAuthorizer()
+    Handler.authorizer = need_module("pyftpdlib.authorizers").DummyAuthorizer()
     port = free_port()
     server = servers.FTPServer(("127.0.0.1", port), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1})
