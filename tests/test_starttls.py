@@ -201,6 +201,7 @@ def test_rdp_hybrid_selection_also_starts_tls() -> None:
 
 UNSUPPORTED = {
     "smtp": [b"220 hi\r\n", b"250-mx\r\n250 8BITMIME\r\n"],
+    "smtp-helo-only": [b"220 hi\r\n", b"502 5.5.1 EHLO not implemented\r\n"],
     "imap": [b"* OK hi\r\n", b"* CAPABILITY IMAP4rev1\r\nc1 OK\r\n"],
     "imap-preauth": [b"* PREAUTH already in\r\n"],
     "pop3": [b"+OK\r\n", b"+OK\r\nUIDL\r\n.\r\n"],

@@ -4,9 +4,10 @@
     S: 250-... 250 STARTTLS  C: STARTTLS
     S: 220 Ready             -> TLS
 
-A banner other than 220 (``554 no service``) refuses us; an EHLO reply without the
-``STARTTLS`` keyword means TLS is not offered; any reply but 220 to STARTTLS (``454 TLS not
-available``) refuses it. ``1xx``/``2xx`` lines with the wrong shape are a protocol error.
+A banner other than 220 (``554 no service``) refuses us. An EHLO reply without the
+``STARTTLS`` keyword, or 500/502/504 to EHLO (a HELO-only server), means TLS is not offered.
+Any reply but 220 to STARTTLS (``454 TLS not available``) refuses it. A line that is not a
+numeric reply is a protocol error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from ._common import LineDialogue
 from ._replies import Reply, ReplyReader
 
 __all__ = ["LmtpDialogue", "SmtpDialogue"]
+
+_NO_EXTENSIONS = frozenset({500, 502, 504})
+"""Replies to EHLO of a server that knows only HELO (RFC 5321 section 4.1.1.1)."""
 
 _CLIENT_NAME = b"chainscan.invalid"
 """Our EHLO name: RFC 6761's reserved .invalid, since the scanner has no name of its own."""
@@ -44,6 +48,13 @@ class SmtpDialogue(LineDialogue):
             self._state = "hello"
             return self._hello + b" " + _CLIENT_NAME + b"\r\n"
         if self._state == "hello":
+            if reply.code in _NO_EXTENSIONS:
+                self.fail(
+                    ErrorKind.STARTTLS_UNSUPPORTED,
+                    f"the server does not know {self._hello.decode()} (no extensions, so no"
+                    " STARTTLS)",
+                    reply.raw,
+                )
             if reply.code != 250:
                 self.fail(
                     ErrorKind.STARTTLS_REFUSED,
