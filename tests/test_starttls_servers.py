@@ -18,6 +18,7 @@ import signal
 import ssl
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,8 +189,11 @@ def test_smtp_through_workers_resume_and_deployments(tmp_path: Path, chain: Serv
 
 
 def test_ftp_pyftpdlib(tmp_path: Path, chain: ServedChain) -> None:
-    handlers = need_module("pyftpdlib.handlers")
-    servers = need_module("pyftpdlib.servers")
+    with warnings.catch_warnings():
+        # pyftpdlib still builds on the standard library's asyncore/asynchat on Python 3.11
+        warnings.filterwarnings("ignore", r"The async(ore|hat) module", DeprecationWarning)
+        handlers = need_module("pyftpdlib.handlers")
+        servers = need_module("pyftpdlib.servers")
     need_module("OpenSSL")
 
     class Handler(handlers.TLS_FTPHandler):  # type: ignore[misc,name-defined]
