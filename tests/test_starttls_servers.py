@@ -3,7 +3,7 @@
 For every protocol a real server is started on a free port of 127.0.0.1, with a certificate
 chain from the test PKI (leaf + intermediate), and ``chainscan FILE -o DIR`` is run on one
 line naming it; the certificate files chainscan saves must be byte-identical to the chain the
-server was given, and the manifest must record the protocol. The servers: aiosmtpd (SMTP),
+server was given, and the manifest must record the protocol. The servers: aiosmtpd (SMTP, LMTP),
 pyftpdlib (FTP), Dovecot (IMAP, POP3), PostgreSQL, OpenLDAP's slapd, MariaDB, Prosody (XMPP
 client-to-server and server-to-server) and xrdp (RDP); see ``tests/daemons.py`` for how the
 system daemons are run, and ``tests/setup-system.sh`` / pyproject's ``test`` extra for where
@@ -130,6 +130,26 @@ def test_smtp_aiosmtpd(tmp_path: Path, chain: ServedChain) -> None:
         controller.stop()
     assert_chain(entry, "smtp", chain)
     assert entry["sni"] is None  # an IP target sends no SNI, STARTTLS or not
+
+
+def test_lmtp_aiosmtpd(tmp_path: Path, chain: ServedChain) -> None:
+    controller_module = need_module("aiosmtpd.controller")
+    sink = need_module("aiosmtpd.handlers").Sink
+    lmtp = need_module("aiosmtpd.lmtp").LMTP
+    context = server_context(chain)
+
+    class LmtpController(controller_module.Controller):  # type: ignore[misc,name-defined]
+        def factory(self) -> Any:
+            return lmtp(self.handler, tls_context=context, **self.SMTP_kwargs)
+
+    port = free_port()
+    controller = LmtpController(sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        entry = scan(tmp_path, f"lmtp://127.0.0.1:{port}")
+    finally:
+        controller.stop()
+    assert_chain(entry, "lmtp", chain)
 
 
 def test_smtp_by_port_with_starttls_option(tmp_path: Path, chain: ServedChain) -> None:
