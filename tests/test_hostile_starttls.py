@@ -210,3 +210,12 @@ async def test_server_words_are_sanitised(
     assert "go away" in error
     assert all(ch.isprintable() for ch in error)
     assert len(error) < 300
+
+
+async def test_an_unknown_protocol_from_the_api_is_a_result_not_a_crash(
+    silent_server: ServerHandle,
+) -> None:
+    target = Target(host=silent_server.host, port=silent_server.port, sni=None, protocol="gopher")
+    result = await Scheduler(RETRYING).scan_one(target)
+    assert result.error_kind is ErrorKind.BAD_INPUT and result.attempts == 1
+    assert "unknown protocol 'gopher'" in (result.error or "")

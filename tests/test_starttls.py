@@ -475,3 +475,9 @@ PROTOCOL_TARGETS = st.builds(
 def test_folder_names_stay_injective_with_protocols(targets: list[Target]) -> None:
     names = [target_dirname(target) for target in targets]
     assert len({name.lower() for name in names}) == len(names), names
+
+
+def test_pop3_unsupported_quotes_the_capabilities() -> None:
+    exc = failure("pop3", b"+OK\r\n", b"+OK\r\nTOP\r\nUIDL\r\n.\r\n")
+    assert exc.kind is ErrorKind.STARTTLS_UNSUPPORTED
+    assert "'TOP / UIDL'" in exc.message

@@ -157,11 +157,10 @@ async def _handshake(
     return hs
 
 
-async def _dialogue(sock: socket.socket, target: Target) -> None:
-    """Run ``target.protocol``'s plaintext dialogue up to "start TLS now". Raises
-    DialogueFailed (the server's fault) or OSError."""
-    assert target.protocol is not None
-    dialogue = make_dialogue(target.protocol, target.sni or target.host)
+async def _dialogue(sock: socket.socket, protocol: str, target: Target) -> None:
+    """Run ``protocol``'s plaintext dialogue up to "start TLS now". Raises DialogueFailed
+    (the server's fault, or an unknown protocol) or OSError."""
+    dialogue = make_dialogue(protocol, target.sni or target.host)
     out = dialogue.start()
     if out:
         await _send_all(sock, out)
@@ -178,7 +177,7 @@ async def _dialogue(sock: socket.socket, target: Target) -> None:
         if received > MAX_DIALOGUE_BYTES:
             raise DialogueFailed(
                 ErrorKind.TOO_LARGE,
-                f"{target.protocol}: the server sent over {MAX_DIALOGUE_BYTES} bytes before TLS"
+                f"{protocol}: the server sent over {MAX_DIALOGUE_BYTES} bytes before TLS"
                 f" could start, beginning {server_words(dialogue.head)}",
             )
         out = dialogue.receive(data)
@@ -220,7 +219,7 @@ async def _attempt(
         try:
             with trio.move_on_after(options.handshake_timeout) as hs_scope:
                 if target.protocol is not None:
-                    await _dialogue(sock, target)
+                    await _dialogue(sock, target.protocol, target)
                 done = await _handshake(sock, context, target.sni, options, ip)
         except HandshakeFailed as exc:
             if exc.kind is ErrorKind.NOT_TLS and target.protocol is not None:

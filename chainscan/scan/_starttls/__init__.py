@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..._models import ErrorKind
 from ._common import MAX_DIALOGUE_BYTES, Dialogue, DialogueFailed, server_words
 from ._ftp import FtpDialogue
 from ._imap import ImapDialogue
@@ -44,5 +45,15 @@ _DIALOGUES: dict[str, Callable[[str], Dialogue]] = {
 
 
 def make_dialogue(protocol: str, domain: str) -> Dialogue:
-    """A fresh dialogue for ``protocol`` (a key of ``PROTOCOLS``) asking for ``domain``."""
-    return _DIALOGUES[protocol](domain)
+    """A fresh dialogue for ``protocol`` (a key of ``PROTOCOLS``) asking for ``domain``.
+
+    Raises DialogueFailed (``bad-input``) for a name that is none: a Target made through the
+    API may carry anything, and the probe must not raise.
+    """
+    make = _DIALOGUES.get(protocol)
+    if make is None:
+        raise DialogueFailed(
+            ErrorKind.BAD_INPUT,
+            f"unknown protocol {protocol!r}: use one of {', '.join(_DIALOGUES)} or None",
+        )
+    return make(domain)

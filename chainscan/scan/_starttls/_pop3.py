@@ -25,6 +25,7 @@ class Pop3Dialogue(LineDialogue):
         super().__init__(domain)
         self._state = "greeting"
         self._offered = False
+        self._capa = b""
 
     def _line(self, line: bytes) -> bytes:
         if self._state == "greeting":
@@ -46,11 +47,14 @@ class Pop3Dialogue(LineDialogue):
             if line == b".":
                 if not self._offered:
                     self.fail(
-                        ErrorKind.STARTTLS_UNSUPPORTED, "the server does not offer STLS", line
+                        ErrorKind.STARTTLS_UNSUPPORTED,
+                        "the server does not offer STLS; its capabilities",
+                        self._capa,
                     )
                 self._state = "stls"
                 return b"STLS\r\n"
             self._offered |= line.split(b" ", 1)[0].upper() == b"STLS"
+            self._capa += line + b"\n"
             return b""
         if line.startswith(b"+OK"):
             return self._go(b"")
