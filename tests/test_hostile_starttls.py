@@ -219,3 +219,38 @@ async def test_an_unknown_protocol_from_the_api_is_a_result_not_a_crash(
     result = await Scheduler(RETRYING).scan_one(target)
     assert result.error_kind is ErrorKind.BAD_INPUT and result.attempts == 1
     assert "unknown protocol 'gopher'" in (result.error or "")
+
+
+ENDLESS = {
+    "imap": (b"* OK hi\r\n", b"* CAPABILITY IMAP4rev1 X-PADDING\r\n"),
+    "pop3": (b"+OK hi\r\n", b"+OK\r\n"),
+    "ftp": (b"", b"220-still talking\r\n"),
+    "ldap": (b"\x30\x84\x7f\xff\xff\xff", b"\x00" * 1024),  # a 2 GiB LDAPMessage announced
+    "mysql": (b"\xff\xff\xff\x00\x0a", b"A" * 1024),  # a 16 MiB greeting announced
+    "xmpp": (
+        b"<?xml version='1.0'?><stream:stream xmlns='jabber:client'"
+        b" xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>",
+        b"<message><body>still talking</body></message>",
+    ),
+}
+
+
+@pytest.mark.parametrize("protocol", sorted(ENDLESS))
+async def test_every_dialogue_stops_at_the_byte_cap(
+    scripted_server: Callable[[Handler], ServerHandle], protocol: str
+) -> None:
+    first, repeated = ENDLESS[protocol]
+
+    def handler(sock: socket.socket) -> None:
+        if first:
+            sock.sendall(first)
+        endless(repeated)(sock)
+
+    server = scripted_server(handler)
+    target = Target(host=server.host, port=server.port, sni=None, protocol=protocol)
+    started = trio.current_time()
+    result = await Scheduler(RETRYING).scan_one(target)
+    took = trio.current_time() - started
+    report(f"{protocol}: endless reply", result, took)
+    assert result.error_kind is ErrorKind.TOO_LARGE, result.error
+    assert result.attempts == 1 and took < RETRYING.handshake_timeout

@@ -142,16 +142,18 @@ class LineDialogue(Dialogue):
         self._buffer = b""
 
     def _receive(self, data: bytes) -> bytes:
-        self._buffer += data
+        buffer = self._buffer + data if self._buffer else data
         out = b""
+        start = 0  # an offset, not re-slicing: linear however many lines arrive at once
         while not self.ready:
-            end = self._buffer.find(b"\n")
+            end = buffer.find(b"\n", start)
             if end < 0:
                 break
-            line, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
-            out += self._line(line.rstrip(b"\r\n"))
-            if self.ready and self._buffer:
-                self._go(self._buffer)
+            out += self._line(buffer[start:end].rstrip(b"\r"))
+            start = end + 1
+        self._buffer = buffer[start:]
+        if self.ready and self._buffer:
+            self._go(self._buffer)
         return out
 
     @abc.abstractmethod

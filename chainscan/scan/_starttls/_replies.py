@@ -34,10 +34,10 @@ class ReplyReader:
     def __init__(self) -> None:
         self._code: bytes | None = None
         self._lines: list[bytes] = []
-        self._raw = b""
+        self._raw: list[bytes] = []
 
     def line(self, line: bytes) -> Reply | None:
-        self._raw += line + b"\n"
+        self._raw.append(line)
         code, sep, text = line[:3], line[3:4], line[4:]
         if self._code is None:
             if not (code.isdigit() and len(code) == 3 and sep in (b"", b" ", b"-")):
@@ -49,6 +49,6 @@ class ReplyReader:
         self._lines.append(text)
         if sep == b"-":
             return None
-        reply = Reply(code=int(code), lines=tuple(self._lines), raw=self._raw)
-        self._code, self._lines, self._raw = None, [], b""
+        reply = Reply(code=int(code), lines=tuple(self._lines), raw=b"\n".join(self._raw))
+        self._code, self._lines, self._raw = None, [], []
         return reply
