@@ -6,7 +6,8 @@
        'E' ErrorResponse            a server that predates SSL support, or an error
 
 Exactly one byte answers; anything after the ``S`` before our ClientHello is plaintext the
-server should not have sent (CVE-2021-23214's buffering problem), a protocol error.
+server should not have sent (the buffering problem of CVE-2021-23214 and -23222), a
+protocol error.
 """
 
 from __future__ import annotations
