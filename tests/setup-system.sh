@@ -8,6 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(
     chromium        # tests/test_inventory.py: the HTML report in a real headless browser
+    openjdk-17-jdk-headless  # tests/test_pin_rules.py: javac runs the OkHttp Java snippet
     # tests/test_starttls_servers.py: real servers behind each STARTTLS dialogue. The tests
     # start their own instances on high loopback ports with config and data in a temporary
     # folder; the system-wide instances are kept from starting (policy-rc.d below).
