@@ -16,6 +16,7 @@ from ._errors import ChainscanError
 from ._models import CertFormat, ScanOptions, Target
 from .commands._common import new_parser, non_negative_int
 from .scan._inputs import MAX_RANGE
+from .scan._starttls._table import AUTO, NONE, PROTOCOLS
 
 if TYPE_CHECKING:
     from .run._run import RunConfig
@@ -47,6 +48,15 @@ input lines (one per line; '#' comments and blank lines are skipped):
   example.com{192.0.2.7}:443  the same
   192.0.2.0/24  192.0.2.0/28:8443  [2001:db8::]/120:8443   every address of a range
   (a CSV file with a header line naming a 'host' column is read as a spreadsheet: see --csv)
+  smtp://mail.example.com     STARTTLS first; the scheme's port (25) unless one is given
+
+STARTTLS (plaintext first, then TLS): schemes smtp:// (25), submission:// (587),
+  lmtp:// (24), imap:// (143), pop3:// (110), ftp:// (21), ldap:// (389), xmpp:// (5222),
+  xmpp-server:// (5269), postgres:// (5432), mysql:// (3306), rdp:// (3389). Lines without a
+  scheme follow --starttls: auto (default) uses the protocol of those well-known ports (25 and
+  587 SMTP, 110, 143, 21, 389, 5222, 5269, 5432, 3306, 3389) and direct TLS on every other
+  port (443, 465, 636, 990, 993, 995, 5223, ...); none is always direct TLS. Implicit-TLS
+  schemes smtps:// imaps:// pop3s:// ldaps:// ftps:// xmpps:// are direct TLS on their ports.
 
 one host at a glance (no output folder; its own --help):
   chainscan show HOST[:PORT] ...                  the chain each serves, verdicts, pins, now
@@ -107,6 +117,22 @@ def _rate(text: str) -> float:
     return value
 
 
+def _starttls(text: str) -> str:
+    value = text.strip().lower()
+    if value not in PROTOCOLS and value not in (AUTO, NONE):
+        raise argparse.ArgumentTypeError(
+            f"unknown protocol {text!r}: give auto, none or one of {', '.join(PROTOCOLS)}"
+        )
+    return value
+
+
+def _default_port(port: int | None, starttls: str) -> int:
+    """--port if given; else the --starttls protocol's port; else 443."""
+    if port is not None:
+        return port
+    return PROTOCOLS.get(starttls, _DEFAULTS.default_port)
+
+
 def _port(text: str) -> int:
     value = int(_number(text, int, "a port number"))
     if not 1 <= value <= 65535:
@@ -154,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-p",
         "--port",
         type=_port,
-        default=_DEFAULTS.default_port,
-        help="port for lines that give none (default: %(default)s)",
+        default=None,
+        help=f"port for lines that give none (default: {_DEFAULTS.default_port}, or the"
+        " --starttls protocol's port)",
     )
     target.add_argument(
         "--sni", metavar="NAME", help="send this SNI name to every target instead of its own"
@@ -175,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="largest CIDR range (192.0.2.0/24, [2001:db8::]/120:8443) one line may give, in "
         "addresses; a larger one is an invalid line (default: %(default)s, a /16)",
+    )
+    target.add_argument(
+        "--starttls",
+        metavar="PROTO",
+        type=_starttls,
+        default=_DEFAULTS.starttls,
+        help="plaintext dialogue before TLS for lines without a scheme: auto (by port), none"
+        f" (direct TLS) or one of {', '.join(PROTOCOLS)} (default: %(default)s)",
     )
     limits = parser.add_argument_group("limits (politeness and speed)")
     limits.add_argument(
@@ -323,8 +358,9 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         handshake_timeout=args.handshake_timeout,
         deadline=args.deadline,
         retries=args.retries,
-        default_port=args.port,
+        default_port=_default_port(args.port, args.starttls),
         sni=args.sni,
+        starttls=args.starttls,
         cert_format=CertFormat(args.cert_format),
         trust_store=args.trust_store,
         warn_days=args.warn_days,

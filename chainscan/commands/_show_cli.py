@@ -124,12 +124,22 @@ def _parse_targets(texts: Sequence[str], options: ScanOptions) -> list[Target]:
     targets = []
     for number, text in enumerate(texts, start=1):
         parsed = parse_line(
-            text, line=number, source="<argv>", default_port=options.default_port, sni=options.sni
+            text,
+            line=number,
+            source="<argv>",
+            default_port=options.default_port,
+            sni=options.sni,
+            starttls="none",  # show speaks TLS from the first byte, whatever the port
         )
         if parsed is None:
             raise UsageError(f"TARGET {number} ({text!r}) is empty or a comment")
         if isinstance(parsed, BadLine):
             raise UsageError(f"TARGET {text!r}: {parsed.reason}")
+        if parsed.protocol is not None:
+            raise UsageError(
+                f"TARGET {text!r}: show speaks TLS from the first byte; for STARTTLS "
+                f"({parsed.protocol}), scan it: echo {text!r} | chainscan - -o DIR"
+            )
         targets.append(parsed)
     return targets
 

@@ -248,6 +248,7 @@ def _open_input(config: RunConfig, options: ScanOptions, output: OutputDir) -> _
         sni=options.sni,
         csv_input=config.csv_input,
         max_range=config.max_range,
+        starttls=options.starttls,
     )
     return _Input(select_shard(tally.count(targets), config.shard), dedup.seen, tally)
 

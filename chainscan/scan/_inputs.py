@@ -14,7 +14,7 @@ line.
   header name, case-insensitive: ``host`` (required), ``port``, ``ip`` (connect there, send the
   host as SNI: the line form ``host:port{ip}``), ``sni`` (the SNI name to send instead of the
   host), ``protocol`` (``https``, ``tls`` or empty: TLS from the first byte; anything else is
-  passed on as the URL scheme ``protocol://``, which the line parser accepts or refuses). Other
+  passed on as the URL scheme ``protocol://``: ``smtp``, ``imap``, ... for STARTTLS). Other
   columns are ignored. Each row is one physical line: quoted fields may hold separators, not
   line breaks.
 * **Address ranges.** A line (or a CSV ``host``) that is a CIDR range, ``192.0.2.0/24``,
@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator
 
 from .._errors import UsageError
 from .._models import BadLine, Target
+from ._starttls._table import AUTO
 from ._targets import DEFAULT_PORT, check_options, parse_line
 
 __all__ = ["MAX_RANGE", "iter_inputs"]
@@ -68,16 +69,17 @@ def iter_inputs(
     sni: str | None = None,
     csv_input: bool | None = None,
     max_range: int = MAX_RANGE,
+    starttls: str = AUTO,
 ) -> Iterator[Target | BadLine]:
     """``_targets.iter_targets`` plus CSV files and CIDR ranges (see the module docstring).
 
     ``csv_input``: True reads CSV, False never does, None decides by the first line. Options are
     checked now (``UsageError``); the lines as the result is iterated.
     """
-    check_options(default_port=default_port, sni=sni)
+    check_options(default_port=default_port, sni=sni, starttls=starttls)
     if max_range < 1:
         raise UsageError(f"--max-range must be at least 1, got {max_range}")
-    return _Reader(source, default_port, sni, max_range).read(lines, csv_input)
+    return _Reader(source, default_port, sni, max_range, starttls).read(lines, csv_input)
 
 
 def _numbered(position: int, item: str | tuple[int, str]) -> tuple[int, str]:
@@ -100,9 +102,12 @@ def _header_separator(text: str) -> str | None:
 
 
 class _Reader:
-    __slots__ = ("default_port", "max_range", "sni", "source")
+    __slots__ = ("default_port", "max_range", "sni", "source", "starttls")
 
-    def __init__(self, source: str, default_port: int, sni: str | None, max_range: int) -> None:
+    def __init__(
+        self, source: str, default_port: int, sni: str | None, max_range: int, starttls: str
+    ) -> None:
+        self.starttls = starttls
         self.source = source
         self.default_port = default_port
         self.sni = sni
@@ -145,7 +150,12 @@ class _Reader:
 
     def _parse(self, text: str, number: int) -> Target | BadLine | None:
         return parse_line(
-            text, line=number, source=self.source, default_port=self.default_port, sni=self.sni
+            text,
+            line=number,
+            source=self.source,
+            default_port=self.default_port,
+            sni=self.sni,
+            starttls=self.starttls,
         )
 
     def _bad(self, number: int, raw: str, reason: str) -> BadLine:
