@@ -319,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         "keeping an output folder",
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
+    out.add_argument(
+        "--no-color",
+        action="store_true",
+        help="no colour in the progress bar and messages (also: the NO_COLOR environment "
+        "variable, set to anything)",
+    )
     inventory = parser.add_argument_group("inventory (see docs/inventory.md)")
     inventory.add_argument(
         "--trust-store",
@@ -419,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .run._display import Display
     from .run._run import run_scan
 
-    display = Display(quiet=args.quiet)
+    display = Display(quiet=args.quiet, color=not args.no_color)
     to_stdout = args.output == Path("-")
     if to_stdout and (args.resume or args.overwrite):
         parser.error("-o - keeps no folder: --resume and --overwrite need -o DIR")

@@ -219,3 +219,48 @@ def test_report_json(
     assert sorted(row["status"] for row in data["hosts"]) == ["failed", "ok"]
     assert data["expiries"] and data["expiries"][0]["not_after"].endswith("Z")
     assert data["problems"].get("untrusted-root") == 1  # the test PKI is not in certifi
+
+
+def test_inspect_shows_days_left_and_expiry_status(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    from tests.pki import CA
+
+    now = dt.datetime.now(dt.UTC)
+    root = CA("inspect expiry root")
+    old = root.issue(
+        "old.test",
+        not_before=now - dt.timedelta(days=50),
+        not_after=now - dt.timedelta(days=3, hours=1),
+    )
+    fresh = root.issue(
+        "fresh.test",
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=40, hours=1),
+    )
+    future = root.issue(
+        "future.test",
+        not_before=now + dt.timedelta(days=2),
+        not_after=now + dt.timedelta(days=90, hours=1),
+    )
+    for name, issued in (("old", old), ("fresh", fresh), ("future", future)):
+        (tmp_path / f"{name}.pem").write_bytes(issued.pem)
+    code = main(["inspect", *(str(tmp_path / f"{n}.pem") for n in ("old", "fresh", "future"))])
+    out = capsys.readouterr().out
+    assert code == 0
+    expires = [
+        line.split(None, 1)[1] for line in out.splitlines() if line.strip().startswith("expires")
+    ]
+    assert expires == ["3 days ago (EXPIRED)", "in 40 days (valid)", "in 90 days (NOT YET VALID)"]
+    code = main(["inspect", str(tmp_path / "missing.pem"), str(tmp_path / "old.pem")])
+    assert code == 1  # documented: some FILE could not be read, the others printed
+    assert "3 days ago (EXPIRED)" in capsys.readouterr().out
+
+
+def test_no_color_reaches_the_console() -> None:
+    from chainscan.run._display import Display
+
+    assert Display(color=False)._console.no_color is True
+    assert Display()._console.no_color is False or "NO_COLOR" in os.environ

@@ -33,7 +33,9 @@ MAX_BAD_LINES_SHOWN = 100
 class Display:
     """Counts results and tells the user about them."""
 
-    def __init__(self, *, quiet: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, *, quiet: bool = False, stream: TextIO | None = None, color: bool = True
+    ) -> None:
         self._stream = stream or sys.stderr
         self.quiet = quiet
         self.counts: Counter[str] = Counter()
@@ -41,7 +43,10 @@ class Display:
         self._bad_shown = 0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        self._console = Console(file=self._stream, highlight=False, soft_wrap=True)
+        # rich also leaves colour out when NO_COLOR is set, or the stream is not a terminal
+        self._console = Console(
+            file=self._stream, highlight=False, soft_wrap=True, no_color=not color
+        )
 
     @property
     def live(self) -> bool:
