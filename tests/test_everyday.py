@@ -264,3 +264,46 @@ def test_no_color_reaches_the_console() -> None:
 
     assert Display(color=False)._console.no_color is True
     assert Display()._console.no_color is False or "NO_COLOR" in os.environ
+
+
+def test_progress_counts_targets_not_lines(tmp_path: Path) -> None:
+    from chainscan.scan._inputs import count_targets
+
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text(
+        "# header\n" * 40 + "\n" + "a.test\nb.test:8443  # x\n192.0.2.0/29\n10.0.0.0/8\n"
+    )
+    assert count_targets(str(hosts)) == 2 + 6 + 1  # the /8 is one bad line
+    sheet = tmp_path / "inventory.csv"
+    sheet.write_text("# export\nhost;port\na.test;443\nb.test;8443\n192.0.2.0/30;443\n")
+    assert count_targets(str(sheet)) == 3
+    assert count_targets("-") is None
+
+
+def test_progress_bar_failed_excludes_invalid_and_eta_is_bounded_at_the_end() -> None:
+    import io
+
+    from rich.progress import Progress
+
+    from chainscan._models import BadLine, ScanResult, Status, Target
+    from chainscan.run._display import Display, _Remaining
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    display = Display(stream=Terminal())
+    display.start(10, in_flight=4, deadline=30)
+    failed = ScanResult(target=Target(host="a.test", port=1, sni=None), status=Status.FAILED)
+    bad = BadLine(source="f", line=1, raw="x y", reason="space")
+    display.update([failed, bad, bad])
+    assert display._progress is not None
+    fields = display._progress.tasks[0].fields
+    display.stop()
+    assert (fields["failed"], fields["invalid"], fields["ok"]) == (1, 2, 0)
+    column = _Remaining(in_flight=4, deadline=30)
+    with Progress(column, console=None, disable=True) as progress:
+        task_id = progress.add_task("t", total=10, completed=7)
+        assert column.render(progress.tasks[task_id]).plain == "<= 30s"  # 3 left, all in flight
+        progress.update(task_id, completed=2)
+        assert column.render(progress.tasks[task_id]).plain != "<= 30s"  # 8 left: rate-based

@@ -17,17 +17,40 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from .._models import BadLine, ScanResult, Status
 
 __all__ = ["Display"]
 
 MAX_BAD_LINES_SHOWN = 100
+
+
+class _Remaining(TimeRemainingColumn):
+    """rich's ETA, except at the end of a scan: when no more targets remain than may be in
+    flight at once, each of them ends by its deadline, so ``<= Ns`` is what can be promised."""
+
+    def __init__(self, in_flight: int | None, deadline: float | None) -> None:
+        super().__init__()
+        self._in_flight = in_flight
+        self._deadline = deadline
+
+    def render(self, task: Task) -> Text:
+        remaining = task.remaining
+        if (
+            self._in_flight is not None
+            and self._deadline is not None
+            and remaining is not None
+            and 0 < remaining <= self._in_flight
+        ):
+            return Text(f"<= {self._deadline:g}s", style="progress.remaining")
+        return super().render(task)
 
 
 class Display:
@@ -52,23 +75,36 @@ class Display:
     def live(self) -> bool:
         return self._progress is not None
 
-    def start(self, total: int | None) -> None:
-        """Begin the live progress bar (terminals only)."""
+    def start(
+        self, total: int | None, *, in_flight: int | None = None, deadline: float | None = None
+    ) -> None:
+        """Begin the live progress bar (terminals only).
+
+        ``total``: targets and bad lines expected (``scan._inputs.count_targets``), None if
+        unknown. ``in_flight`` (the concurrency) and ``deadline`` (per target) bound the end:
+        once every remaining target may already be in flight, the rate says nothing about when
+        the slowest (a tarpit) ends, so the ETA shows the deadline that bounds it instead.
+        """
         if self.quiet or not self._stream.isatty():
             return
         self._progress = Progress(
             TextColumn("[bold]chainscan"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("ok [green]{task.fields[ok]}[/] failed [red]{task.fields[failed]}[/]"),
+            TextColumn(
+                "ok [green]{task.fields[ok]}[/] failed [red]{task.fields[failed]}[/]"
+                " invalid {task.fields[invalid]}"
+            ),
             TextColumn("{task.fields[rate]}/s"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
-            TimeRemainingColumn(),
+            _Remaining(in_flight, deadline),
             console=self._console,
             transient=True,
         )
-        self._task = self._progress.add_task("scan", total=total, ok=0, failed=0, rate="0")
+        self._task = self._progress.add_task(
+            "scan", total=total, ok=0, failed=0, invalid=0, rate="0"
+        )
         self._progress.start()
 
     def warn(self, message: str) -> None:
@@ -111,7 +147,8 @@ class Display:
                 self._task,
                 advance=done,
                 ok=self.counts[Status.OK],
-                failed=self.counts[Status.FAILED] + self.counts[Status.INVALID],
+                failed=self.counts[Status.FAILED],
+                invalid=self.counts[Status.INVALID],
                 rate=f"{speed:.0f}" if speed else "-",
             )
 

@@ -41,12 +41,11 @@ from .._models import BadLine, ScanOptions, ScanResult, Status, Target
 from ..analysis._inventory import Inventory
 from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
-from ..scan._inputs import MAX_RANGE, iter_inputs
+from ..scan._inputs import MAX_RANGE, count_targets, iter_inputs
 from ..scan._schedule import Scheduler
 from ..scan._targets import (
     Deduplicator,
     check_options,
-    count_lines,
     open_lines,
 )
 from ._batch import batches
@@ -389,7 +388,11 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
     started_wall = time.monotonic()
     started = _utc_now()
     source = _open_input(config, options, output)
-    display.start(count_lines(config.input))
+    display.start(
+        count_targets(config.input, csv_input=config.csv_input, max_range=config.max_range),
+        in_flight=options.concurrency,
+        deadline=options.deadline,
+    )
     signals = _Signals(display)
     error: str | None = None
     try:

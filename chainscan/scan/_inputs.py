@@ -41,7 +41,7 @@ from .._models import BadLine, Target
 from ._starttls._table import AUTO
 from ._targets import DEFAULT_PORT, check_options, parse_line
 
-__all__ = ["MAX_RANGE", "iter_inputs"]
+__all__ = ["MAX_RANGE", "count_targets", "iter_inputs"]
 
 MAX_RANGE = 65536
 """Addresses one CIDR line may stand for, by default (a /16)."""
@@ -267,3 +267,59 @@ class _Reader:
                 yield self._bad(number, raw, str(exc).replace("--sni", "sni column"))
                 return
         yield dataclasses.replace(parsed, raw=raw[:_RAW_LIMIT])
+
+
+def count_targets(
+    path: str, *, csv_input: bool | None = None, max_range: int = MAX_RANGE
+) -> int | None:
+    """About how many items (targets and bad lines) ``path`` gives, for a progress bar; None
+    for standard input or a file that cannot be read.
+
+    One pass over the file: blank lines, comments and a CSV header are not counted, a CIDR range
+    counts its addresses (a range over ``max_range``, one bad line). Duplicates are counted, so
+    the scan may end below the total.
+    """
+    if path == "-":
+        return None
+    count = 0
+    header_seen = False
+    is_csv = csv_input
+    try:
+        with open(path, "rb") as stream:
+            for raw in stream:
+                text = _content(raw.decode("utf-8", "replace"))
+                if not text:
+                    continue
+                if not header_seen:
+                    header_seen = True
+                    if is_csv is None:
+                        is_csv = _header_separator(text) is not None
+                    if is_csv:
+                        continue
+                if not is_csv and "/" in text and "://" not in text:
+                    match = _CIDR.fullmatch(text)
+                    if match is not None:
+                        count += _range_size(match, max_range)
+                        continue
+                count += 1
+    except OSError:
+        return None
+    return count
+
+
+def _range_size(match: re.Match[str], max_range: int) -> int:
+    groups = match.groupdict()
+    text = (
+        groups["v4"]
+        or groups["v6c"]
+        or groups["v6"]
+        or ((groups["v6b"] or "") + (groups["len6b"] or ""))
+    )
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return 1
+    size = network.num_addresses
+    if size > max_range:
+        return 1
+    return size - 2 if size > 2 and network.version == 4 else (size - 1 if size > 2 else size)
