@@ -307,3 +307,37 @@ def test_progress_bar_failed_excludes_invalid_and_eta_is_bounded_at_the_end() ->
         assert column.render(progress.tasks[task_id]).plain == "<= 30s"  # 3 left, all in flight
         progress.update(task_id, completed=2)
         assert column.render(progress.tasks[task_id]).plain != "<= 30s"  # 8 left: rate-based
+
+
+def test_report_groups_a_repeated_untrusted_reason_and_knows_an_empty_scan() -> None:
+    from chainscan.commands._report import build_report, render_html, render_text
+    from chainscan.manifest._model import ManifestEntry
+
+    reason = "the chain ends at the root 'Corp Root', which is not in the trust store " * 3
+
+    def entry(host: str, why: str) -> ManifestEntry:
+        return ManifestEntry.from_json(
+            {
+                "input": {"source": "f", "line": 1, "text": host},
+                "host": host, "port": 443, "sni": host, "status": "ok", "chain": [],
+                "trust": {"store": "certifi", "trusted": False, "reason": why, "chain": []},
+                "hostname": {"name": host, "matches": True, "matched_by": f"DNS:{host}"},
+                "problems": [],
+            }
+        )  # fmt: skip
+
+    hosts = [f"h{n}.test" for n in range(7)]
+    report = build_report([*(entry(h, reason) for h in hosts), entry("x.test", "other")])
+    text = render_text(report)
+    section = text.split("untrusted (8):\n")[1].split("\n\n")[0]
+    assert section.count(reason) == 1
+    assert "  x.test:443  other" in section
+    assert (
+        "    7 targets: h0.test:443, h1.test:443, h2.test:443, h3.test:443, h4.test:443 +2"
+        in section
+    )
+    empty = build_report([])
+    assert empty.analysed
+    assert "no trust or problem data" not in render_text(empty)
+    assert "no trust or problem data" not in render_html(empty)
+    assert '8 targets, <span id="host-count">8</span> in the' in render_html(report)

@@ -139,6 +139,7 @@ def build_report(
     verdicts: Counter[str] = Counter()
     certs: dict[str, tuple[dt.datetime, str, str, list[str]]] = {}
     analysed = False
+    chains = 0
     for entry in entries:
         counts["targets"] += 1
         counts[str(entry.status)] += 1
@@ -147,6 +148,7 @@ def build_report(
             continue
         rows.append(row)
         analysed = analysed or entry.analysed
+        chains += row.status == "ok"
         for code in row.problems:
             problem_targets[code] += 1
         if row.status != "ok":
@@ -197,7 +199,7 @@ def build_report(
         issuers=dict(issuers.most_common()),
         key_types=dict(key_types.most_common()),
         verdicts=dict(verdicts.most_common()),
-        analysed=analysed,
+        analysed=analysed or chains == 0,  # no chain at all: nothing was left unanalysed
     )
 
 
@@ -219,6 +221,22 @@ def _when(moment: dt.datetime, now: dt.datetime) -> str:
 
 def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return text_table(rows, indent="  ")
+
+
+def _grouped_reasons(rows: Sequence[HostRow], shown: int = 5) -> list[str]:
+    """``target  reason`` for a reason of one target; a reason shared by several is printed
+    once, with its targets (the first ``shown`` of them and how many more)."""
+    by_reason: dict[str, list[str]] = {}
+    for row in rows:
+        by_reason.setdefault(row.trust_reason or "-", []).append(row.target)
+    single = [(targets[0], reason) for reason, targets in by_reason.items() if len(targets) == 1]
+    lines = _columns(single)
+    for reason, targets in by_reason.items():
+        if len(targets) > 1:
+            more = f" +{len(targets) - shown}" if len(targets) > shown else ""
+            lines.append(f"  {reason}")
+            lines.append(f"    {len(targets)} targets: {', '.join(targets[:shown])}{more}")
+    return lines
 
 
 def render_text(report: Report, *, top: int = 10) -> str:
@@ -263,7 +281,7 @@ def render_text(report: Report, *, top: int = 10) -> str:
     lines += _columns(rows) or ["  none"]
     untrusted = [r for r in report.rows if r.status == "ok" and r.trusted is False]
     lines += ["", f"untrusted ({len(untrusted)}):"]
-    lines += _columns([(r.target, r.trust_reason or "-") for r in untrusted]) or ["  none"]
+    lines += _grouped_reasons(untrusted) or ["  none"]
     mismatched = [r for r in report.rows if r.status == "ok" and r.hostname_matches is False]
     lines += ["", f"hostname mismatch ({len(mismatched)}):"]
     lines += _columns(
@@ -284,7 +302,7 @@ def render_text(report: Report, *, top: int = 10) -> str:
 
 _CSS = """
 :root { --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --muted: #57606a; --line: #d0d7de; }
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 78rem;
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 120rem;
        padding: 0 1rem; color: #1f2328; }
 h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 .muted { color: var(--muted); }
@@ -503,7 +521,8 @@ def render_html(report: Report) -> str:
 <body>
 <h1>chainscan report</h1>
 <p class="muted">{_e(report.source)} · generated {now:%Y-%m-%d %H:%M} UTC ·
-<span id="host-count">{len(report.rows)}</span> targets</p>
+{report.counts.get("targets", 0)} targets, <span id="host-count">{len(report.rows)}</span> in the
+host table (invalid input lines are counted, not listed)</p>
 {note}
 <div class="cards">{"".join(f"<div class='card'><b>{n}</b>{_e(k)}</div>" for k, n in cards)}</div>
 <h2>Expiry timeline (leaf certificates)</h2>
