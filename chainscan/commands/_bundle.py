@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import OutputError
+from .._untrusted import terminal_safe
 from ..analysis._analyze import pem_to_der_list
 from ..output._naming import cert_filename
 from ._pins import PinOptions, PinPlan, PinWarning, format_warnings, plan_pins, voltmx_map
@@ -393,7 +394,7 @@ def _report(writes: Sequence[Write], dry_run: bool) -> None:
     )
     width = max(len(v) for v in verbs.values())
     for write in writes:
-        print(f"  {verbs[write.state].ljust(width)}  {write.path}  [{write.note}]")
+        print(terminal_safe(f"  {verbs[write.state].ljust(width)}  {write.path}  [{write.note}]"))
 
 
 def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
@@ -429,20 +430,19 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
             what = f"{len(certs)} certificates of {len(plan.pinned)} hosts"
         if not (app / "resources").is_dir() and not (app / "projectProperties.json").exists():
             print(
-                f"{prog}: warning: {app} has no resources/ folder or projectProperties.json; "
-                "is it the app folder?",
+                terminal_safe(
+                    f"{prog}: warning: {app} has no resources/ folder or projectProperties.json; "
+                    "is it the app folder?"
+                ),
                 file=sys.stderr,
             )
         if not args.dry_run:
             apply(app, writes)
-    except (BundleError, PinsUsageError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except (BundleError, PinsUsageError, OSError) as exc:
+        print(terminal_safe(f"{prog}: error: {exc}"), file=sys.stderr)
         return 2
     head = "plan (dry run, nothing written)" if args.dry_run else "bundled"
-    print(f"{head}: {what} into {app}")
+    print(terminal_safe(f"{head}: {what} into {app}"))
     _report(writes, args.dry_run)
     print(
         "next: in Kony Visualizer / Volt MX Iris, Project Settings > Native > Android (Mobile "

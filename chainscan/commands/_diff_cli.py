@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from .._untrusted import terminal_safe
 from ..output._output import JSON_NAME, read_manifest_entries
 from ._diff import CHANGE_KINDS, DiffResult, PinCheck, ScanSide, check_pins, diff_scans
 from ._pinconfig import parse_pin_config
@@ -111,8 +112,10 @@ def load_side(path: Path) -> ScanSide:
 
 
 def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
+    """Aligned lines; every cell is escaped for the terminal first (names come from servers)."""
     if not rows:
         return []
+    rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return [
         indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
@@ -124,7 +127,7 @@ def render_table(result: DiffResult, pins: PinCheck | None, pins_file: str | Non
     lines = []
     for name, side in (("OLD", result.old), ("NEW", result.new)):
         lines.append(
-            f"{name}  {side.label}  (scanned {side.time:%Y-%m-%d %H:%M} UTC, "
+            f"{name}  {terminal_safe(side.label)}  (scanned {side.time:%Y-%m-%d %H:%M} UTC, "
             f"{result.counts[name.lower()]} targets)"
         )
     lines.append("")
@@ -144,8 +147,9 @@ def render_table(result: DiffResult, pins: PinCheck | None, pins_file: str | Non
         broken = [h for h in pins.hosts if h.status == "broken"]
         lines += [
             "",
-            f"PIN CHECK  {pins_file} ({pins.format}): {len(pins.hosts)} pinned hosts, "
-            f"{len(broken)} broken" + ("  -> FAIL" if pins.failed else "  -> ok"),
+            f"PIN CHECK  {terminal_safe(pins_file)} ({pins.format}): "
+            f"{len(pins.hosts)} pinned hosts, {len(broken)} broken"
+            + ("  -> FAIL" if pins.failed else "  -> ok"),
         ]
         rows = []
         for host in pins.hosts:
@@ -186,7 +190,7 @@ def main(argv: Sequence[str]) -> int:
             except ValueError as exc:
                 raise PinsUsageError(f"--pins {args.pins}: {exc}") from None
     except PinsUsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(terminal_safe(f"{PROG}: error: {exc}"), file=sys.stderr)
         return 2
     result = diff_scans(old, new, warn_days=args.warn_days)
     pins = check_pins(config, new) if config is not None else None
@@ -194,5 +198,5 @@ def main(argv: Sequence[str]) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result_json(result, pins, pins_file), indent=2) + "\n")
     else:
-        sys.stdout.write(render_table(result, pins, pins_file))
+        sys.stdout.write(terminal_safe(render_table(result, pins, pins_file), newlines=True))
     return 1 if pins is not None and pins.failed else 0

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from .._models import CertFacts
+from .._untrusted import json_terminal_safe, terminal_safe
 from ..analysis._analyze import (
     _common_name,
     _describe,
@@ -348,13 +349,14 @@ def read_file(path: Path) -> list[Material]:
 
 
 def _text_value(value: Any) -> str:
+    """One field on one line; names a certificate chose are escaped (``terminal_safe``)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) if value else "-"
-    return str(value)
+        return ", ".join(terminal_safe(v) for v in value) if value else "-"
+    return terminal_safe(value)
 
 
 _SKIP_TEXT = {"source", "kind", "position", "file"}
@@ -364,7 +366,7 @@ def render_text(items: Sequence[Material]) -> str:
     blocks = []
     for item in items:
         fields = item.to_json()
-        lines = [f"{item.label}: {item.kind}"]
+        lines = [f"{terminal_safe(item.label)}: {item.kind}"]
         width = max(len(k) for k in fields)
         for key, value in fields.items():
             if key in _SKIP_TEXT or (key == "parse_error" and value is None):
@@ -407,7 +409,10 @@ def main(argv: Sequence[str]) -> int:
         try:
             items.extend(read_file(path))
         except ValueError as exc:
-            print(f"chainscan inspect: {exc}", file=sys.stderr)
+            print(terminal_safe(f"chainscan inspect: {exc}"), file=sys.stderr)
             failed = True
-    sys.stdout.write(render_json(items) if args.json else render_text(items))
+    if args.json:
+        sys.stdout.write(json_terminal_safe(render_json(items)))
+    else:
+        sys.stdout.write(terminal_safe(render_text(items), newlines=True))
     return 1 if failed else 0

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import ChainscanError
+from .._untrusted import terminal_safe
 from ._merge import merge_outputs
 
 __all__ = ["main"]
@@ -50,14 +51,14 @@ def main(argv: Sequence[str]) -> int:
     try:
         report = merge_outputs(args.output, args.sources, argv=["merge", *argv])
     except ChainscanError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(terminal_safe(f"{PROG}: error: {exc}"), file=sys.stderr)
         return 2
     if not args.quiet:
         summary = report.summary
-        print(
+        message = (
             f"{report.entries} entries (ok {summary['ok']}, failed {summary['failed']}, "
             f"invalid {summary['invalid']}), {report.duplicates} duplicates dropped"
-            f"{'' if report.complete else '; a source run was incomplete'}: {report.manifest}",
-            file=sys.stderr,
+            f"{'' if report.complete else '; a source run was incomplete'}: {report.manifest}"
         )
+        print(terminal_safe(message), file=sys.stderr)
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .._errors import UsageError
+from .._untrusted import json_terminal_safe, terminal_safe
 from ..output._output import read_manifest_entries
 from ._inspect import read_file
 from ._pins import (
@@ -156,7 +157,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def print_warnings(warnings: Sequence[PinWarning], prog: str, stream: TextIO) -> None:
     for warning in warnings:
-        print(f"{prog}: warning: {warning} [{warning.kind}]", file=stream)
+        print(terminal_safe(f"{prog}: warning: {warning} [{warning.kind}]"), file=stream)
 
 
 DESCRIPTION = """\
@@ -287,7 +288,7 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
         )
         scan = load_scan(args.sources)
     except PinsUsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(terminal_safe(f"{prog}: error: {exc}"), file=sys.stderr)
         return 2
     plan = plan_pins(scan, options, now=now, sources=[str(s) for s in args.sources])
     warnings = format_warnings(plan, args.format)
@@ -297,13 +298,16 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
         print(f"{prog}: error: no host could be pinned; nothing written", file=sys.stderr)
         return 1
     text = render(plan, args.format)
+    if args.format == "text":  # for people, on screen or in a file: escaped (see _untrusted)
+        text = terminal_safe(text, newlines=True)
     if args.output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(json_terminal_safe(text) if args.format in ("json", "voltmx") else text)
     else:
         try:
             write_atomically(args.output, text)
         except OSError as exc:
-            print(f"{prog}: error: {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            message = f"{prog}: error: {args.output}: {exc.strerror or exc}"
+            print(terminal_safe(message), file=sys.stderr)
             return 2
     if not plan.pinned or (args.strict and warnings):
         return 1

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._untrusted import terminal_safe
 from ..analysis._problems import PROBLEMS, parse_time
 from ..output._output import entry_key
 from ._diff import target_label
@@ -244,8 +245,10 @@ def _when(moment: dt.datetime, now: dt.datetime) -> str:
 
 
 def _columns(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    """Aligned lines; every cell is escaped for the terminal first (names come from servers)."""
     if not rows:
         return []
+    rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return [
         indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
@@ -256,7 +259,7 @@ def _columns(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
 def render_text(report: Report, *, top: int = 10) -> str:
     c = report.counts
     lines = [
-        f"chainscan report: {report.source}",
+        f"chainscan report: {terminal_safe(report.source)}",
         f"  {c.get('targets', 0)} targets: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, "
         f"{c.get('invalid', 0)} invalid",
     ]

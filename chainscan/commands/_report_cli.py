@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._untrusted import terminal_safe
 from ..output._output import read_manifest_entries
 from ._pins_cli import PinsUsageError, manifest_path, non_negative_int, write_atomically
 from ._report import build_report, render_html, render_text
@@ -69,17 +70,18 @@ def main(argv: Sequence[str]) -> int:
         except (OSError, ValueError) as exc:
             raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None
     except PinsUsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(terminal_safe(f"{PROG}: error: {exc}"), file=sys.stderr)
         return 2
     report = build_report(entries, source=str(args.source), warn_days=args.warn_days)
     if not args.quiet:
-        sys.stdout.write(render_text(report, top=args.top))
+        sys.stdout.write(terminal_safe(render_text(report, top=args.top), newlines=True))
     if args.html is not None:
         try:
             write_atomically(args.html, render_html(report))
         except OSError as exc:
-            print(f"{PROG}: error: {args.html}: {exc.strerror or exc}", file=sys.stderr)
+            message = f"{PROG}: error: {args.html}: {exc.strerror or exc}"
+            print(terminal_safe(message), file=sys.stderr)
             return 2
         if not args.quiet:
-            print(f"\nHTML report: {args.html}")
+            print("\n" + terminal_safe(f"HTML report: {args.html}"))
     return 0
