@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._models import BadLine, ScanOptions, ScanResult
-from ..scan._deployments import summarize
+from ._deployments import summarize
 from ._problems import Problem, find_problems, role_of
 from ._verify import (
     Cert,
