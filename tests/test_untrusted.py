@@ -34,7 +34,8 @@ from chainscan._untrusted import (
     spreadsheet_safe,
     terminal_safe,
 )
-from chainscan.output._output import read_manifest_entries
+from chainscan.manifest._reader import read_manifest_entries
+from chainscan.run._display import Display
 from tests.pki import CA
 from tests.servers import ScriptedServer, ServedChain, TLSServer, served_chain
 
@@ -457,3 +458,15 @@ def test_html_report_escapes_markup_and_keeps_the_name(tmp_path: Path) -> None:
     page = page_file.read_text()
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_display_shows_messages_escaped_and_without_emoji_codes() -> None:
+    stream = FakeTerminal()
+    display = Display(stream=stream)
+    display.warn("host :warning: \x1b[2J\u202e\nfake line")
+    display.error("\x9b31m")
+    text = stream.getvalue()
+    assert ":warning:" in text and "\u26a0" not in text  # rich would draw an emoji
+    assert "\\x1b[2J\\u202e\\nfake line" in text and "\\x9b31m" in text
+    assert len(text.splitlines()) == 2
+    assert_clean(text, "Display")
