@@ -54,10 +54,12 @@ The spreadsheet rule (:func:`spreadsheet_safe`)
 -----------------------------------------------
 
 Excel, LibreOffice Calc and Google Sheets read a CSV cell that starts with ``=``, ``+``, ``-``
-or ``@`` as a formula (``=HYPERLINK(...)``, DDE ``=cmd|'/c calc'!A1``), and also one that starts
-with a tab or a carriage return, which they skip before looking (CWE-1236). As the OWASP "CSV
-Injection" page recommends, such a cell gets a single quote ``'`` in front, which these programs
-take as "this is text"; NUL is added to the list as OWASP ASVS 5.0 (requirement 1.2.10) does.
+or ``@`` as a formula (``=HYPERLINK(...)``, DDE ``=cmd|'/c calc'!A1``: CWE-1236). The OWASP
+"CSV Injection" page lists those four and tab (0x09) and carriage return (0x0D) as the first
+characters to neutralise, by putting a single quote ``'`` in front of the cell, which these
+programs take as "this is text"; that is what :func:`spreadsheet_safe` does, for NUL too, as
+OWASP ASVS 5.0 (requirement 1.2.10) lists it. The quote stays visible to a program that reads
+the CSV as plain text.
 Apply it to every text cell of a CSV export (numbers written as numbers need not), then let
 Python's :mod:`csv` writer quote the cell (it doubles ``"`` and quotes cells holding a
 separator, a quote or a line break, RFC 4180), so a cell can never start a new one.
