@@ -271,7 +271,7 @@ def commands(tmp: Path, old: Path, new: Path) -> Iterator[tuple[str, list[str]]]
     app = tmp / "app"
     (app / "resources").mkdir(parents=True, exist_ok=True)
     yield "bundle", ["bundle", str(new), "--kony-app", str(app), "--pin", "both", "--dry-run"]
-    yield "merge", ["merge", str(tmp / "merged"), str(old), str(new)]
+    yield "merge", ["merge", str(tmp / f"merged{HOSTILE_DIR}"), str(old), str(new)]
 
 
 def check_every_command(
@@ -287,9 +287,10 @@ def check_every_command(
         for label in ("old", "new"):
             if label == "new":
                 server._contexts["a.test"] = server._contexts["new.test"]
-            text = scan(tmp, tmp / f"out-{label}", handle.port, banner_handle.port, host_line)
+            out = tmp / f"out-{label}{HOSTILE_DIR}"
+            text = scan(tmp, out, handle.port, banner_handle.port, host_line)
             assert_clean(text, f"scan ({label})")
-    old, new = tmp / "out-old", tmp / "out-new"
+    old, new = tmp / f"out-old{HOSTILE_DIR}", tmp / f"out-new{HOSTILE_DIR}"
     entries = {e["host"]: e for e in read_manifest_entries(new / "manifest.json")}
     chain = entries["a.test"]["chain"]
     assert [c.get("cn") for c in chain] == [
@@ -308,14 +309,21 @@ def check_every_command(
         tabs = "\t" if label in ("pins -f ios", "pins -f trustkit") else ""
         assert_clean(stdout, f"{label} (stdout)", allowed="\n" + tabs)
         assert_clean(stderr, f"{label} (stderr)")
+        for line in (stdout + stderr).splitlines():  # no name starts a line of its own
+            assert not line.startswith(FAKE_LINE.strip("\n")), (label, stdout + stderr)
         outputs[label] = (stdout, stderr)
     return outputs
 
 
+FAKE_LINE = "\n  * trusted"
+"""What a name may hold to fake a line of output."""
+HOSTILE_DIR = f"\x1b[2J\u202e{FAKE_LINE}"
+"""Output folders are named by the user, but their names are echoed too: no exception."""
+
 HOSTILE = Names(
     leaf_cn=HOSTILE_CN,
     issuer_cn="CA\u202eevil\x9b31m\x85",
-    root_cn="root\x1b]8;;http://x\x07link\n  * trusted",
+    root_cn=f"root\x1b]8;;http://x\x07link{FAKE_LINE}",
     sans=("x\x1b[2J.test", "y\r\n.test", "a.test"),
 )
 
@@ -337,6 +345,29 @@ def test_the_issue_certificate_leaves_every_command_clean(tmp_path: Path) -> Non
     assert {HOSTILE_CN, HOSTILE.issuer_cn, HOSTILE.root_cn} <= {item["cn"] for item in items}
     plan = json.dumps(json.loads(outputs["pins -f json"][0]), ensure_ascii=False)
     assert json.dumps(HOSTILE_CN, ensure_ascii=False) in plan
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "{missing}"],
+        ["inspect", "{missing}"],
+        ["pins", "{missing}", "--format", "text"],
+        ["diff", "{missing}", "{missing}"],
+        ["merge", "{tmp}/merged", "{missing}"],
+        ["bundle", "{missing}", "--kony-app", "{missing}"],
+        ["{missing}", "-o", "{tmp}/out"],
+    ],
+    ids=lambda argv: argv[0] if argv[0] != "{missing}" else "scan",
+)
+def test_error_messages_escape_the_names_they_quote(tmp_path: Path, argv: list[str]) -> None:
+    missing = str(tmp_path / f"no{HOSTILE_DIR}\x1b]0;pwned\x07")
+    args = [a.format(missing=missing, tmp=tmp_path) for a in argv]
+    code, stdout, stderr = run(*args)
+    assert code == (1 if argv[0] == "inspect" else 2), stderr  # inspect: 1, the file only
+    assert_clean(stdout + stderr, " ".join(argv))
+    assert "no\\x1b[2J\\u202e\\n  * trusted\\x1b]0;pwned\\x07" in stderr
+    assert len(stderr.splitlines()) == 1, stderr
 
 
 nice_ascii = st.text(st.one_of(nasty_char.filter(str.isascii), st.characters(max_codepoint=127)))
@@ -451,7 +482,7 @@ def test_html_report_escapes_markup_and_keeps_the_name(tmp_path: Path) -> None:
         hosts.write_text(f"a.test:{port}{{127.0.0.1}}\n")
         code, _out, err = run(str(hosts), "-o", str(tmp_path / "out"), *SCAN)
         assert code == 0, err
-    page_file = tmp_path / "page.html"
+    page_file = tmp_path / f"page{HOSTILE_DIR}.html"  # echoed as "HTML report: FILE"
     code, out, err = run("report", str(tmp_path / "out"), "--html", str(page_file))
     assert code == 0, err
     assert_clean(out + err, "report --html")
