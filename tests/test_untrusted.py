@@ -501,3 +501,18 @@ def test_display_shows_messages_escaped_and_without_emoji_codes() -> None:
     assert "\\x1b[2J\\u202e\\nfake line" in text and "\\x9b31m" in text
     assert len(text.splitlines()) == 2
     assert_clean(text, "Display")
+
+
+def test_pins_check_escapes_the_host_names_of_a_configuration(tmp_path: Path) -> None:
+    """``pins --check FILE`` quotes a configuration someone else wrote: its names too."""
+    config = tmp_path / "network_security_config.xml"
+    config.write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<network-security-config><domain-config>'
+        '<domain includeSubdomains="false">evil&#x202e;&#x9b;31m&#x2028;.example</domain>'
+        '<pin-set><pin digest="SHA-256">AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=</pin>'
+        "</pin-set></domain-config></network-security-config>\n"
+    )
+    code, stdout, stderr = run("pins", "--check", str(config))
+    assert code == 1, stdout + stderr
+    assert_clean(stdout + stderr, "pins --check")
+    assert "evil\\u202e\\x9b31m\\u2028.example" in stdout
