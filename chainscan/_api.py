@@ -39,7 +39,12 @@ def _coerce(targets: Iterable[Target | str], options: ScanOptions) -> Iterator[T
             yield item
             continue
         parsed = parse_line(
-            item, line=number, source="<api>", default_port=options.default_port, sni=options.sni
+            item,
+            line=number,
+            source="<api>",
+            default_port=options.default_port,
+            sni=options.sni,
+            starttls=options.starttls,
         )
         if parsed is not None:
             yield parsed

@@ -65,6 +65,12 @@ class ErrorKind(enum.StrEnum):
     """The handshake finished without a certificate (anonymous or PSK suite) (permanent)."""
     LOCAL = "local"
     """A failure on our side (out of file descriptors, no local address, ...)."""
+    STARTTLS_UNSUPPORTED = "starttls-unsupported"
+    """The plaintext protocol does not offer TLS on this connection (permanent)."""
+    STARTTLS_REFUSED = "starttls-refused"
+    """The server refused to start TLS, or refused the session before it (permanent)."""
+    PROTOCOL_ERROR = "protocol-error"
+    """The plaintext dialogue before TLS broke its protocol (permanent)."""
 
 
 TRANSIENT_KINDS: frozenset[ErrorKind] = frozenset(
@@ -77,6 +83,11 @@ TRANSIENT_KINDS: frozenset[ErrorKind] = frozenset(
     }
 )
 """Error kinds worth another attempt; every other kind is final."""
+
+
+TargetKey = tuple[str, int, str | None, str | None] | tuple[str, int, str | None, str | None, str]
+"""What identifies a target: host, port, requested address, SNI, and the STARTTLS protocol
+when there is one (direct-TLS targets keep the four-item key they always had)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,11 +108,16 @@ class Target:
     """1-based line number in the input; 0 for targets made through the API."""
     source: str = ""
     """Input file name as given (``-`` for stdin, ``<api>`` for strings given to the API)."""
+    protocol: str | None = None
+    """Plaintext dialogue before TLS (``smtp``, ``imap``, ...: the README's Input section);
+    None for direct TLS."""
 
     @property
-    def key(self) -> tuple[str, int, str | None, str | None]:
+    def key(self) -> TargetKey:
         """Identity used to drop duplicates and to resume: what is connected to and asked."""
-        return (self.host, self.port, self.address, self.sni)
+        if self.protocol is None:
+            return (self.host, self.port, self.address, self.sni)
+        return (self.host, self.port, self.address, self.sni, self.protocol)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,6 +284,9 @@ class ScanOptions:
     """Largest backoff ceiling in seconds."""
     default_port: int = 443
     """Port for lines that name none (--port)."""
+    starttls: str = "auto"
+    """Plaintext dialogue for lines without a scheme (--starttls): ``auto`` (by port), ``none``
+    (direct TLS) or a protocol name (``smtp``, ``imap``, ...)."""
     sni: str | None = None
     """Force this SNI name for every target (--sni)."""
     max_handshake_bytes: int = 4 * 1024 * 1024

@@ -44,7 +44,7 @@ from chainscan.analysis._analyze import analyze_der
 from chainscan.commands._pins import Backup, PinOptions, observations_from_entries, plan_pins
 from chainscan.commands._pins_cli import main as pins_main
 from chainscan.manifest._model import ManifestEntry
-from chainscan.output._output import read_manifest_entries
+from chainscan.manifest._reader import read_manifest_entries
 from tests.inventory_fleet import run
 from tests.pki import CA
 from tests.scan_output import Target, write_scan

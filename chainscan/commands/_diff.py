@@ -89,8 +89,8 @@ class Change:
     key: EntryKey
 
     def to_json(self) -> dict[str, Any]:
-        host, port, address, sni = self.key
-        return {
+        host, port, address, sni = self.key[:4]
+        out = {
             "kind": self.kind,
             "target": self.target,
             "host": host,
@@ -99,6 +99,9 @@ class Change:
             "sni": sni,
             "message": self.message,
         }
+        if len(self.key) == 5:
+            out["protocol"] = self.key[4]
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,9 +114,11 @@ class DiffResult:
 
 
 def target_label(key: EntryKey) -> str:
-    host, port, address, sni = key
+    host, port, address, sni = key[:4]
     where = f"[{host}]" if ":" in host else host
     text = f"{where}:{port}"
+    if len(key) == 5:
+        text = f"{key[4]}://{text}"
     if address:
         text += f"{{{address}}}"
     if sni and sni != host:

@@ -69,8 +69,9 @@ Role = Literal["leaf", "intermediate", "root"]
 ROLES: tuple[Role, ...] = ("leaf", "intermediate", "root")
 """Certificate roles, in chain order."""
 
-EntryKey = tuple[str, int, str | None, str | None]
-""":attr:`Target.key` as read back from a manifest entry: host, port, requested address, SNI."""
+EntryKey = tuple[str, int, str | None, str | None] | tuple[str, int, str | None, str | None, str]
+""":attr:`Target.key` as read back from a manifest entry: host, port, requested address, SNI,
+and the ``protocol`` of a STARTTLS target (direct-TLS entries have none: four items)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,12 +121,12 @@ def entry_key(entry: Mapping[str, Any]) -> EntryKey | None:
     if not isinstance(host, str) or not isinstance(port, int) or isinstance(port, bool):
         return None
     address, sni = entry.get("requested_address"), entry.get("sni")
-    return (
-        host,
-        port,
-        address if isinstance(address, str) else None,
-        sni if isinstance(sni, str) else None,
-    )
+    address = address if isinstance(address, str) else None
+    sni = sni if isinstance(sni, str) else None
+    protocol = entry.get("protocol")
+    if isinstance(protocol, str):
+        return (host, port, address, sni, protocol)
+    return (host, port, address, sni)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,6 +402,8 @@ class ManifestEntry:
     hostname: Hostname | None = None
     problems: tuple[ProblemEntry, ...] = ()
     deployments: Deployments | None = None
+    protocol: str | None = None
+    """The plaintext dialogue before TLS (``smtp``, ...); None for direct TLS."""
     analysed: bool = False
     """True when the entry has the inventory fields (a ``trust`` key, even null)."""
 
@@ -447,6 +450,7 @@ class ManifestEntry:
                 for p in _maps(data.get("problems"))
             ),
             deployments=None if deployments is None else Deployments.from_json(deployments),
+            protocol=_str(data.get("protocol")),
             analysed="trust" in data,
         )
 
@@ -455,6 +459,8 @@ class ManifestEntry:
         """The target's identity (:attr:`chainscan.Target.key`); None for an invalid line."""
         if self.host is None or self.port is None:
             return None
+        if self.protocol is not None:
+            return (self.host, self.port, self.requested_address, self.sni, self.protocol)
         return (self.host, self.port, self.requested_address, self.sni)
 
     @property

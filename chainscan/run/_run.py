@@ -225,7 +225,11 @@ def _open_input(config: RunConfig, options: ScanOptions, output: OutputDir) -> _
         dedup.add_key(key)
     tally = _Tally()
     targets = iter_targets(
-        lines, source=config.input, default_port=options.default_port, sni=options.sni
+        lines,
+        source=config.input,
+        default_port=options.default_port,
+        sni=options.sni,
+        starttls=options.starttls,
     )
     return _Input(select_shard(tally.count(targets), config.shard), dedup.seen, tally)
 

@@ -15,6 +15,11 @@ that can go wrong out there is translated here into an :class:`~chainscan.ErrorK
   timer. The scheduler adds the total per-target deadline on top.
 * At most ``max_handshake_bytes`` are read from a server; more is ``too-large``. At most
   ``max_chain_length`` certificates are kept.
+* A target with a ``protocol`` (SMTP, IMAP, PostgreSQL, ...) first runs that protocol's
+  plaintext dialogue (:mod:`chainscan.scan._starttls`, pure) on the connection, under the same
+  ``handshake_timeout`` as the handshake that follows, reading at most
+  :data:`~chainscan.scan._starttls.MAX_DIALOGUE_BYTES` before TLS starts. A direct-TLS target
+  skips it at the cost of one attribute test.
 
 Why plain sockets and ``wait_readable``
 ---------------------------------------
@@ -48,6 +53,7 @@ import trio
 
 from .._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
 from ._resolve import Address, ResolveFailed, Resolver
+from ._starttls import MAX_DIALOGUE_BYTES, DialogueFailed, make_dialogue, server_words
 from ._tls import Handshake, HandshakeFailed
 
 __all__ = ["Gate", "probe"]
@@ -151,6 +157,34 @@ async def _handshake(
     return hs
 
 
+async def _dialogue(sock: socket.socket, protocol: str, target: Target) -> None:
+    """Run ``protocol``'s plaintext dialogue up to "start TLS now". Raises DialogueFailed
+    (the server's fault, or an unknown protocol) or OSError."""
+    dialogue = make_dialogue(protocol, target.sni or target.host)
+    out = dialogue.start()
+    if out:
+        await _send_all(sock, out)
+    received = 0
+    while not dialogue.ready:
+        await _wait_readable(sock)
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            continue
+        if not data:
+            dialogue.receive_eof()
+        received += len(data)
+        if received > MAX_DIALOGUE_BYTES:
+            raise DialogueFailed(
+                ErrorKind.TOO_LARGE,
+                f"{protocol}: the server sent over {MAX_DIALOGUE_BYTES} bytes before TLS"
+                f" could start, beginning {server_words(dialogue.head)}",
+            )
+        out = dialogue.receive(data)
+        if out:
+            await _send_all(sock, out)
+
+
 async def _attempt(
     target: Target,
     address: Address,
@@ -184,17 +218,30 @@ async def _attempt(
         t1 = trio.current_time()
         try:
             with trio.move_on_after(options.handshake_timeout) as hs_scope:
+                if target.protocol is not None:
+                    await _dialogue(sock, target.protocol, target)
                 done = await _handshake(sock, context, target.sni, options, ip)
         except HandshakeFailed as exc:
+            if exc.kind is ErrorKind.NOT_TLS and target.protocol is not None:
+                return ProbeOutcome(
+                    error_kind=ErrorKind.PROTOCOL_ERROR,
+                    error=f"{ip}: {target.protocol}: the server agreed to start TLS, then did not"
+                    f" speak TLS ({exc.message})",
+                    address=ip,
+                )
+            return ProbeOutcome(error_kind=exc.kind, error=f"{ip}: {exc.message}", address=ip)
+        except DialogueFailed as exc:
             return ProbeOutcome(error_kind=exc.kind, error=f"{ip}: {exc.message}", address=ip)
         except OSError as exc:
             kind, message = _os_error(exc, "handshake", ip)
             return ProbeOutcome(error_kind=kind, error=message, address=ip)
         if hs_scope.cancelled_caught:
+            what = "the TLS handshake"
+            if target.protocol is not None:
+                what = f"the {target.protocol} dialogue and the TLS handshake"
             return ProbeOutcome(
                 error_kind=ErrorKind.TIMEOUT_HANDSHAKE,
-                error=f"{ip} did not complete the TLS handshake within "
-                f"{options.handshake_timeout:g}s",
+                error=f"{ip} did not complete {what} within {options.handshake_timeout:g}s",
                 address=ip,
             )
         if isinstance(done, ProbeOutcome):
