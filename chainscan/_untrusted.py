@@ -45,7 +45,11 @@ progress, warnings, errors, bad-line messages and summary (``run/_display.py``);
 (``commands/``). New output (the one-host view, STARTTLS error messages that quote a server's
 reply) must do the same: escape each untrusted value with :func:`terminal_safe` where it is put
 into a line, and pass the finished text through ``terminal_safe(text, newlines=True)`` before
-writing it. JSON written to a terminal goes through :func:`json_terminal_safe` (the same rule,
+writing it. (The STARTTLS dialogues quote a server's reply in their error messages through
+``scan/_starttls/_common.server_words``, which predates this module: it keeps printable
+characters only, ``?`` for the rest, then ``repr``, so it meets the same rule, and those
+messages pass through this function again wherever they are shown.) JSON written to a
+terminal goes through :func:`json_terminal_safe` (the same rule,
 as JSON ``\\uXXXX`` escapes, so the value stays exact). The manifest keeps the exact value
 (JSON escaping makes C0 inert; its readers decode it back). HTML output keeps escaping with
 ``html.escape``: a browser does not act on control characters.
