@@ -348,6 +348,13 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
         return run(PROG, lambda: _check(args, moment.date()))
     if not args.sources or args.format is None:
         parser.error("the following arguments are required: OUT_OR_MANIFEST, -f/--format")
+    for value in args.include_subdomains or []:
+        if "/" in value or Path(value).exists():  # "--include-subdomains out/" took the folder
+            parser.error(
+                f"--include-subdomains {value!r} looks like a scan folder, not a host name: "
+                "put --include-subdomains after the scan folders, or write "
+                "--include-subdomains=HOST"
+            )
     return run(PROG, lambda: _pins(args, moment))
 
 
