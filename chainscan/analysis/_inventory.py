@@ -15,7 +15,7 @@ from typing import Any
 
 from .._models import BadLine, ScanOptions, ScanResult
 from ..scan._deployments import summarize
-from ._problems import Problem, find_problems, role_of
+from ._problems import Problem, enforce, find_problems, role_of
 from ._verify import (
     Cert,
     CertCache,
@@ -172,7 +172,7 @@ class Inventory:
             now=moment,
             warn_days=self.warn_days,
         )
-        return ChainAnalysis(certs, verdict, name, matched, problems)
+        return ChainAnalysis(certs, enforce(verdict, problems), name, matched, problems)
 
     def entry_fields(
         self, item: ScanResult | BadLine, certs: Sequence[Cert] | None = None

@@ -12,6 +12,7 @@ Severity ``error`` means common clients refuse the chain (or will soon, for ``we
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "PROBLEMS",
     "TRUST_CODES",
     "Problem",
+    "enforce",
     "find_problems",
     "parse_time",
     "role_of",
@@ -70,6 +72,11 @@ PROBLEMS: dict[str, tuple[Severity, str]] = {
     "long-validity": (
         "warning",
         "the leaf was issued on or after 2020-09-01 for more than 398 days",
+    ),
+    "basic-constraints-not-critical": (
+        "warning",
+        "a CA certificate's basicConstraints is not marked critical: RFC 5280 and the CA/Browser "
+        "Forum require it, clients accept it",
     ),
     "untrusted": (
         "error",
@@ -346,7 +353,37 @@ def find_problems(
                 found.append(problem)
     found.extend(_leaf_problems(chain[0], name, matched))
     found.extend(_chain_problems(chain, verdict))
+    for note in verdict.notes:
+        role = "root" if note.position is None else role_of(note.position, chain[note.position])
+        found.append(
+            Problem(
+                code=note.code,
+                position=note.position,
+                message=f"{role} {note.label} has a non-critical basicConstraints (RFC 5280 and "
+                "the CA/Browser Forum want it critical; clients accept it)",
+            )
+        )
     if not verdict.trusted and not any(p.code in TRUST_CODES for p in found):
         found.append(Problem(code="untrusted", message=verdict.reason or "not trusted"))
     found.sort(key=lambda p: (_ORDER[p.code], -1 if p.position is None else p.position))
     return tuple(found)
+
+
+JUDGED_APART = frozenset({"hostname-mismatch"})
+"""Error codes that do not make a chain untrusted: the hostname is reported in ``hostname``."""
+
+
+def enforce(verdict: TrustVerdict, problems: Sequence[Problem]) -> TrustVerdict:
+    """The verdict, made untrusted if a problem of severity ``error`` says clients refuse it.
+
+    The invariant of the manifest: ``trusted`` is never true beside an ``error`` (but
+    ``hostname-mismatch``, judged apart). The reason is the first such problem's message.
+    """
+    if not verdict.trusted:
+        return verdict
+    for problem in problems:
+        if problem.severity == "error" and problem.code not in JUDGED_APART:
+            return dataclasses.replace(
+                verdict, trusted=False, reason=f"{problem.code}: {problem.message}"
+            )
+    return verdict

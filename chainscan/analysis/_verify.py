@@ -68,6 +68,7 @@ from cryptography.x509.verification import (
 from .._errors import UsageError
 from .._models import CertFacts
 from ._analyze import analyze_der, load_and_analyze, pem_to_der_list, signature_verifies
+from ._policy import CA_POLICY, EE_POLICY, ProfileNote, bc_not_critical, first_weak_key
 
 __all__ = [
     "SYSTEM_BUNDLES",
@@ -400,6 +401,8 @@ class TrustVerdict:
     a ``missing-issuer``, or an ``unparsable`` certificate."""
     anchor_in_store: bool = False
     """The walk reached a root of the trust store."""
+    notes: tuple[ProfileNote, ...] = ()
+    """Relaxations of the CA/Browser Forum profile the chain needed (``_policy``)."""
 
 
 _ENCOUNTERED = re.compile(r"\s*\(encountered processing <Certificate\(subject=<Name\((.*?)\)>.*$")
@@ -421,6 +424,26 @@ def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
         return signature_verifies(child, parent)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         return False
+
+
+def _notes(
+    certs: Sequence[Cert],
+    anchor: x509.Certificate | None,
+    store: TrustStore,
+) -> tuple[ProfileNote, ...]:
+    """The profile relaxations the served CA certificates (and the anchor) need."""
+    notes = [
+        ProfileNote(code="basic-constraints-not-critical", position=position, label=cert.label)
+        for position, cert in enumerate(certs)
+        if position > 0 and cert.facts.is_ca and bc_not_critical(cert.cert)
+    ]
+    if anchor is not None and bc_not_critical(anchor):
+        root = store.root_of(anchor)
+        if root is not None and not any(c.sha256 == root.sha256 for c in certs):
+            notes.append(
+                ProfileNote(code="basic-constraints-not-critical", position=None, label=root.label)
+            )
+    return tuple(notes)
 
 
 class Verifier:
@@ -524,6 +547,7 @@ class Verifier:
                 PolicyBuilder()
                 .store(self.store.store)
                 .time(now)
+                .extension_policies(ca_policy=CA_POLICY, ee_policy=EE_POLICY)
                 .build_server_verifier(_verifier_subject(name, leaf.facts.sans))
             )
             built = verifier.verify(leaf.cert, intermediates)
@@ -537,8 +561,10 @@ class Verifier:
                 served.setdefault(sent.sha256, index)  # the first of duplicates
             parsed = {id(sent.cert): sent for sent in certs if sent.cert is not None}
             links = []
+            facts_built = []
             for cert in built:
                 facts = self._facts_of(cert, parsed)
+                facts_built.append(facts)
                 position = served.get(facts.sha256)
                 links.append(
                     ChainLink(
@@ -549,15 +575,33 @@ class Verifier:
                         position=position,
                     )
                 )
+            notes = _notes(certs, built[-1] if built else None, self.store)
+            weak = first_weak_key(facts_built)
+            path_built = tuple(link.position for link in links if link.position is not None)
+            if weak is not None:  # the verifier does not check key sizes; clients do
+                index, why = weak
+                label = facts_built[index].cn or facts_built[index].subject or "a certificate"
+                return TrustVerdict(
+                    store=self.store.name,
+                    trusted=False,
+                    reason=f"{label!r} has {why}: browsers, rustls and OpenSSL refuse it",
+                    error=None,
+                    chain=tuple(links),
+                    path=path_built,
+                    end="anchor",
+                    anchor_in_store=True,
+                    notes=notes,
+                )
             return TrustVerdict(
                 store=self.store.name,
                 trusted=True,
                 reason=None,
                 error=None,
                 chain=tuple(links),
-                path=tuple(link.position for link in links if link.position is not None),
+                path=path_built,
                 end="anchor",
                 anchor_in_store=True,
+                notes=notes,
             )
         path, end, anchor = self._walk(certs)
         return TrustVerdict(
@@ -569,6 +613,7 @@ class Verifier:
             path=path,
             end=end,
             anchor_in_store=anchor is not None,
+            notes=_notes(certs, anchor.cert if anchor is not None else None, self.store),
         )
 
     def _facts_of(self, cert: x509.Certificate, parsed: dict[int, Cert]) -> CertFacts:
