@@ -15,6 +15,7 @@ from typing import Any
 
 from .._models import BadLine, ScanOptions, ScanResult
 from ..scan._deployments import summarize
+from ._completion import complete, explain
 from ._problems import Problem, enforce, find_problems, role_of
 from ._verify import (
     Cert,
@@ -190,12 +191,26 @@ class Inventory:
                 analysis = self.analyze(item.chain, name, now)
             else:
                 analysis = self._analyze_certs(certs, name, now)
-            return {
+            fields = {
                 "trust": analysis.trust_json(),
                 "hostname": analysis.hostname_json(),
                 "problems": [p.to_json() for p in analysis.problems],
                 "deployments": self._deployments(item, name, now) if self.deployments else None,
             }
+            if item.fetched:  # only then: entries of chains that needed nothing stay as they were
+                completion = complete(
+                    analysis.certs,
+                    item.fetched,
+                    verifier=self._verifier,
+                    cache=self._certs,
+                    name=name,
+                    now=now,
+                    problems=analysis.problems,
+                )
+                problems = explain(analysis.problems, completion, analysis.verdict)
+                fields["problems"] = [p.to_json() for p in problems]
+                fields["completion"] = completion.to_json()
+            return fields
         except Exception as exc:  # a bug of ours or a dependency's: never lose the entry
             reason = f"internal error while analysing: {type(exc).__name__}: {exc}"
             trust = {"store": self.store.name, "trusted": False, "reason": reason[:300]}

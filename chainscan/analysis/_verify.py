@@ -370,8 +370,9 @@ class ChainLink:
     sha256: str
     spki_sha256: str | None
     subject: str | None
-    source: Literal["sent", "store"]
-    """``sent`` by the server, or taken from the trust ``store``."""
+    source: Literal["sent", "store", "fetched"]
+    """``sent`` by the server, taken from the trust ``store``, or ``fetched`` from an AIA URL
+    (only in the completed chain, see ``_completion``)."""
     position: int | None
     """Position in the served chain (None for a certificate from the store)."""
 

@@ -60,6 +60,8 @@ CHANGE_KINDS: dict[str, str] = {
     "whether their keys changed: intermediate pins break if so)",
     "newly-untrusted": "OLD's chain was trusted, NEW's is not (see trust.reason)",
     "newly-trusted": "OLD's chain was not trusted, NEW's is",
+    "needs-completion": "NEW's chain as sent stops short and is trusted only once the missing "
+    "intermediate is fetched (browsers), which OLD's was not",
     "new-problems": "problem codes in NEW that OLD did not have",
     "newly-expiring": "a certificate of NEW's chain is expired or expires within --warn-days of "
     "NEW's scan, and was not so at OLD's",
@@ -156,6 +158,22 @@ def _trusted(entry: Mapping[str, Any]) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _completed_by(entry: Mapping[str, Any]) -> str | None:
+    """The fetched certificates that make the entry's chain trusted (``completion``), if any."""
+    completion = entry.get("completion")
+    if not isinstance(completion, Mapping) or completion.get("trusted") is not True:
+        return None
+    if _trusted(entry) is not False:
+        return None
+    fetched = [
+        link
+        for link in completion.get("chain") or ()
+        if isinstance(link, Mapping) and link.get("source") == "fetched"
+    ]
+    names = [f"{link.get('subject')!r} (from {link.get('url')})" for link in fetched]
+    return ", ".join(names) or None
+
+
 def _codes(entry: Mapping[str, Any]) -> set[str]:
     problems = entry.get("problems")
     if not isinstance(problems, list):
@@ -232,6 +250,12 @@ def _compare(
             add("newly-untrusted", str(reason or "not trusted"))
         elif was is False and now is True:
             add("newly-trusted", "the chain is trusted now")
+        missing, missed = _completed_by(new), _completed_by(old)
+        if missing and not missed:
+            add(
+                "needs-completion",
+                f"trusted by browsers only: the server should also send {missing}",
+            )
         appeared = sorted(_codes(new) - _codes(old) - _EXPIRY_CODES)
         if appeared:
             add("new-problems", ", ".join(appeared))

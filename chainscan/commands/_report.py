@@ -49,6 +49,9 @@ class HostRow:
     not_after: dt.datetime | None = None
     problems: tuple[str, ...] = ()
     deployments: str | None = None
+    completed: bool | None = None
+    """``completion.trusted``: the chain with the fetched intermediates (None: none fetched)."""
+    completion_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +117,7 @@ def _row(entry: Mapping[str, Any]) -> HostRow | None:
     chain = _list(entry.get("chain"))
     leaf = _map(chain[0]) if chain else {}
     trust, hostname = _map(entry.get("trust")), _map(entry.get("hostname"))
+    completion = _map(entry.get("completion"))
     problems = _list(entry.get("problems"))
     deployments = entry.get("deployments")
     trusted, matches = trust.get("trusted"), hostname.get("matches")
@@ -140,6 +144,29 @@ def _row(entry: Mapping[str, Any]) -> HostRow | None:
             dict.fromkeys(str(p.get("code")) for p in problems if isinstance(p, Mapping))
         ),
         deployments=_str(deployments.get("verdict")) if isinstance(deployments, Mapping) else None,
+        completed=completion.get("trusted")
+        if isinstance(completion.get("trusted"), bool)
+        else None,
+        completion_reason=_completion_text(completion),
+    )
+
+
+def _completion_text(completion: Mapping[str, Any]) -> str | None:
+    if completion.get("trusted") is True:
+        fetched = [
+            f"{link.get('subject')} from {link.get('url')}"
+            for link in _list(completion.get("chain"))
+            if isinstance(link, Mapping) and link.get("source") == "fetched"
+        ]
+        return "trusted once completed (browsers); the server should send " + "; ".join(fetched)
+    errors = [
+        f"{f.get('url')}: {f.get('error')}"
+        for f in _list(completion.get("fetched"))
+        if isinstance(f, Mapping) and f.get("error")
+    ]
+    reason = _str(completion.get("reason")) or "not trusted"
+    return f"still untrusted after fetching: {reason}" + (
+        f" ({'; '.join(errors)})" if errors else ""
     )
 
 
@@ -296,6 +323,10 @@ def render_text(report: Report, *, top: int = 10) -> str:
     untrusted = [r for r in report.rows if r.status == "ok" and r.trusted is False]
     lines += ["", f"untrusted ({len(untrusted)}):"]
     lines += _columns([(r.target, r.trust_reason or "-") for r in untrusted]) or ["  none"]
+    completed = [r for r in report.rows if r.completed is not None]
+    if completed:  # only scans that fetched a missing intermediate have this section
+        lines += ["", f"missing intermediates fetched (AIA) ({len(completed)}):"]
+        lines += _columns([(r.target, r.completion_reason or "-") for r in completed])
     mismatched = [r for r in report.rows if r.status == "ok" and r.hostname_matches is False]
     lines += ["", f"hostname mismatch ({len(mismatched)}):"]
     lines += _columns(

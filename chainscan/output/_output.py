@@ -57,6 +57,7 @@ import orjson
 from .._errors import OutputError, UsageError
 from .._models import BadLine, CertFacts, CertFormat, ErrorKind, ScanResult, Status
 from ..analysis._analyze import analyze_der, der_to_pem
+from ._fetched import save_fetched
 from ._naming import cert_filename, target_dirname
 
 if TYPE_CHECKING:
@@ -615,6 +616,21 @@ class OutputDir:
         entry = entry_for(result, facts, files, dirname)
         if self.inventory is not None:
             entry.update(self.inventory.entry_fields(result, certs))
+        if "completion" in entry:  # fetched intermediates: saved apart, in fetched/
+            try:
+                save_fetched(
+                    folder,
+                    dirname,
+                    entry["completion"],
+                    result.fetched,
+                    self.cert_format,
+                    _write_file,
+                )
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot write {exc.filename or folder}: {_reason(exc)};"
+                    " the manifest up to the previous target is intact"
+                ) from None
         return entry
 
     def _parsed(self, chain: Sequence[bytes]) -> list[Cert] | None:

@@ -224,7 +224,12 @@ def options_to_json(options: ScanOptions) -> dict[str, Any]:
 
 def options_from_json(raw: dict[str, Any]) -> ScanOptions:
     """The inverse of :func:`options_to_json`."""
-    return ScanOptions(**{**raw, "cert_format": CertFormat(raw["cert_format"])})
+    values: dict[str, Any] = dict(raw)
+    for key in ("fetch_allow", "fetch_deny"):
+        if key in values:
+            values[key] = tuple(values[key])
+    values["cert_format"] = CertFormat(raw["cert_format"])
+    return ScanOptions(**values)
 
 
 # ---------------------------------------------------------------- worker process side

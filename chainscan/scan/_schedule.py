@@ -72,6 +72,7 @@ from .._models import (
     Status,
     Target,
 )
+from ._aia import ChainCompleter
 from ._deployments import DeploymentProber
 from ._limits import AddressLimiter, RateLimiter, backoff_delays
 from ._probe import Gate, probe
@@ -252,11 +253,16 @@ class Scheduler:
         context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
         follow_up: FollowUp | None = None,
+        completer: ChainCompleter | None = None,
     ) -> None:
         self.options = options
         self._probe = probe_fn
         self._follow_up = follow_up or (DeploymentProber(options) if options.deployments else None)
         self._resolver = resolver or Resolver()
+        self._completer = completer or (
+            ChainCompleter(options, self._resolver) if options.fetch else None
+        )
+        """Fetches missing intermediates (AIA) after a handshake, in the target's deadline."""
         self._context = context or client_context()
         self._rng = rng or random.Random()
         self._limits = _Limits(
@@ -339,6 +345,9 @@ class Scheduler:
     ) -> None:
         try:
             result = await self.scan_one(target)
+            if self._completer is not None and result.chain:
+                remaining = max(0.0, self.options.deadline - result.elapsed)
+                result = await self._completer(result, trio.current_time() + remaining)
             if self._follow_up is not None:
                 result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
             # ``send.send`` without its yield when the channel has room (the common case).
