@@ -16,6 +16,7 @@ from typing import Any
 from .._models import BadLine, ScanOptions, ScanResult
 from ..scan._deployments import summarize
 from ._completion import complete, explain
+from ._ct import ct_check
 from ._problems import Problem, enforce, find_problems, role_of
 from ._verify import (
     Cert,
@@ -46,7 +47,7 @@ def requested_name(host: str, sni: str | None) -> str:
 class ChainAnalysis:
     """Trust, hostname and problems of one served chain."""
 
-    __slots__ = ("certs", "matched", "name", "problems", "verdict")
+    __slots__ = ("certs", "ct", "matched", "name", "problems", "verdict")
 
     def __init__(
         self,
@@ -55,7 +56,10 @@ class ChainAnalysis:
         name: str,
         matched: str | None,
         problems: tuple[Problem, ...],
+        ct: dict[str, Any] | None = None,
     ) -> None:
+        self.ct = ct
+        """The entry's ``ct`` object (embedded SCTs), or None when there is nothing to say."""
         self.certs = tuple(certs)
         self.verdict = verdict
         self.name = name
@@ -165,6 +169,18 @@ class Inventory:
         verdict = self._verifier.verify(certs, name, moment)
         leaf = certs[0].facts if certs else None
         matched = match_hostname(name, leaf.sans) if leaf is not None else None
+        ct_problems, ct = (
+            ct_check(
+                certs[0].cert,
+                not_before=leaf.not_before,
+                not_after=leaf.not_after,
+                label=certs[0].label,
+                public=self.store.public,
+                trusted=verdict.trusted,
+            )
+            if leaf is not None
+            else ([], None)
+        )
         problems = find_problems(
             [c.facts for c in certs],
             verdict,
@@ -172,8 +188,9 @@ class Inventory:
             matched=matched,
             now=moment,
             warn_days=self.warn_days,
+            extra=ct_problems,
         )
-        return ChainAnalysis(certs, enforce(verdict, problems), name, matched, problems)
+        return ChainAnalysis(certs, enforce(verdict, problems), name, matched, problems, ct)
 
     def entry_fields(
         self, item: ScanResult | BadLine, certs: Sequence[Cert] | None = None
@@ -197,6 +214,8 @@ class Inventory:
                 "problems": [p.to_json() for p in analysis.problems],
                 "deployments": self._deployments(item, name, now) if self.deployments else None,
             }
+            if analysis.ct is not None:  # only leaves with SCTs, or under a public root
+                fields["ct"] = analysis.ct
             if item.fetched:  # only then: entries of chains that needed nothing stay as they were
                 completion = complete(
                     analysis.certs,

@@ -73,6 +73,16 @@ PROBLEMS: dict[str, tuple[Severity, str]] = {
         "warning",
         "the leaf was issued on or after 2020-09-01 for more than 398 days",
     ),
+    "no-sct": (
+        "warning",
+        "a leaf under a public root embeds no Signed Certificate Timestamp (Certificate "
+        "Transparency): Chrome and Safari refuse it unless the server sends SCTs another way",
+    ),
+    "too-few-scts": (
+        "warning",
+        "a leaf under a public root embeds SCTs from fewer logs than Chrome and Apple require "
+        "(2 up to 180 days of validity, else 3)",
+    ),
     "basic-constraints-not-critical": (
         "warning",
         "a CA certificate's basicConstraints is not marked critical: RFC 5280 and the CA/Browser "
@@ -339,12 +349,16 @@ def find_problems(
     matched: str | None,
     now: dt.datetime,
     warn_days: int = 30,
+    extra: Sequence[Problem] = (),
 ) -> tuple[Problem, ...]:
-    """Every problem of a served chain (facts leaf first), in code order then position."""
+    """Every problem of a served chain (facts leaf first), in code order then position.
+
+    ``extra``: problems found elsewhere (Certificate Transparency), sorted in with the rest.
+    """
     if not chain:
         return ()
     warn = dt.timedelta(days=warn_days)
-    found: list[Problem] = []
+    found: list[Problem] = list(extra)
     for position, facts in enumerate(chain):
         found.extend(_validity(position, facts, now, warn))
         for check in (_weak_key, _weak_signature):

@@ -45,15 +45,12 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
-import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
-import certifi
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -67,6 +64,7 @@ from cryptography.x509.verification import (
 
 from .._errors import UsageError
 from .._models import CertFacts
+from .._trust_paths import SYSTEM_BUNDLES, trust_store_path
 from ._analyze import analyze_der, load_and_analyze, pem_to_der_list, signature_verifies
 from ._policy import CA_POLICY, EE_POLICY, ProfileNote, bc_not_critical, first_weak_key
 
@@ -81,14 +79,6 @@ __all__ = [
     "load_trust_store",
     "match_hostname",
 ]
-
-SYSTEM_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Arch
-    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
-    "/etc/ssl/cert.pem",  # macOS, FreeBSD, OpenBSD
-    "/etc/ssl/ca-bundle.pem",  # openSUSE
-)
-"""Where ``--trust-store system`` looks, after OpenSSL's own default CA file."""
 
 _CACHE_SIZE = 65536
 """Distinct CA certificates (and CA-to-CA signature checks) remembered per run."""
@@ -190,13 +180,24 @@ class TrustStore:
         "_digests",
         "_store",
         "name",
+        "public",
         "roots",
         "skipped",
         "source",
     )
 
-    def __init__(self, *, name: str, source: str, roots: Sequence[Cert], skipped: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        source: str,
+        roots: Sequence[Cert],
+        skipped: int = 0,
+        public: bool | None = None,
+    ) -> None:
         self.name = name
+        self.public = name in ("certifi", "system") if public is None else public
+        """Publicly trusted roots (a browser root program): Certificate Transparency applies."""
         """``certifi``, ``system`` or the bundle's path, as given."""
         self.source = source
         """The file the roots were read from."""
@@ -271,19 +272,7 @@ def load_trust_store(spec: str = "certifi") -> TrustStore:
     Raises :class:`~chainscan.UsageError` naming the file when it cannot be read or holds no
     certificate.
     """
-    if spec == "certifi":
-        path = Path(certifi.where())
-    elif spec == "system":
-        default = ssl.get_default_verify_paths().cafile
-        found = [p for p in (default, *SYSTEM_BUNDLES) if p and Path(p).is_file()]
-        if not found:
-            raise UsageError(
-                "--trust-store system: no system CA bundle found (looked for "
-                f"{', '.join(p for p in (default, *SYSTEM_BUNDLES) if p)})"
-            )
-        path = Path(found[0])
-    else:
-        path = Path(spec)
+    path = trust_store_path(spec)
     try:
         data = path.read_bytes()
     except OSError as exc:

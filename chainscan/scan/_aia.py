@@ -23,9 +23,13 @@ module puts in the :class:`~chainscan._models.ScanResult`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import importlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import trio
 from cryptography import x509
@@ -33,9 +37,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from .._models import Fetch, ScanOptions, ScanResult
-from ._fetch import Fetcher
 from ._fetch_guard import FetchGuard, parse_cidr
 from ._resolve import Resolver
+
+if TYPE_CHECKING:  # imported on the first fetch: most scans never need the HTTP client
+    from ._fetch import Fetcher
 
 __all__ = ["MAX_DEPTH", "MAX_URLS", "ChainCompleter", "ca_issuers", "parse_certs"]
 
@@ -90,12 +96,66 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(Encoding.DER)
 
 
-def anchor_subjects(store_spec: str) -> frozenset[bytes]:
-    """DER subjects of the trust store's roots (``--trust-store``), for step 1."""
-    from ..analysis._verify import load_trust_store  # pure; reads the bundle once per run
+def _tlv(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER element at ``at``; ValueError."""
+    if at + 2 > len(data):
+        raise ValueError("truncated")
+    tag, first = data[at], data[at + 1]
+    at += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or at + count > len(data):
+            raise ValueError("bad length")
+        length = int.from_bytes(data[at : at + count], "big")
+        at += count
+    if at + length > len(data):
+        raise ValueError("truncated")
+    return tag, at, at + length
 
-    store = load_trust_store(store_spec)
-    return frozenset(r.cert.subject.public_bytes() for r in store.roots if r.cert is not None)
+
+def names_of(der: bytes) -> tuple[bytes, bytes] | None:
+    """(issuer, subject) of a DER certificate as their raw DER, without a full parse."""
+    try:
+        _tag, body, _end = _tlv(der, 0)
+        _tag, at, _tbs_end = _tlv(der, body)  # tbsCertificate
+        fields: list[tuple[int, bytes]] = []
+        while len(fields) < 6:
+            tag, _start, end = _tlv(der, at)
+            fields.append((tag, der[at:end]))
+            at = end
+        if fields[0][0] == 0xA0:  # [0] version: skip it
+            fields = fields[1:]
+        return fields[2][1], fields[4][1]  # serial, signature, issuer, validity, subject
+    except (ValueError, IndexError):
+        return None
+
+
+def anchor_subjects(store_spec: str) -> frozenset[bytes]:
+    """DER subjects of the trust store's roots (``--trust-store``), for step 1.
+
+    Reads the bundle the analysis reads, but parses no more than each root's subject, with a
+    few lines of DER reading (no certificate object: a root ``cryptography`` would warn about
+    still counts).
+    """
+    from .._trust_paths import trust_store_path
+
+    try:
+        data = trust_store_path(store_spec).read_bytes()
+    except Exception:  # the analysis reports an unusable store (UsageError); nothing here
+        return frozenset()
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        ders = [
+            base64.b64decode(block, validate=False)
+            for block in re.findall(
+                rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", data, re.DOTALL
+            )
+        ]
+    else:
+        ders = [data]
+    found = (names_of(der) for der in ders)
+    return frozenset(names[1] for names in found if names is not None)
 
 
 def top_of(
@@ -129,21 +189,43 @@ class ChainCompleter:
         anchors: frozenset[bytes] | None = None,
         fetcher: Fetcher | None = None,
     ) -> None:
-        guard = FetchGuard(
+        self.guard = FetchGuard(
             allow=[parse_cidr(c) for c in options.fetch_allow],
             deny=[parse_cidr(c) for c in options.fetch_deny],
         )
-        self.fetcher = fetcher or Fetcher(
-            guard,
-            resolver,
-            max_bytes=options.fetch_max_bytes,
-            timeout=options.fetch_timeout,
-        )
+        self._options = options
+        self._resolver = resolver
+        self.fetcher = fetcher
+        """Made on the first fetch (``_fetcher``)."""
         self._parsed: dict[bytes, x509.Certificate | None] = {}
         """Sent CA certificates parsed so far (the same few come with thousands of leaves)."""
         self._store = options.trust_store
         self._anchors = anchors
-        """Loaded on first need: a run whose chains are all complete never parses the store."""
+        """Loaded on first need, in a worker thread (never blocking the scan's event loop)."""
+        self._loading = trio.Lock()
+
+    async def _fetcher(self) -> Fetcher:
+        if self.fetcher is None:
+            async with self._loading:
+                if self.fetcher is None:
+                    module = await trio.to_thread.run_sync(
+                        importlib.import_module, "chainscan.scan._fetch"
+                    )
+                    self.fetcher = module.Fetcher(
+                        self.guard,
+                        self._resolver,
+                        max_bytes=self._options.fetch_max_bytes,
+                        timeout=self._options.fetch_timeout,
+                    )
+        assert self.fetcher is not None
+        return self.fetcher
+
+    async def _anchor_set(self) -> frozenset[bytes]:
+        if self._anchors is None:
+            async with self._loading:
+                if self._anchors is None:
+                    self._anchors = await trio.to_thread.run_sync(anchor_subjects, self._store)
+        return self._anchors
 
     def _load(self, der: bytes) -> x509.Certificate | None:
         if der in self._parsed:
@@ -153,12 +235,11 @@ class ChainCompleter:
             self._parsed[der] = cert
         return cert
 
-    def _reaches_anchor(self, cert: x509.Certificate) -> bool:
+    async def _reaches_anchor(self, cert: x509.Certificate) -> bool:
         if cert.subject == cert.issuer:
             return True
-        if self._anchors is None:
-            self._anchors = anchor_subjects(self._store)
-        return cert.issuer.public_bytes() in self._anchors
+        names = names_of(_der(cert))
+        return names is not None and names[0] in await self._anchor_set()
 
     async def __call__(self, result: ScanResult, deadline: float) -> ScanResult:
         """``result`` with the fetches its chain needed (the same object when none), all
@@ -166,12 +247,12 @@ class ChainCompleter:
         if not result.chain:
             return result
         top = top_of(result.chain, self._load)
-        if top is None or self._reaches_anchor(top):
+        if top is None or await self._reaches_anchor(top):
             return result
         fetched: list[Fetch] = []
         for _depth in range(MAX_DEPTH):
             found = await self._issuer_of(top, fetched, deadline)
-            if found is None or self._reaches_anchor(found):
+            if found is None or await self._reaches_anchor(found):
                 break
             top = found
         if not fetched:
@@ -184,7 +265,7 @@ class ChainCompleter:
         sha256 = hashlib.sha256(_der(cert)).hexdigest()
         for url in ca_issuers(cert)[:MAX_URLS]:
             with trio.move_on_at(deadline) as scope:
-                response = await self.fetcher.get(url)
+                response = await (await self._fetcher()).get(url)
             if scope.cancelled_caught:
                 error = "the target's --deadline ran out before the fetch finished"
                 fetched.append(Fetch(url=url, for_sha256=sha256, error=error))
