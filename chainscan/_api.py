@@ -19,12 +19,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
-
-import trio
+from typing import TYPE_CHECKING
 
 from ._models import BadLine, ScanOptions, ScanResult, Target
-from .scan._schedule import Scheduler
 from .scan._targets import Deduplicator, parse_line
+
+if TYPE_CHECKING:
+    import trio
+
+# trio and the scheduler are imported when a scan starts, not with the package: ``import
+# chainscan`` (and every command that reads a scan) stays free of the network stack.
 
 __all__ = ["open_scan", "scan_all"]
 
@@ -50,6 +54,10 @@ async def open_scan(
     Duplicate targets are scanned once. ``targets`` is consumed lazily, so it may be a
     generator over a huge input; it must not block for long (read files in batches).
     """
+    import trio
+
+    from .scan._schedule import Scheduler
+
     options = options or ScanOptions()
     dedup = Deduplicator()
     send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)

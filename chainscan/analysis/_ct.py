@@ -33,7 +33,8 @@ from typing import Any
 
 from cryptography import x509
 
-from ._problems import Problem, parse_time
+from ..manifest._model import parse_time
+from ._problems import Problem
 
 __all__ = ["CT_CODES", "SHORT_LIFETIME_DAYS", "Sct", "ct_check", "embedded_scts", "required_scts"]
 

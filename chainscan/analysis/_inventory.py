@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._models import BadLine, ScanOptions, ScanResult
-from ..scan._deployments import summarize
 from ._completion import complete, explain
 from ._ct import ct_check
+from ._deployments import summarize
 from ._problems import Problem, enforce, find_problems, role_of
 from ._verify import (
     Cert,

@@ -1,6 +1,6 @@
 """``chainscan diff OLD NEW [--pins FILE] [--json]``: arguments -> ``_diff`` -> table. No logic.
 
-Reads the two manifests (folders or files, through ``_output.read_manifest_entries``) and the
+Reads the two manifests (folders or files, through ``manifest._reader``) and the
 pin configuration, runs ``_diff.diff_scans`` and ``_diff.check_pins``, prints a table or JSON
 and turns the pin gate into the exit code.
 """
@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..output._output import JSON_NAME, read_manifest_entries
+from ..manifest._model import JSON_NAME, parse_time
+from ..manifest._reader import read_entries, read_header
 from ._diff import CHANGE_KINDS, DiffResult, PinCheck, ScanSide, check_pins, diff_scans
 from ._pinconfig import parse_pin_config
 from ._pins_cli import PinsUsageError, manifest_path, non_negative_int
@@ -84,18 +83,12 @@ def scan_time(manifest: Path) -> dt.datetime:
     candidates = [manifest] if manifest.name == JSON_NAME else []
     candidates.append(manifest.parent / JSON_NAME)
     for path in candidates:
-        try:
-            with path.open("rb") as stream:
-                first = stream.readline().rstrip()
-        except OSError:
-            continue
-        header = first.removesuffix(b'"targets":[').removesuffix(b",") + b"}"
-        try:
-            started = orjson.loads(header)["run"]["started"]
-            moment = dt.datetime.fromisoformat(str(started).replace("Z", "+00:00"))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue
-        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        header = read_header(path)
+        run = header.get("run") if header is not None else None
+        started = run.get("started") if isinstance(run, dict) else None
+        moment = parse_time(str(started)) if started is not None else None
+        if moment is not None:
+            return moment
     return dt.datetime.fromtimestamp(manifest.stat().st_mtime, dt.UTC)
 
 
@@ -103,7 +96,7 @@ def load_side(path: Path) -> ScanSide:
     """One scan: its entries and when it ran. Raises ``PinsUsageError`` (exit 2)."""
     manifest = manifest_path(path)
     try:
-        entries = list(read_manifest_entries(manifest))
+        entries = list(read_entries(manifest))
         moment = scan_time(manifest)
     except (OSError, ValueError) as exc:
         raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None

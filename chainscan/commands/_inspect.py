@@ -33,16 +33,17 @@ from cryptography.hazmat.primitives.serialization import (
 
 from .._models import CertFacts
 from ..analysis._analyze import (
-    _common_name,
-    _describe,
-    _describe_key,
-    _is_ca,
-    _sans,
-    _spki_sha256,
     analyze_der,
+    basic_constraints_ca,
+    common_name,
+    describe_error,
+    describe_key,
     pem_to_der_list,
+    san_names,
+    spki_digest,
 )
-from ..output._output import _cert_entry
+from ..analysis._entry import cert_entry
+from ..manifest._model import cert_role
 
 __all__ = ["Material", "cert_fields", "main", "read_material", "role_of"]
 
@@ -138,20 +139,19 @@ class Material:
 
 
 def role_of(facts: CertFacts) -> str:
-    """``root`` (self-signed), ``intermediate`` (other CA) or ``leaf``, from the certificate."""
-    if facts.self_signed:
-        return "root"
-    return "intermediate" if facts.is_ca else "leaf"
+    """``root`` (self-signed), ``intermediate`` (other CA) or ``leaf``: ``cert_role`` of a
+    certificate on its own."""
+    return cert_role(self_signed=facts.self_signed, is_ca=facts.is_ca, position=None)
 
 
 def cert_fields(facts: CertFacts, *, position: int, file: str) -> dict[str, Any]:
-    """The manifest's per-certificate fields, built by the writer's own function.
+    """The manifest's per-certificate fields, built by the function that builds the manifest's.
 
     Only ``role`` differs: the manifest knows the chain and calls position 0 the leaf; a file
     on its own says nothing of the sort, so here the role comes from the certificate
     (:func:`role_of`).
     """
-    return {**_cert_entry(position, facts, file), "role": role_of(facts)}
+    return {**cert_entry(facts, position=position, file=file), "role": role_of(facts)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,12 +171,12 @@ def _key_material(
             error=f"a {type(key).__name__} cannot be a certificate's key",
             **extra,
         )
-    key_type, key_size, curve = _describe_key(key)
+    key_type, key_size, curve = describe_key(key)
     return Material(
         source=source,
         index=index,
         kind=kind,
-        spki_sha256=_spki_sha256(key),
+        spki_sha256=spki_digest(key),
         key_type=key_type,
         key_size=key_size,
         curve=curve,
@@ -191,18 +191,18 @@ def _csr_material(source: str, index: int, csr: x509.CertificateSigningRequest) 
     is_ca = None
     try:
         subject = csr.subject.rfc4514_string()
-        cn = _common_name(csr.subject)
+        cn = common_name(csr.subject)
     except Exception as exc:
-        problems.append(f"subject: {_describe(exc)}")
+        problems.append(f"subject: {describe_error(exc)}")
     try:
-        sans = _sans(csr.extensions)
-        is_ca = _is_ca(csr.extensions)
+        sans = san_names(csr.extensions)
+        is_ca = basic_constraints_ca(csr.extensions)
     except Exception as exc:
-        problems.append(f"extensions: {_describe(exc)}")
+        problems.append(f"extensions: {describe_error(exc)}")
     try:
         key = csr.public_key()
     except Exception as exc:
-        problems.append(f"public_key: {_describe(exc)}")
+        problems.append(f"public_key: {describe_error(exc)}")
         return Material(
             source=source,
             index=index,
@@ -255,19 +255,23 @@ def _pem_item(label: bytes, block: bytes, source: str, index: int) -> Material |
         try:
             csr = x509.load_pem_x509_csr(block.replace(label, b"CERTIFICATE REQUEST"))
         except ValueError as exc:
-            return Material(source=source, index=index, kind="csr", error=_describe(exc))
+            return Material(source=source, index=index, kind="csr", error=describe_error(exc))
         return _csr_material(source, index, csr)
     if label in _PUBLIC_LABELS:
         try:
             public = load_pem_public_key(block)
         except (ValueError, TypeError) as exc:
-            return Material(source=source, index=index, kind="public-key", error=_describe(exc))
+            return Material(
+                source=source, index=index, kind="public-key", error=describe_error(exc)
+            )
         return _key_material(source, index, "public-key", public)
     if label in _PRIVATE_LABELS:
         try:
             private = load_pem_private_key(block, password=None)
         except (ValueError, TypeError) as exc:
-            return Material(source=source, index=index, kind="private-key", error=_describe(exc))
+            return Material(
+                source=source, index=index, kind="private-key", error=describe_error(exc)
+            )
         return _key_material(source, index, "private-key", _private_public(private))
     return None
 

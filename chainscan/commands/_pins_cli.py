@@ -1,7 +1,7 @@
 """``chainscan pins OUT_OR_MANIFEST... --format F``: arguments -> PinOptions -> text. No logic.
 
 The pin sets, warnings and formats live in ``_pins`` (pure); this module reads the manifests
-(through ``_output.read_manifest_entries``) and the backup key files (through ``_inspect``),
+(through ``manifest._reader.read_entries``) and the backup key files (through ``_inspect``),
 writes the result and turns the outcome into an exit code. ``_bundle`` shares the loaders.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .._errors import UsageError
-from ..output._output import read_manifest_entries
+from ..manifest._reader import read_entries
 from ._inspect import read_file
 from ._pins import (
     FORMATS,
@@ -63,7 +63,7 @@ def load_scan(paths: Sequence[Path]) -> Scan:
     for path in paths:
         manifest = manifest_path(path)
         try:
-            entries = list(read_manifest_entries(manifest))
+            entries = list(read_entries(manifest))
         except (OSError, ValueError) as exc:
             raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None
         scans.append(

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..output._output import read_manifest_entries
+from ..manifest._reader import read_entries
 from ._pins_cli import PinsUsageError, manifest_path, non_negative_int, write_atomically
 from ._report import build_report, render_html, render_text
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         manifest = manifest_path(args.source)
         try:
-            entries = list(read_manifest_entries(manifest))
+            entries = list(read_entries(manifest))
         except (OSError, ValueError) as exc:
             raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None
     except PinsUsageError as exc:
