@@ -300,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
         "allowed unless denied here); repeatable",
     )
     fetch.add_argument(
+        "--revocation",
+        choices=("crl", "ocsp", "both", "off"),
+        default=_DEFAULTS.revocation,
+        help="check the leaf's revocation: its CRL (cached per URL for the run), its OCSP "
+        "responder (one request per leaf), both (CRL first), or off (default: %(default)s)",
+    )
+    fetch.add_argument(
         "--fetch-timeout",
         type=_seconds,
         default=_DEFAULTS.fetch_timeout,
@@ -333,6 +340,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         fetch_allow=tuple(args.fetch_allow),
         fetch_deny=tuple(args.fetch_deny),
         fetch_timeout=args.fetch_timeout,
+        revocation=args.revocation,
     )
     return RunConfig(
         input=args.input,

@@ -174,6 +174,27 @@ class ScanResult:
     """Extra handshakes of ``--deployments`` (every address, client profile, no SNI)."""
     fetched: tuple[Fetch, ...] = ()
     """URLs of the chain's certificates fetched after the handshake (AIA caIssuers), in order."""
+    revocation: tuple[RevocationCheck, ...] = ()
+    """What the leaf's CRL and OCSP responder said (``--revocation``), in the order asked."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevocationCheck:
+    """One CRL or OCSP answer about the leaf, checked (``analysis._revocation``)."""
+
+    source: str
+    """``crl`` or ``ocsp``."""
+    url: str
+    status: str | None = None
+    """``good``, ``revoked`` or ``unknown`` (the responder does not know it); None on error."""
+    error: str | None = None
+    """Why there is no usable answer: the fetch failed, or the answer is not signed by the
+    issuer, is about another certificate, is not a CRL or OCSP response."""
+    revoked_at: str | None = None
+    reason: str | None = None
+    """The CRL or OCSP reason code, e.g. ``keyCompromise``."""
+    this_update: str | None = None
+    next_update: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,4 +325,8 @@ class ScanOptions:
     fetch_timeout: float = 10.0
     """Seconds for one URL, redirects and body included (--fetch-timeout)."""
     fetch_max_bytes: int = 1024 * 1024
-    """Largest body accepted from a caIssuers URL."""
+    """Largest body accepted from a caIssuers URL or an OCSP responder."""
+    revocation: str = "crl"
+    """``crl``, ``ocsp``, ``both`` or ``off`` (--revocation); nothing without fetching."""
+    crl_max_bytes: int = 32 * 1024 * 1024
+    """Largest CRL accepted."""

@@ -39,6 +39,8 @@ class HttpServer:
         self.routes = dict(routes)
         self.requests: Counter[str] = Counter()
         self.hosts: list[str] = []
+        self.bodies: list[bytes] = []
+        """Bodies of POST requests, in order."""
         self._stop = threading.Event()
         outer = self
 
@@ -47,6 +49,11 @@ class HttpServer:
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                outer.bodies.append(self.rfile.read(length))
+                self.do_GET()
 
             def do_GET(self) -> None:
                 outer.requests[self.path] += 1

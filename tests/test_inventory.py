@@ -71,9 +71,10 @@ def test_each_problem_code_on_its_target(fleet_scan: FleetScan, name: str) -> No
     assert entry["deployments"] is None  # not asked for
 
 
-ELSEWHERE = frozenset({"no-sct", "too-few-scts"})
+ELSEWHERE = frozenset({"no-sct", "too-few-scts", "revoked", "revocation-unknown"})
 """Codes the fleet cannot show: CT applies under a public root only (``--trust-store certifi``
-or ``system``), and the fleet's root is a file; ``tests/test_ct.py`` covers them."""
+or ``system``), and the fleet's root is a file (``tests/test_ct.py`` covers them); its leaves
+publish no CRL or OCSP URL (``tests/test_revocation.py``)."""
 
 
 def test_every_problem_code_is_covered_by_the_fleet() -> None:

@@ -18,6 +18,7 @@ from ._completion import complete, explain
 from ._ct import ct_check
 from ._deployments import summarize
 from ._problems import Problem, enforce, find_problems, role_of
+from ._revocation import verdict as revocation_verdict
 from ._verify import (
     Cert,
     CertCache,
@@ -157,13 +158,24 @@ class Inventory:
         return [self._certs.get(der, keep=position > 0) for position, der in enumerate(chain)]
 
     def analyze(
-        self, chain: Sequence[bytes], name: str, now: dt.datetime | None = None
+        self,
+        chain: Sequence[bytes],
+        name: str,
+        now: dt.datetime | None = None,
+        extra: Sequence[Problem] = (),
     ) -> ChainAnalysis:
-        """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``."""
-        return self._analyze_certs(self.load_chain(chain), name, now)
+        """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``.
+
+        ``extra``: problems found apart (revocation), judged with the rest.
+        """
+        return self._analyze_certs(self.load_chain(chain), name, now, extra)
 
     def _analyze_certs(
-        self, certs: Sequence[Cert], name: str, now: dt.datetime | None = None
+        self,
+        certs: Sequence[Cert],
+        name: str,
+        now: dt.datetime | None = None,
+        extra: Sequence[Problem] = (),
     ) -> ChainAnalysis:
         moment = self._clock() if now is None else now
         verdict = self._verifier.verify(certs, name, moment)
@@ -188,7 +200,7 @@ class Inventory:
             matched=matched,
             now=moment,
             warn_days=self.warn_days,
-            extra=ct_problems,
+            extra=[*ct_problems, *extra],
         )
         return ChainAnalysis(certs, enforce(verdict, problems), name, matched, problems, ct)
 
@@ -204,10 +216,19 @@ class Inventory:
         now = self._clock()
         name = requested_name(item.target.host, item.target.sni)
         try:
+            revocation, revocation_problems = (
+                revocation_verdict(
+                    item.revocation,
+                    now,
+                    (certs[0] if certs else self._certs.get(item.chain[0], keep=False)).label,
+                )
+                if item.revocation
+                else (None, [])
+            )
             if certs is None:
-                analysis = self.analyze(item.chain, name, now)
+                analysis = self.analyze(item.chain, name, now, revocation_problems)
             else:
-                analysis = self._analyze_certs(certs, name, now)
+                analysis = self._analyze_certs(certs, name, now, revocation_problems)
             fields = {
                 "trust": analysis.trust_json(),
                 "hostname": analysis.hostname_json(),
@@ -216,6 +237,8 @@ class Inventory:
             }
             if analysis.ct is not None:  # only leaves with SCTs, or under a public root
                 fields["ct"] = analysis.ct
+            if revocation is not None:  # only when a CRL or OCSP URL was asked
+                fields["revocation"] = revocation
             if item.fetched:  # only then: entries of chains that needed nothing stay as they were
                 completion = complete(
                     analysis.certs,

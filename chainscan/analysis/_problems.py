@@ -73,6 +73,16 @@ PROBLEMS: dict[str, tuple[Severity, str]] = {
         "warning",
         "the leaf was issued on or after 2020-09-01 for more than 398 days",
     ),
+    "revoked": (
+        "error",
+        "the leaf's CRL or OCSP responder says it is revoked (signature checked against the "
+        "issuer)",
+    ),
+    "revocation-unknown": (
+        "warning",
+        "--revocation asked and no usable answer came: nothing answered, or answers were stale, "
+        "badly signed or did not know the certificate",
+    ),
     "no-sct": (
         "warning",
         "a leaf under a public root embeds no Signed Certificate Timestamp (Certificate "
@@ -98,6 +108,7 @@ PROBLEMS: dict[str, tuple[Severity, str]] = {
 
 TRUST_CODES = frozenset(
     {
+        "revoked",
         "expired",
         "not-yet-valid",
         "self-signed-leaf",

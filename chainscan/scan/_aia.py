@@ -204,7 +204,8 @@ class ChainCompleter:
         """Loaded on first need, in a worker thread (never blocking the scan's event loop)."""
         self._loading = trio.Lock()
 
-    async def _fetcher(self) -> Fetcher:
+    async def fetcher_for_run(self) -> Fetcher:
+        """The run's guarded fetcher (made, and the HTTP client imported, on first use)."""
         if self.fetcher is None:
             async with self._loading:
                 if self.fetcher is None:
@@ -265,7 +266,7 @@ class ChainCompleter:
         sha256 = hashlib.sha256(_der(cert)).hexdigest()
         for url in ca_issuers(cert)[:MAX_URLS]:
             with trio.move_on_at(deadline) as scope:
-                response = await (await self._fetcher()).get(url)
+                response = await (await self.fetcher_for_run()).get(url)
             if scope.cancelled_caught:
                 error = "the target's --deadline ran out before the fetch finished"
                 fetched.append(Fetch(url=url, for_sha256=sha256, error=error))

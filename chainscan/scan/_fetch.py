@@ -177,37 +177,50 @@ class Fetcher:
         self.guard = guard
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._backend = GuardedBackend(guard, resolver or Resolver(), max_bytes + _HEADER_ROOM)
+        self._resolver = resolver or Resolver()
         self._slots = trio.Semaphore(concurrency)
         self._hosts: dict[str, trio.Semaphore] = {}
-        self._cache: dict[str, _Pending] = {}
+        self._cache: dict[tuple[str, str, bytes, str], _Pending] = {}
         self.requests = 0
         """HTTP requests sent (redirects count), for tests and the run summary."""
 
-    async def get(self, url: str) -> Response:
+    async def get(self, url: str, *, max_bytes: int | None = None) -> Response:
         """The body at ``url`` (cached per run); never raises but for cancellation."""
-        pending = self._cache.get(url)
+        return await self._cached(("GET", url, b"", ""), max_bytes)
+
+    async def post(
+        self, url: str, body: bytes, content_type: str, *, max_bytes: int | None = None
+    ) -> Response:
+        """POST ``body`` to ``url`` (an OCSP request; cached per run by URL and body)."""
+        return await self._cached(("POST", url, body, content_type), max_bytes)
+
+    async def _cached(
+        self, request: tuple[str, str, bytes, str], max_bytes: int | None
+    ) -> Response:
+        url = request[1]
+        pending = self._cache.get(request)
         if pending is not None:
             await pending.done.wait()
             assert pending.response is not None
             return pending.response
         pending = _Pending()
         if len(self._cache) < _CACHE_LIMIT:
-            self._cache[url] = pending
+            self._cache[request] = pending
         try:
-            pending.response = await self._get(url)
+            pending.response = await self._get(request, max_bytes or self.max_bytes)
         finally:
             if pending.response is None:  # cancelled: let a later caller try again
-                self._cache.pop(url, None)
+                self._cache.pop(request, None)
                 pending.response = Response(url=url, error="the fetch was cancelled")
             pending.done.set()
         return pending.response
 
-    async def _get(self, url: str) -> Response:
+    async def _get(self, request: tuple[str, str, bytes, str], max_bytes: int) -> Response:
+        url = request[1]
         try:
             with trio.fail_after(self.timeout):
                 async with self._slots:
-                    return await self._follow(url)
+                    return await self._follow(request, max_bytes)
         except FetchRefused as exc:
             return Response(url=url, error=f"refused: {exc.message}", refused=True)
         except _FetchFailed as exc:
@@ -221,13 +234,16 @@ class Fetcher:
         except httpcore.UnsupportedProtocol:
             return Response(url=url, error="refused: not an http:// URL", refused=True)
 
-    async def _follow(self, url: str) -> Response:
+    async def _follow(self, request: tuple[str, str, bytes, str], max_bytes: int) -> Response:
+        method, url, payload, payload_type = request
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
             checked = self.guard.check_url(current)
             host_slot = self._hosts.setdefault(checked.host, trio.Semaphore(PER_HOST))
             async with host_slot:
-                status, location, content_type, body = await self._request(current)
+                status, location, content_type, body = await self._request(
+                    method, current, payload, payload_type, max_bytes
+                )
             if status in _REDIRECTS and location:
                 current = urljoin(current, location)
                 continue
@@ -236,12 +252,17 @@ class Fetcher:
             return Response(url=url, body=body, content_type=content_type)
         raise _FetchFailed(f"more than {MAX_REDIRECTS} redirects")
 
-    async def _request(self, url: str) -> tuple[int, str | None, str | None, bytes]:
+    async def _request(
+        self, method: str, url: str, payload: bytes, payload_type: str, max_bytes: int
+    ) -> tuple[int, str | None, str | None, bytes]:
         self.requests += 1
         headers = [(b"User-Agent", _USER_AGENT), (b"Accept", b"*/*"), (b"Connection", b"close")]
+        if method == "POST":
+            headers.append((b"Content-Type", payload_type.encode("ascii")))
+        backend = GuardedBackend(self.guard, self._resolver, max_bytes + _HEADER_ROOM)
         async with (
-            httpcore.AsyncConnectionPool(network_backend=self._backend, max_connections=1) as pool,
-            pool.stream("GET", url, headers=headers) as response,
+            httpcore.AsyncConnectionPool(network_backend=backend, max_connections=1) as pool,
+            pool.stream(method, url, headers=headers, content=payload or None) as response,
         ):
             fields = {k.decode("latin-1").lower(): v for k, v in response.headers}
             location = fields.get("location")
@@ -254,17 +275,13 @@ class Fetcher:
                     b"",
                 )
             declared = fields.get("content-length")
-            if (
-                declared is not None
-                and declared.strip().isdigit()
-                and int(declared) > self.max_bytes
-            ):
-                raise _FetchFailed(f"the body is {int(declared)} bytes (at most {self.max_bytes})")
+            if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+                raise _FetchFailed(f"the body is {int(declared)} bytes (at most {max_bytes})")
             body = bytearray()
             # No early exit from httpcore's body iterator (its nested async generators would
             # be abandoned): the capped stream below raises once the answer is too long.
             async for chunk in response.aiter_stream():
                 body += chunk
-            if len(body) > self.max_bytes:
-                raise _FetchFailed(f"the body is over {self.max_bytes} bytes")
+            if len(body) > max_bytes:
+                raise _FetchFailed(f"the body is over {max_bytes} bytes")
             return 200, None, kind.decode("latin-1") if kind else None, bytes(body)

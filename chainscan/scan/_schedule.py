@@ -77,6 +77,7 @@ from ._intake import take_input
 from ._limits import AddressLimiter, RateLimiter, backoff_delays
 from ._probe import Gate, probe
 from ._resolve import Resolver
+from ._revocation import RevocationChecker
 from ._tls import client_context
 
 __all__ = ["FollowUp", "ProbeFn", "Scheduler"]
@@ -294,6 +295,12 @@ class Scheduler:
             ChainCompleter(options, self._resolver) if options.fetch else None
         )
         """Fetches missing intermediates (AIA) after a handshake, in the target's deadline."""
+        self._revocation = (
+            RevocationChecker(options, self._completer)
+            if self._completer is not None and options.revocation != "off"
+            else None
+        )
+        """Asks the leaf's CRL / OCSP responder (``--revocation``), after the completer."""
         self._context = context or client_context()
         self._rng = rng or random.Random()
         self._limits = _Limits(
@@ -348,7 +355,10 @@ class Scheduler:
             result = await self.scan_one(target)
             if self._completer is not None and result.chain:
                 remaining = max(0.0, self.options.deadline - result.elapsed)
-                result = await self._completer(result, trio.current_time() + remaining)
+                deadline = trio.current_time() + remaining
+                result = await self._completer(result, deadline)
+                if self._revocation is not None:
+                    result = await self._revocation(result, deadline)
             if self._follow_up is not None:
                 result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
             # ``send.send`` without its yield when the channel has room (the common case).
