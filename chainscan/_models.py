@@ -14,6 +14,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+WARN_DAYS = 30
+"""The default ``--warn-days`` of the scan and of every command: certificates expiring within
+this many days are reported."""
+
 
 class Status(enum.StrEnum):
     """What became of one line of input."""
@@ -312,7 +316,7 @@ class ScanOptions:
     cert_format: CertFormat = CertFormat.DER
     trust_store: str = "certifi"
     """Roots chains are verified against: ``certifi``, ``system`` or a PEM file (--trust-store)."""
-    warn_days: int = 30
+    warn_days: int = WARN_DAYS
     """Certificates expiring within this many days get ``expires-soon`` (--warn-days)."""
     deployments: bool = False
     """Probe every address with several client profiles and without SNI (--deployments)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from chainscan._models import BadLine, ScanResult, Status, Target, Timings
+from chainscan._models import BadLine
 from chainscan.analysis._analyze import analyze_der
 from chainscan.analysis._entry import bad_line_entry, entry_for
 from chainscan.manifest._model import (
@@ -23,6 +23,7 @@ from chainscan.manifest._model import (
 from chainscan.manifest._reader import find_manifest, read_entries, read_header
 
 from .pki import CA
+from .test_output import ok, target
 
 
 @pytest.fixture(scope="module")
@@ -33,39 +34,18 @@ def ders() -> tuple[bytes, ...]:
     return (leaf.der, inter.der, root.der)
 
 
-def _result(chain: tuple[bytes, ...]) -> ScanResult:
-    target = Target(host="model.example", port=443, sni="model.example", raw="model.example")
-    return ScanResult(
-        target=target,
-        status=Status.OK,
-        chain=chain,
-        attempts=1,
-        elapsed=0.5,
-        address="192.0.2.9",
-        tls_version="TLSv1.3",
-        cipher="TLS_AES_128_GCM_SHA256",
-        timings=Timings(resolve=0.1, connect=0.2, handshake=0.2),
-    )
-
-
 def test_a_written_entry_reads_back_as_the_same_facts(ders: tuple[bytes, ...]) -> None:
     facts = [analyze_der(der) for der in ders]
     files = [f"d/{i}.der" for i in range(3)]
-    raw = orjson.loads(orjson.dumps(entry_for(_result(ders), facts, files, "d")))
+    result = ok(ders, target("model.example"))
+    raw = orjson.loads(orjson.dumps(entry_for(result, facts, files, "d")))
     entry = ManifestEntry.from_json(raw)
     assert entry.key == entry_key(raw) == ("model.example", 443, None, "model.example")
     assert entry.ok and entry.sent_chain == entry.chain and entry.dir == "d"
     assert [c.role for c in entry.chain] == ["leaf", "intermediate", "root"]
     for cert, fact, file in zip(entry.chain, facts, files, strict=True):
         assert cert.file == file
-        assert (cert.sha256, cert.spki_sha256) == (fact.sha256, fact.spki_sha256)
-        assert cert.pin == fact.pin
-        assert (cert.cn, cert.sans, cert.not_after) == (fact.cn, fact.sans, fact.not_after)
-        assert (cert.is_ca, cert.self_signed, cert.key_size) == (
-            fact.is_ca,
-            fact.self_signed,
-            fact.key_size,
-        )
+        assert cert.facts == fact
     assert entry.chain[0].expires == parse_time(facts[0].not_after)
     assert not entry.analysed and entry.trust is None and entry.problems == ()
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._models import CertFacts
+from .._models import WARN_DAYS, CertFacts
 from ..manifest._model import cert_role, parse_time
 from ._verify import TrustVerdict
 
@@ -346,7 +346,7 @@ def find_problems(
     name: str,
     matched: str | None,
     now: dt.datetime,
-    warn_days: int = 30,
+    warn_days: int = WARN_DAYS,
     extra: Sequence[Problem] = (),
 ) -> tuple[Problem, ...]:
     """Every problem of a served chain (facts leaf first), in code order then position.

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._models import WARN_DAYS
 from ..manifest._model import CertEntry, EntryKey, ManifestEntry, short_pin
 from ._pinconfig import PinConfig, PinRule
 from ._pins import pin_name
@@ -159,7 +160,7 @@ def _expiring(
     for cert in chain:
         not_after = cert.expires
         if not_after is not None and not_after - moment <= warn:
-            out[str(cert.sha256)] = cert
+            out[str(cert.facts.sha256)] = cert
     return out
 
 
@@ -186,9 +187,9 @@ def _compare(
         return changes
     if old_chain:
         old_leaf, new_leaf = old_chain[0], new_chain[0]
-        if old_leaf.sha256 != new_leaf.sha256:
-            old_key, new_key = old_leaf.spki_sha256, new_leaf.spki_sha256
-            dates = f"expires {_day(old_leaf.not_after)} -> {_day(new_leaf.not_after)}"
+        if old_leaf.facts.sha256 != new_leaf.facts.sha256:
+            old_key, new_key = old_leaf.facts.spki_sha256, new_leaf.facts.spki_sha256
+            dates = f"expires {_day(old_leaf.facts.not_after)} -> {_day(new_leaf.facts.not_after)}"
             if old_key and old_key == new_key:
                 add(
                     "leaf-renewed-same-key",
@@ -202,9 +203,9 @@ def _compare(
                 )
         old_inter = [c for c in old_chain[1:] if c.role == "intermediate"]
         new_inter = [c for c in new_chain[1:] if c.role == "intermediate"]
-        if {c.sha256 for c in old_inter} != {c.sha256 for c in new_inter}:
-            old_keys = {c.spki_sha256 for c in old_inter}
-            new_keys = {c.spki_sha256 for c in new_inter}
+        if {c.facts.sha256 for c in old_inter} != {c.facts.sha256 for c in new_inter}:
+            old_keys = {c.facts.spki_sha256 for c in old_inter}
+            new_keys = {c.facts.spki_sha256 for c in new_inter}
             keys = "same keys" if old_keys == new_keys else "new keys"
             before = ", ".join(_cert_name(c) for c in old_inter) or "none"
             after = ", ".join(_cert_name(c) for c in new_inter) or "none"
@@ -239,7 +240,7 @@ def _compare(
     return changes
 
 
-def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = 30) -> DiffResult:
+def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = WARN_DAYS) -> DiffResult:
     """Every change from ``old`` to ``new``, targets sorted by name, then removed ones.
 
     Sorted, not in manifest order: a manifest lists targets as they finished, which differs
@@ -337,7 +338,7 @@ def _chains_of(entry: ManifestEntry) -> list[SeenChain]:
     if not chain:
         return []
     where = str(entry.address or entry.host)
-    keys = {c.spki_sha256 for c in chain if c.spki_sha256}
+    keys = {c.facts.spki_sha256 for c in chain if c.facts.spki_sha256}
     if entry.trust is not None:
         keys |= {link.spki_sha256 for link in entry.trust.chain if link.spki_sha256}
     seen = [SeenChain(where=where, leaf=_cert_name(chain[0]), keys=frozenset(keys))]
@@ -346,7 +347,7 @@ def _chains_of(entry: ManifestEntry) -> list[SeenChain]:
             variants = [s for s in other.seen if s[1] != "no-sni"]
             if not variants:
                 continue
-            other_keys = {c.spki_sha256 for c in other.certs if c.spki_sha256}
+            other_keys = {c.facts.spki_sha256 for c in other.certs if c.facts.spki_sha256}
             other_keys |= set(other.trust_chain_spki)
             places = ", ".join(f"{address} {variant}" for address, variant in variants)
             leaf = _cert_name(other.certs[0]) if other.certs else "?"

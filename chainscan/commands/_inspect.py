@@ -7,15 +7,14 @@ certificate goes through :func:`chainscan.analysis._analyze.analyze_der`, the co
 SPKI pin (base64 SHA-256 of the DER SubjectPublicKeyInfo), computed by the same helper.
 
 :func:`read_material` is pure (bytes in, values out) and is also how ``chainscan pins
---backup FILE`` reads its spare keys.
+--backup FILE`` reads its spare keys. ``_inspect_cli`` parses the arguments and prints.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from .._errors import UsageError
 from .._models import CertFacts
 from ..analysis._analyze import (
     analyze_der,
@@ -45,7 +45,15 @@ from ..analysis._analyze import (
 from ..analysis._entry import cert_entry
 from ..manifest._model import cert_role
 
-__all__ = ["Material", "cert_fields", "main", "read_material", "role_of"]
+__all__ = [
+    "Material",
+    "cert_fields",
+    "read_file",
+    "read_material",
+    "render_json",
+    "render_text",
+    "role_of",
+]
 
 Kind = Literal["certificate", "public-key", "csr", "private-key"]
 
@@ -223,21 +231,7 @@ def _csr_material(source: str, index: int, csr: x509.CertificateSigningRequest) 
 
 def _with_error(material: Material, error: str) -> Material:
     joined = "; ".join(e for e in (material.error, error) if e)
-    return Material(
-        source=material.source,
-        index=material.index,
-        kind=material.kind,
-        facts=material.facts,
-        spki_sha256=material.spki_sha256,
-        key_type=material.key_type,
-        key_size=material.key_size,
-        curve=material.curve,
-        subject=material.subject,
-        cn=material.cn,
-        sans=material.sans,
-        is_ca=material.is_ca,
-        error=joined,
-    )
+    return dataclasses.replace(material, error=joined)
 
 
 def _private_public(key: PrivateKeyTypes) -> PublicKeyTypes:
@@ -336,15 +330,19 @@ def read_material(data: bytes, source: str) -> list[Material]:
 
 
 def read_file(path: Path) -> list[Material]:
-    """``read_material`` of a file; ``ValueError`` (with the path) when it cannot be used."""
+    """``read_material`` of a file; :class:`~chainscan.UsageError` (with the path) when it cannot
+    be used."""
     try:
         with path.open("rb") as handle:
             data = handle.read(_MAX_FILE + 1)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(data) > _MAX_FILE:
-        raise ValueError(f"{path}: larger than {_MAX_FILE // (1024 * 1024)} MB; not read")
-    return read_material(data, str(path))
+        raise UsageError(f"{path}: larger than {_MAX_FILE // (1024 * 1024)} MB; not read")
+    try:
+        return read_material(data, str(path))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,36 +380,3 @@ def render_text(items: Sequence[Material]) -> str:
 
 def render_json(items: Sequence[Material]) -> str:
     return json.dumps([item.to_json() for item in items], indent=2, ensure_ascii=False) + "\n"
-
-
-DESCRIPTION = """\
-Print the facts the manifest records (fingerprints, SPKI SHA-256 pin, subject, issuer, SANs,
-validity, key, CA flags) for certificates on disk: DER, PEM or PEM bundles. Public keys, CSRs
-and unencrypted private keys are read too, for backup pins (only the public half is shown).
-Offline: nothing is fetched.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainscan inspect",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("files", metavar="FILE", nargs="+", type=Path)
-    parser.add_argument("--json", action="store_true", help="print a JSON list instead of text")
-    return parser
-
-
-def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(list(argv))
-    items: list[Material] = []
-    failed = False
-    for path in args.files:
-        try:
-            items.extend(read_file(path))
-        except ValueError as exc:
-            print(f"chainscan inspect: {exc}", file=sys.stderr)
-            failed = True
-    sys.stdout.write(render_json(items) if args.json else render_text(items))
-    return 1 if failed else 0

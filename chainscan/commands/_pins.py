@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
+from .._models import WARN_DAYS
 from ..manifest._model import ROLES, CertEntry, ManifestEntry, parse_time, short_pin
 
 __all__ = [
@@ -241,7 +242,7 @@ class PinOptions:
     include_subdomains: bool = False
     expiration: str | None = None
     """``yyyy-MM-dd``, ``auto`` (earliest expiry of the pinned certificates), or None."""
-    warn_days: int = 30
+    warn_days: int = WARN_DAYS
     hosts: tuple[str, ...] = ()
     """Only these names (empty: every host of the scan)."""
     enforce: bool = True
@@ -323,18 +324,19 @@ class PinPlan:
 
 
 def _chain_cert(cert: CertEntry) -> ChainCert:
+    facts = cert.facts
     return ChainCert(
         position=cert.position,
         role=cert.role,
-        spki_sha256=cert.spki_sha256 or None,
-        sha256=cert.sha256 or None,
-        cn=cert.cn or None,
-        subject=cert.subject or None,
-        issuer=cert.issuer or None,
-        not_after=cert.not_after or None,
+        spki_sha256=facts.spki_sha256 or None,
+        sha256=facts.sha256 or None,
+        cn=facts.cn or None,
+        subject=facts.subject or None,
+        issuer=facts.issuer or None,
+        not_after=facts.not_after or None,
         file=cert.file or None,
-        is_ca=cert.is_ca,
-        parse_error=cert.parse_error or None,
+        is_ca=facts.is_ca,
+        parse_error=facts.parse_error or None,
     )
 
 

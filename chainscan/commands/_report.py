@@ -22,8 +22,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .._models import WARN_DAYS, CertFacts
 from ..analysis._problems import PROBLEMS
-from ..manifest._model import CertEntry, Completion, ManifestEntry
+from ..manifest._model import Completion, ManifestEntry
+from ._common import text_table
 from ._diff import target_label
 
 __all__ = ["HostRow", "Report", "build_report", "render_html", "render_text"]
@@ -82,13 +84,13 @@ class Report:
     """False when no entry has inventory fields (a scan made before they existed)."""
 
 
-def _key(cert: CertEntry) -> str | None:
-    kind = cert.key_type or None
+def _key(facts: CertFacts) -> str | None:
+    kind = facts.key_type or None
     if kind is None:
         return None
-    if kind == "EC" and cert.curve:
-        return f"EC {cert.curve}"
-    return f"{kind} {cert.key_size}" if cert.key_size is not None else kind
+    if kind == "EC" and facts.curve:
+        return f"EC {facts.curve}"
+    return f"{kind} {facts.key_size}" if facts.key_size is not None else kind
 
 
 def _issuer_cn(issuer: str | None) -> str | None:
@@ -113,10 +115,10 @@ def _row(entry: ManifestEntry) -> HostRow | None:
         trust_reason=None if trust is None else trust.reason or None,
         hostname_matches=None if hostname is None else hostname.matches,
         name=None if hostname is None else hostname.name or None,
-        leaf_cn=None if leaf is None else leaf.cn or None,
-        leaf_sans=() if leaf is None else leaf.sans,
-        issuer=None if leaf is None else _issuer_cn(leaf.issuer),
-        key=None if leaf is None else _key(leaf),
+        leaf_cn=None if leaf is None else leaf.facts.cn or None,
+        leaf_sans=() if leaf is None else leaf.facts.sans,
+        issuer=None if leaf is None else _issuer_cn(leaf.facts.issuer),
+        key=None if leaf is None else _key(leaf.facts),
         not_after=None if leaf is None else leaf.expires,
         problems=entry.problem_codes,
         deployments=None if entry.deployments is None else entry.deployments.verdict or None,
@@ -139,7 +141,7 @@ def build_report(
     *,
     source: str = "",
     now: dt.datetime | None = None,
-    warn_days: int = 30,
+    warn_days: int = WARN_DAYS,
 ) -> Report:
     """Reduce a scan's entries (invalid lines are counted, not listed)."""
     moment = now or dt.datetime.now(dt.UTC)
@@ -176,7 +178,7 @@ def build_report(
             verdicts[row.deployments] += 1
         for cert in entry.chain:
             not_after = cert.expires
-            digest = str(cert.sha256)
+            digest = str(cert.facts.sha256)
             if not_after is None:
                 continue
             known = certs.setdefault(digest, (not_after, cert.role, cert.display_name("?"), []))
@@ -229,14 +231,8 @@ def _when(moment: dt.datetime, now: dt.datetime) -> str:
 # Terminal
 
 
-def _columns(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
-    if not rows:
-        return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
-        for r in rows
-    ]
+def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    return text_table(rows, indent="  ")
 
 
 def render_text(report: Report, *, top: int = 10) -> str:

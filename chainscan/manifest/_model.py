@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._models import CertFacts
+
 __all__ = [
     "JSONL_NAME",
     "JSON_NAME",
@@ -196,34 +198,10 @@ class CertEntry:
     """As written; by :func:`cert_role` from ``position`` and ``self_signed`` when missing."""
     file: str | None = None
     """Path of its file relative to the output folder (``dir/name.der``)."""
-    sha256: str | None = None
-    """Hex SHA-256 of the DER bytes."""
-    sha1: str | None = None
-    size: int | None = None
-    """DER length in bytes."""
-    spki_sha256: str | None = None
-    """The pin value: base64 SHA-256 of the SubjectPublicKeyInfo; None if the key is unreadable."""
-    pin: str | None = None
-    """``sha256/`` + :attr:`spki_sha256`."""
-    subject: str | None = None
-    """RFC 4514 form."""
-    issuer: str | None = None
-    cn: str | None = None
-    sans: tuple[str, ...] = ()
-    """subjectAltName entries as ``DNS:name``, ``IP:addr``, ..."""
-    serial: str | None = None
-    not_before: str | None = None
-    """ISO 8601 UTC (the manifest's form; :func:`parse_time` reads it)."""
-    not_after: str | None = None
-    signature_algorithm: str | None = None
-    key_type: str | None = None
-    """``RSA``, ``EC``, ``DSA``, ``Ed25519``, ..."""
-    key_size: int | None = None
-    curve: str | None = None
-    is_ca: bool | None = None
-    self_signed: bool | None = None
-    parse_error: str | None = None
-    """What could not be read of the certificate, if anything."""
+    facts: CertFacts
+    """The certificate's facts as the scan wrote them (``analyze_der``'s, field for field).
+    A field missing from the manifest reads as None (``sha256`` and ``sha1`` as ``""``,
+    ``size`` as 0)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], index: int) -> CertEntry:
@@ -231,17 +209,11 @@ class CertEntry:
         position = index if position is None else position
         role = data.get("role")
         self_signed = _bool(data.get("self_signed"))
-        return cls(
-            position=position,
-            role=role
-            if role in ROLES
-            else cert_role(self_signed=self_signed is True, position=position),
-            file=_str(data.get("file")),
-            sha256=_str(data.get("sha256")),
-            sha1=_str(data.get("sha1")),
-            size=_int(data.get("size")),
-            spki_sha256=_str(data.get("spki_sha256")),
-            pin=_str(data.get("pin")),
+        facts = CertFacts(
+            sha256=_str(data.get("sha256")) or "",
+            sha1=_str(data.get("sha1")) or "",
+            size=_int(data.get("size")) or 0,
+            parse_error=_str(data.get("parse_error")),
             subject=_str(data.get("subject")),
             issuer=_str(data.get("issuer")),
             cn=_str(data.get("cn")),
@@ -255,17 +227,26 @@ class CertEntry:
             curve=_str(data.get("curve")),
             is_ca=_bool(data.get("is_ca")),
             self_signed=self_signed,
-            parse_error=_str(data.get("parse_error")),
+            spki_sha256=_str(data.get("spki_sha256")),
+        )
+        return cls(
+            position=position,
+            role=role
+            if role in ROLES
+            else cert_role(self_signed=self_signed is True, position=position),
+            file=_str(data.get("file")),
+            facts=facts,
         )
 
     @property
     def expires(self) -> dt.datetime | None:
-        """:attr:`not_after` as an aware datetime (None if missing or unreadable)."""
-        return parse_time(self.not_after)
+        """``facts.not_after`` as an aware datetime (None if missing or unreadable)."""
+        return parse_time(self.facts.not_after)
 
     def display_name(self, fallback: str = "") -> str:
         """The CN, else the subject, else the first 16 hex digits of the SHA-256."""
-        return self.cn or self.subject or (self.sha256 or fallback)[:16]
+        facts = self.facts
+        return facts.cn or facts.subject or (facts.sha256 or fallback)[:16]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,5 +1,10 @@
 """The output folder: certificate files, ``manifest.jsonl`` as results arrive, ``manifest.json``.
 
+The writer only names and writes. For each result, ``analysis._entry.EntryBuilder`` gives the
+chain's facts (``analyse``) and, once the files are named and written, the entry (``entry``);
+the manifest's file names and layout come from ``manifest._model`` / ``manifest._reader``, the
+file-system primitives (``os_reason``, ``atomic_write``, ...) from ``chainscan._files``.
+
 Theory of operation
 -------------------
 
@@ -16,8 +21,8 @@ file of its target is in place (written in place; the folders of a batch's targe
 parallel by a small thread pool), with a single ``write`` of the whole line; if that write
 fails half-way the file is truncated back to the previous line. So whenever the process dies
 (crash, kill, full disk), the manifest lists exactly the targets whose files are complete,
-plus at most one torn last line, which every reader here ignores and ``--resume`` cuts off
-before appending.
+plus at most one torn last line, which every reader (``manifest._reader``) ignores and
+``--resume`` cuts off before appending.
 The file is flushed to the OS after each line and ``fsync``-ed every few seconds and at the
 end; certificate files are not ``fsync``-ed one by one (it would cost more than the scan), so
 after a power cut a listed file may be empty: its ``sha256`` in the manifest tells.
