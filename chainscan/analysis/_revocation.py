@@ -80,6 +80,8 @@ class CrlIndex:
 
 _crl_lock = threading.Lock()
 _crl_cache: OrderedDict[tuple[str, str], CrlIndex] = OrderedDict()
+_crl_seen: dict[int, tuple[bytes, bytes, CrlIndex]] = {}
+"""The same CRL ``bytes`` object (and issuer) seen before: found without hashing it."""
 
 
 def _index_crl(data: bytes, issuer: x509.Certificate) -> CrlIndex:
@@ -116,21 +118,31 @@ def _index_crl(data: bytes, issuer: x509.Certificate) -> CrlIndex:
 
 
 def crl_index(data: bytes, issuer: x509.Certificate) -> CrlIndex:
-    """The checked CRL (cached per run by the CRL's and the issuer's SHA-256). Thread-safe."""
-    key = (
-        hashlib.sha256(data).hexdigest(),
-        hashlib.sha256(issuer.public_bytes(serialization.Encoding.DER)).hexdigest(),
-    )
+    """The checked CRL (cached per run by the CRL's and the issuer's SHA-256). Thread-safe.
+
+    The fetcher hands every leaf of a CRL the very same ``bytes`` object, so a CRL already seen
+    is found by identity first, without hashing megabytes again per leaf.
+    """
+    issuer_der = issuer.public_bytes(serialization.Encoding.DER)
+    with _crl_lock:
+        seen = _crl_seen.get(id(data))
+        if seen is not None and seen[0] is data and seen[1] == issuer_der:
+            return seen[2]
+    key = (hashlib.sha256(data).hexdigest(), hashlib.sha256(issuer_der).hexdigest())
     with _crl_lock:
         known = _crl_cache.get(key)
         if known is not None:
             _crl_cache.move_to_end(key)
+            _crl_seen[id(data)] = (data, issuer_der, known)
             return known
     index = _index_crl(data, issuer)
     with _crl_lock:
         _crl_cache[key] = index
         while len(_crl_cache) > _INDEX_CACHE:
             _crl_cache.popitem(last=False)
+        _crl_seen[id(data)] = (data, issuer_der, index)  # holds ``data``: its id stays its own
+        while len(_crl_seen) > _INDEX_CACHE:
+            _crl_seen.pop(next(iter(_crl_seen)))
     return index
 
 
