@@ -8,6 +8,7 @@ back from a dead CRL to OCSP; and many leaves sharing one CRL, which is fetched 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,3 +255,26 @@ def test_both_asks_ocsp_when_the_crl_gave_nothing(scans: Scans) -> None:
     assert entry["revocation"]["status"] == "good" and entry["revocation"]["source"] == "ocsp"
     good = scans.both["good.test"]
     assert [c["source"] for c in good["revocation"]["checks"]] == ["crl"]  # CRL first, enough
+
+
+def test_diff_says_when_a_host_becomes_revoked(tmp_path: Path) -> None:
+    from tests.inventory_fleet import RenewableServer
+
+    root = CA("diff revocation root")
+    inter = root.child_ca("diff revocation intermediate", key_type="rsa")
+    with HttpServer({}) as http:
+        leaf = inter.issue("r.test", extra_extensions=extensions(http.url("/c.crl"), None))
+        later = NOW + 3 * DAY
+        http.routes["/c.crl"] = Route(body=crl(inter, [], next_update=later))
+        server = RenewableServer({"r.test": served_chain(tmp_path, leaf, inter)})
+        with server as tls:
+            scan(tmp_path / "old", ["r.test"], tls.port, root, *ALLOW)
+            http.routes["/c.crl"] = Route(body=crl(inter, [leaf], next_update=later))
+            scan(tmp_path / "new", ["r.test"], tls.port, root, *ALLOW)
+    code, out, err = run(
+        "diff", str(tmp_path / "old" / "out"), str(tmp_path / "new" / "out"), "--json"
+    )
+    assert code == 0, err
+    changes = {c["kind"]: c["message"] for c in json.loads(out)["changes"]}
+    assert "keyCompromise" in changes["newly-revoked"]
+    assert "newly-untrusted" in changes and changes["new-problems"] == "revoked"

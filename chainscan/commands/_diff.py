@@ -60,6 +60,7 @@ CHANGE_KINDS: dict[str, str] = {
     "whether their keys changed: intermediate pins break if so)",
     "newly-untrusted": "OLD's chain was trusted, NEW's is not (see trust.reason)",
     "newly-trusted": "OLD's chain was not trusted, NEW's is",
+    "newly-revoked": "NEW's leaf is revoked (its CRL or OCSP responder says so), OLD's was not",
     "needs-completion": "NEW's chain as sent stops short and is trusted only once the missing "
     "intermediate is fetched (browsers), which OLD's was not",
     "new-problems": "problem codes in NEW that OLD did not have",
@@ -216,6 +217,9 @@ def _compare(
             add("newly-untrusted", str(reason or "not trusted"))
         elif was is False and now is True:
             add("newly-trusted", "the chain is trusted now")
+        if "revoked" in new.problem_codes and "revoked" not in old.problem_codes:
+            message = next(p.message for p in new.problems if p.code == "revoked")
+            add("newly-revoked", message or "the leaf is revoked")
         missing, missed = _completed_by(new), _completed_by(old)
         if missing and not missed:
             add(
