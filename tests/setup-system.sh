@@ -8,6 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(
     chromium        # tests/test_inventory.py: the HTML report in a real headless browser
+    openjdk-17-jdk-headless  # tests/test_pin_rules.py: javac runs the OkHttp Java snippet
 )
 
 missing=()

@@ -82,6 +82,8 @@ class ChainAnalysis:
                     "subject": link.subject,
                     "source": link.source,
                     "position": link.position,
+                    "cn": link.cn,
+                    "not_after": link.not_after,
                 }
                 for link in verdict.chain
             ],

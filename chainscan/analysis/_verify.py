@@ -364,6 +364,9 @@ class ChainLink:
     (only in the completed chain, see ``_completion``)."""
     position: int | None
     """Position in the served chain (None for a certificate from the store)."""
+    cn: str | None = None
+    not_after: str | None = None
+    """ISO 8601 UTC; lets ``pins`` date a pin on a store root the server did not send."""
 
 
 End = Literal["anchor", "self-signed", "missing-issuer", "unparsable"]
@@ -563,6 +566,8 @@ class Verifier:
                         subject=facts.subject,
                         source="sent" if position is not None else "store",
                         position=position,
+                        cn=facts.cn,
+                        not_after=facts.not_after,
                     )
                 )
             notes = _notes(certs, built[-1] if built else None, self.store)
@@ -631,6 +636,8 @@ class Verifier:
                 subject=certs[p].facts.subject,
                 source="sent",
                 position=p,
+                cn=certs[p].facts.cn,
+                not_after=certs[p].facts.not_after,
             )
             for p in path
             if p < len(certs)
@@ -643,6 +650,8 @@ class Verifier:
                     subject=anchor.facts.subject,
                     source="store",
                     position=None,
+                    cn=anchor.facts.cn,
+                    not_after=anchor.facts.not_after,
                 )
             )
         return tuple(links)

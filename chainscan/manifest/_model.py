@@ -260,6 +260,9 @@ class TrustLink:
     """``sent`` or ``store``."""
     position: int | None
     """Its position in the served chain (None for a store root)."""
+    cn: str | None = None
+    not_after: str | None = None
+    """ISO 8601 UTC (absent from manifests written before these fields)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,6 +290,8 @@ class Trust:
                     subject=_str(link.get("subject")),
                     source=_str(link.get("source")),
                     position=_int(link.get("position")),
+                    cn=_str(link.get("cn")),
+                    not_after=_str(link.get("not_after")),
                 )
                 for link in _maps(data.get("chain"))
             ),
