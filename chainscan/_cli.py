@@ -140,6 +140,15 @@ def _port(text: str) -> int:
     return value
 
 
+def _cidr(text: str) -> str:
+    from .scan._fetch_guard import parse_cidr
+
+    try:
+        return str(parse_cidr(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _shard(text: str) -> Shard:
     from .run._shard import parse_shard
 
@@ -346,6 +355,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="also probe every address with TLS 1.2 RSA-only and ECDSA-only clients and without "
         "SNI; record each distinct chain and whether one pin set fits them all",
     )
+    fetch = parser.add_argument_group(
+        "fetching missing intermediates (AIA caIssuers; see docs/inventory.md)"
+    )
+    fetch.add_argument(
+        "--no-fetch",
+        dest="fetch",
+        action="store_false",
+        help="stay offline: never fetch the caIssuers URL of a chain that stops short",
+    )
+    fetch.add_argument(
+        "--fetch-allow",
+        type=_cidr,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="fetch from this network although it is denied by default (loopback, link-local, "
+        "multicast, unspecified, cloud metadata); repeatable",
+    )
+    fetch.add_argument(
+        "--fetch-deny",
+        type=_cidr,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="never fetch from this network (wins over --fetch-allow; private ranges are "
+        "allowed unless denied here); repeatable",
+    )
+    fetch.add_argument(
+        "--revocation",
+        choices=("crl", "ocsp", "both", "off"),
+        default=_DEFAULTS.revocation,
+        help="check the leaf's revocation: its CRL (cached per URL for the run), its OCSP "
+        "responder (one request per leaf), both (CRL first), or off (default: %(default)s)",
+    )
+    fetch.add_argument(
+        "--fetch-timeout",
+        type=_seconds,
+        default=_DEFAULTS.fetch_timeout,
+        metavar="SECONDS",
+        help="for one URL, redirects and body included (default: %(default)s), within the "
+        "target's --deadline",
+    )
     return parser
 
 
@@ -371,6 +422,11 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         trust_store=args.trust_store,
         warn_days=args.warn_days,
         deployments=args.deployments,
+        fetch=args.fetch,
+        fetch_allow=tuple(args.fetch_allow),
+        fetch_deny=tuple(args.fetch_deny),
+        fetch_timeout=args.fetch_timeout,
+        revocation=args.revocation,
     )
     return RunConfig(
         input=args.input,

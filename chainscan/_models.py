@@ -192,6 +192,45 @@ class ScanResult:
     timings: Timings = field(default_factory=Timings)
     deployments: tuple[DeploymentProbe, ...] = ()
     """Extra handshakes of ``--deployments`` (every address, client profile, no SNI)."""
+    fetched: tuple[Fetch, ...] = ()
+    """URLs of the chain's certificates fetched after the handshake (AIA caIssuers), in order."""
+    revocation: tuple[RevocationCheck, ...] = ()
+    """What the leaf's CRL and OCSP responder said (``--revocation``), in the order asked."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevocationCheck:
+    """One CRL or OCSP answer about the leaf, checked (``analysis._revocation``)."""
+
+    source: str
+    """``crl`` or ``ocsp``."""
+    url: str
+    status: str | None = None
+    """``good``, ``revoked`` or ``unknown`` (the responder does not know it); None on error."""
+    error: str | None = None
+    """Why there is no usable answer: the fetch failed, or the answer is not signed by the
+    issuer, is about another certificate, is not a CRL or OCSP response."""
+    revoked_at: str | None = None
+    reason: str | None = None
+    """The CRL or OCSP reason code, e.g. ``keyCompromise``."""
+    this_update: str | None = None
+    next_update: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fetch:
+    """One URL found in a certificate, fetched by the scan, and what it gave (see
+    docs/inventory.md, "Missing intermediates")."""
+
+    url: str
+    purpose: str = "ca-issuers"
+    """Why it was fetched: ``ca-issuers`` (the AIA extension's issuer certificate)."""
+    for_sha256: str
+    """SHA-256 of the certificate whose URL it is."""
+    certs: tuple[bytes, ...] = ()
+    """DER certificates the URL served (one DER certificate, or a PKCS#7 certs-only bundle)."""
+    error: str | None = None
+    """Why nothing usable came (refused by the fetch guard, HTTP status, size, time, garbage)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,3 +339,17 @@ class ScanOptions:
     """Certificates expiring within this many days get ``expires-soon`` (--warn-days)."""
     deployments: bool = False
     """Probe every address with several client profiles and without SNI (--deployments)."""
+    fetch: bool = True
+    """Fetch missing intermediates from AIA caIssuers URLs (off: --no-fetch)."""
+    fetch_allow: tuple[str, ...] = ()
+    """CIDRs fetched from although the fetch guard denies them by default (--fetch-allow)."""
+    fetch_deny: tuple[str, ...] = ()
+    """CIDRs never fetched from, on top of the defaults (--fetch-deny)."""
+    fetch_timeout: float = 10.0
+    """Seconds for one URL, redirects and body included (--fetch-timeout)."""
+    fetch_max_bytes: int = 1024 * 1024
+    """Largest body accepted from a caIssuers URL or an OCSP responder."""
+    revocation: str = "crl"
+    """``crl``, ``ocsp``, ``both`` or ``off`` (--revocation); nothing without fetching."""
+    crl_max_bytes: int = 32 * 1024 * 1024
+    """Largest CRL accepted."""

@@ -777,3 +777,18 @@ def test_default_voltmx_public_keys_json_follows_its_rules(fleet_scan: FleetScan
     assert "*.127.0.0.1" not in keys  # an IP has no subdomains
     assert keys["*.api.example.com"] == keys["api.example.com"]
     assert len(keys["api.example.com"]) == 2
+
+
+@pytest.mark.parametrize("value", ["out/", "second-scan"])
+def test_include_subdomains_never_swallows_a_scan_folder(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--include-subdomains`` takes an optional HOST: a folder after it is refused, not read
+    as a host name (which would silently drop that scan from the pin set)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "first").mkdir()
+    (tmp_path / value.rstrip("/")).mkdir()
+    with pytest.raises(SystemExit) as stopped:
+        pins_main(["first", "-f", "json", "--include-subdomains", value])
+    assert stopped.value.code == 2
+    assert "looks like a scan folder" in capsys.readouterr().err

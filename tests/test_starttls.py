@@ -326,9 +326,10 @@ def test_xmpp_asks_for_the_domain_quoted() -> None:
     [
         (b"220 hello\r\n", "'220 hello'"),
         (b"a\r\nb\nc", "'a / b / c'"),
-        (b"\x1b[31mred\x07", "'?[31mred?'"),
+        (b"\x1b[31mred\x07", "'\\x1b[31mred\\x07'"),
         (b"\xff\xfe bad", "'\ufffd\ufffd bad'"),
-        (b"\xe2\x80\xae evil", "'? evil'"),
+        (b"\xe2\x80\xae evil", "'\\u202e evil'"),
+        (b"a \t  b\x1fc", "'a b\\x1fc'"),
         (b"x" * 1000, "'" + "x" * 117 + "...'"),
     ],
 )

@@ -15,8 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._models import WARN_DAYS, BadLine, ScanOptions, ScanResult
+from ._completion import complete, explain
+from ._ct import ct_check
 from ._deployments import summarize
-from ._problems import Problem, find_problems, role_of
+from ._problems import Problem, enforce, find_problems, role_of
+from ._revocation import verdict as revocation_verdict
 from ._verify import (
     Cert,
     CertCache,
@@ -53,7 +56,7 @@ def name_checked(sni: str | None, sans: Sequence[str]) -> bool:
 class ChainAnalysis:
     """Trust, hostname and problems of one served chain."""
 
-    __slots__ = ("certs", "checked", "matched", "name", "problems", "verdict")
+    __slots__ = ("certs", "checked", "ct", "matched", "name", "problems", "verdict")
 
     def __init__(
         self,
@@ -62,8 +65,11 @@ class ChainAnalysis:
         name: str,
         matched: str | None,
         problems: tuple[Problem, ...],
+        ct: dict[str, Any] | None = None,
         checked: bool = True,
     ) -> None:
+        self.ct = ct
+        """The entry's ``ct`` object (embedded SCTs), or None when there is nothing to say."""
         self.certs = tuple(certs)
         self.checked = checked
         self.verdict = verdict
@@ -168,20 +174,23 @@ class Inventory:
         chain: Sequence[bytes],
         name: str,
         now: dt.datetime | None = None,
+        extra: Sequence[Problem] = (),
         sni_sent: bool = True,
     ) -> ChainAnalysis:
         """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``.
 
-        ``sni_sent`` False: ``name`` is an IP target's address and no SNI was sent, so the
-        hostname is checked only if the leaf carries IP SANs (:func:`name_checked`).
+        ``extra``: problems found apart (revocation), judged with the rest. ``sni_sent``
+        False: ``name`` is an IP target's address and no SNI was sent, so the hostname is
+        checked only if the leaf carries IP SANs (:func:`name_checked`).
         """
-        return self._analyze_certs(self.load_chain(chain), name, now, sni_sent)
+        return self._analyze_certs(self.load_chain(chain), name, now, extra, sni_sent)
 
     def _analyze_certs(
         self,
         certs: Sequence[Cert],
         name: str,
         now: dt.datetime | None = None,
+        extra: Sequence[Problem] = (),
         sni_sent: bool = True,
     ) -> ChainAnalysis:
         moment = self._clock() if now is None else now
@@ -189,6 +198,18 @@ class Inventory:
         leaf = certs[0].facts if certs else None
         checked = sni_sent or leaf is None or name_checked(None, leaf.sans)
         matched = match_hostname(name, leaf.sans) if leaf is not None else None
+        ct_problems, ct = (
+            ct_check(
+                certs[0].cert,
+                not_before=leaf.not_before,
+                not_after=leaf.not_after,
+                label=certs[0].label,
+                public=self.store.public,
+                trusted=verdict.trusted,
+            )
+            if leaf is not None
+            else ([], None)
+        )
         problems = find_problems(
             [c.facts for c in certs],
             verdict,
@@ -196,9 +217,12 @@ class Inventory:
             matched=matched,
             now=moment,
             warn_days=self.warn_days,
+            extra=[*ct_problems, *extra],
             check_name=checked,
         )
-        return ChainAnalysis(certs, verdict, name, matched, problems, checked)
+        return ChainAnalysis(
+            certs, enforce(verdict, problems), name, matched, problems, ct, checked=checked
+        )
 
     def entry_fields(
         self, item: ScanResult | BadLine, certs: Sequence[Cert] | None = None
@@ -212,17 +236,44 @@ class Inventory:
         now = self._clock()
         name = requested_name(item.target.host, item.target.sni)
         try:
+            revocation, revocation_problems = (
+                revocation_verdict(
+                    item.revocation,
+                    now,
+                    (certs[0] if certs else self._certs.get(item.chain[0], keep=False)).label,
+                )
+                if item.revocation
+                else (None, [])
+            )
             sent = item.target.sni is not None
             if certs is None:
-                analysis = self.analyze(item.chain, name, now, sent)
+                analysis = self.analyze(item.chain, name, now, revocation_problems, sent)
             else:
-                analysis = self._analyze_certs(certs, name, now, sent)
-            return {
+                analysis = self._analyze_certs(certs, name, now, revocation_problems, sent)
+            fields = {
                 "trust": analysis.trust_json(),
                 "hostname": analysis.hostname_json(),
                 "problems": [p.to_json() for p in analysis.problems],
                 "deployments": self._deployments(item, name, now) if self.deployments else None,
             }
+            if analysis.ct is not None:  # only leaves with SCTs, or under a public root
+                fields["ct"] = analysis.ct
+            if revocation is not None:  # only when a CRL or OCSP URL was asked
+                fields["revocation"] = revocation
+            if item.fetched:  # only then: entries of chains that needed nothing stay as they were
+                completion = complete(
+                    analysis.certs,
+                    item.fetched,
+                    verifier=self._verifier,
+                    cache=self._certs,
+                    name=name,
+                    now=now,
+                    problems=analysis.problems,
+                )
+                problems = explain(analysis.problems, completion, analysis.verdict)
+                fields["problems"] = [p.to_json() for p in problems]
+                fields["completion"] = completion.to_json()
+            return fields
         except Exception as exc:  # a bug of ours or a dependency's: never lose the entry
             reason = f"internal error while analysing: {type(exc).__name__}: {exc}"
             trust = {"store": self.store.name, "trusted": False, "reason": reason[:300]}

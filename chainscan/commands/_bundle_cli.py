@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import UsageError
+from .._untrusted import terminal_safe
 from ._bundle import (
     INFOPLIST,
     PIN_CHOICES,
@@ -115,7 +116,7 @@ def _print_writes(writes: Sequence[Write], dry_run: bool) -> None:
     )
     width = max(len(v) for v in verbs.values())
     for write in writes:
-        print(f"  {verbs[write.state].ljust(width)}  {write.path}  [{write.note}]")
+        print(terminal_safe(f"  {verbs[write.state].ljust(width)}  {write.path}  [{write.note}]"))
 
 
 def _warn_stale(bundle: BundlePlan, *, pruned: bool) -> None:
@@ -124,8 +125,10 @@ def _warn_stale(bundle: BundlePlan, *, pruned: bool) -> None:
     for item in bundle.stale:
         if item.state == "changed":
             print(
-                f"{PROG}: warning: {item.path}: an earlier bundle run wrote it and it changed "
-                "since; left alone (remove it by hand if it is no longer wanted) [stale]",
+                terminal_safe(
+                    f"{PROG}: warning: {item.path}: an earlier bundle run wrote it and it changed "
+                    "since; left alone (remove it by hand if it is no longer wanted) [stale]"
+                ),
                 file=sys.stderr,
             )
         elif item.state == "prunable" and not pruned:
@@ -135,22 +138,28 @@ def _warn_stale(bundle: BundlePlan, *, pruned: bool) -> None:
         # one line per file name, not per certs folder
         where = f"{folders[0]}/{name}" if len(folders) == 1 else f"{name} in {len(folders)} folders"
         print(
-            f"{PROG}: warning: {where}: written by an earlier bundle run and no longer "
-            "selected; --prune removes it [stale]",
+            terminal_safe(
+                f"{PROG}: warning: {where}: written by an earlier bundle run and no longer "
+                "selected; --prune removes it [stale]"
+            ),
             file=sys.stderr,
         )
     if pruned:
         return
     for name in bundle.old_settings:
         print(
-            f'{PROG}: warning: {INFOPLIST}: "{name}" was set by an earlier bundle run and no '
-            "longer applies; --prune removes it [stale]",
+            terminal_safe(
+                f'{PROG}: warning: {INFOPLIST}: "{name}" was set by an earlier bundle run and no '
+                "longer applies; --prune removes it [stale]"
+            ),
             file=sys.stderr,
         )
     if bundle.old_hosts:
         print(
-            f"{PROG}: warning: {PUBLIC_KEYS}: {', '.join(bundle.old_hosts)} written by an "
-            "earlier bundle run and no longer selected; --prune removes them [stale]",
+            terminal_safe(
+                f"{PROG}: warning: {PUBLIC_KEYS}: {', '.join(bundle.old_hosts)} written by an "
+                "earlier bundle run and no longer selected; --prune removes them [stale]"
+            ),
             file=sys.stderr,
         )
 
@@ -199,8 +208,10 @@ def _bundle(args: argparse.Namespace, now: dt.datetime | None) -> int:
             _warn_stale(bundle, pruned=args.prune)
         if not (app / "resources").is_dir() and not (app / "projectProperties.json").exists():
             print(
-                f"{PROG}: warning: {app} has no resources/ folder or projectProperties.json; "
-                "is it the app folder?",
+                terminal_safe(
+                    f"{PROG}: warning: {app} has no resources/ folder or projectProperties.json; "
+                    "is it the app folder?"
+                ),
                 file=sys.stderr,
             )
         if not args.dry_run:
@@ -211,7 +222,7 @@ def _bundle(args: argparse.Namespace, now: dt.datetime | None) -> int:
         error(PROG, str(exc))
         return 2
     head = "plan (dry run, nothing written)" if args.dry_run else "bundled"
-    print(f"{head}: {what} into {app}")
+    print(terminal_safe(f"{head}: {what} into {app}"))
     _print_writes(writes, args.dry_run)
     print(
         "next: in Kony Visualizer / Volt MX Iris, Project Settings > Native > Android (Mobile "

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
+from .._untrusted import spreadsheet_safe as _spreadsheet_safe
 from ..manifest._model import CertEntry, ManifestEntry, parse_time
 
 __all__ = [
@@ -38,14 +39,13 @@ __all__ = [
     "target_rows",
 ]
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-
 
 def spreadsheet_safe(value: object) -> object:
-    """A CSV cell that no spreadsheet runs as a formula: text starting with ``= + - @``, a tab
-    or a line break gets a leading ``'``; numbers, booleans and None pass unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+    """A CSV cell that no spreadsheet runs as a formula: text goes through the project's
+    spreadsheet guard (``chainscan._untrusted.spreadsheet_safe``: a leading ``'`` before
+    ``= + - @``, tab, carriage return, NUL); numbers, booleans and None pass unchanged."""
+    if isinstance(value, str):
+        return _spreadsheet_safe(value)
     return value
 
 

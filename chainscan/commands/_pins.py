@@ -855,8 +855,9 @@ def _xml_char(ch: str) -> bool:
 
 
 def _comment(text: str) -> str:
-    """Text safe inside ``<!-- -->``: XML characters only, one line, no ``--``."""
-    safe = "".join(ch if _xml_char(ch) else "?" for ch in text)
+    """Text safe inside ``<!-- -->``: printable XML characters only (no control, bidi or other
+    format character: the file may be printed on a terminal), one line, no ``--``."""
+    safe = "".join(ch if _xml_char(ch) and ch.isprintable() else "?" for ch in text)
     while "--" in safe:
         safe = safe.replace("--", "- -")
     return safe + " " if safe.endswith("-") else safe

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .._errors import UsageError
+from .._untrusted import json_terminal_safe, terminal_safe
 from ._common import add_warn_days, error, new_parser, read_scan, run, write_text_atomically
 from ._inspect import read_file
 from ._pin_anchors import save_private_cas
@@ -136,7 +137,9 @@ def print_warnings(
         (e for e in errors if e.severity == "error"), key=lambda e: list(RULES).index(e.rule)
     ):
         print(
-            f"{prog}: error: {refusal.host}: {refusal.message}; left out [{refusal.rule}]",
+            terminal_safe(
+                f"{prog}: error: {refusal.host}: {refusal.message}; left out [{refusal.rule}]"
+            ),
             file=stream,
         )
     lines: dict[tuple[str, str | None, str], list[str]] = {}
@@ -152,7 +155,7 @@ def print_warnings(
         messages = lines[(kind, host, message)]
         more = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
         where = f"{host}: " if host else ""
-        print(f"{prog}: warning: {where}{messages[0]}{more} [{kind}]", file=stream)
+        print(terminal_safe(f"{prog}: warning: {where}{messages[0]}{more} [{kind}]"), file=stream)
         kinds[kind] = kinds.get(kind, 0) + 1
     counts = [f"{n} {k}" for k, n in kinds.items()]
     rules: dict[str, int] = {}
@@ -163,7 +166,7 @@ def print_warnings(
         why = ", ".join(f"{n} {r}" for r, n in rules.items())
         counts.insert(0, f"{len(refused)} hosts left out ({why})")
     if len(refused) + sum(kinds.values()) > 1:
-        print(f"{prog}: summary: {'; '.join(counts)}", file=stream)
+        print(terminal_safe(f"{prog}: summary: {'; '.join(counts)}"), file=stream)
 
 
 DESCRIPTION = """\
@@ -345,6 +348,13 @@ def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
         return run(PROG, lambda: _check(args, moment.date()))
     if not args.sources or args.format is None:
         parser.error("the following arguments are required: OUT_OR_MANIFEST, -f/--format")
+    for value in args.include_subdomains or []:
+        if "/" in value or Path(value).exists():  # "--include-subdomains out/" took the folder
+            parser.error(
+                f"--include-subdomains {value!r} looks like a scan folder, not a host name: "
+                "put --include-subdomains after the scan folders, or write "
+                "--include-subdomains=HOST"
+            )
     return run(PROG, lambda: _pins(args, moment))
 
 
@@ -383,8 +393,10 @@ def _pins(args: argparse.Namespace, moment: dt.datetime) -> int:
         error(PROG, "no host could be pinned; nothing written")
         return 1
     text = render(plan, args.format)
+    if args.format == "text":  # for people, on screen or in a file: escaped (see _untrusted)
+        text = terminal_safe(text, newlines=True)
     if args.output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(json_terminal_safe(text) if args.format in ("json", "voltmx") else text)
     else:
         try:
             write_text_atomically(args.output, text)
@@ -393,7 +405,8 @@ def _pins(args: argparse.Namespace, moment: dt.datetime) -> int:
             return 2
     for path in saved:
         print(
-            f"{PROG}: saved the private CA {path} (trusted as a <trust-anchors>)", file=sys.stderr
+            terminal_safe(f"{PROG}: saved the private CA {path} (trusted as a <trust-anchors>)"),
+            file=sys.stderr,
         )
     if not plan.pinned or (args.strict and warnings):
         return 1
@@ -424,12 +437,16 @@ def _check(args: argparse.Namespace, today: dt.date) -> int:
     warnings = [v for v in result.violations if v.severity == "warning" and v.rule not in hidden]
     for violation in errors + warnings:
         print(
-            f"{path}: {violation.severity}: {violation.host}: {violation.message} "
-            f"[{violation.rule}]"
+            terminal_safe(
+                f"{path}: {violation.severity}: {violation.host}: {violation.message} "
+                f"[{violation.rule}]"
+            )
         )
     print(
-        f"{path}: {result.format}, {len(result.hosts)} hosts: {len(errors)} errors, "
-        f"{len(warnings)} warnings"
+        terminal_safe(
+            f"{path}: {result.format}, {len(result.hosts)} hosts: {len(errors)} errors, "
+            f"{len(warnings)} warnings"
+        )
     )
     if errors or (args.strict and warnings):
         return 1

@@ -73,10 +73,11 @@ class _Roots:
         from cryptography import x509
 
         from .._errors import UsageError
+        from .._trust_paths import trust_store_path
         from ..analysis._analyze import pem_to_der_list
-        from ..analysis._verify import CertCache, trust_store_file
+        from ..analysis._verify import CertCache
 
-        path = trust_store_file(spec)
+        path = trust_store_path(spec)
         try:
             data = path.read_bytes()
         except OSError as exc:

@@ -1,24 +1,21 @@
 """The one-host view as terminal text: a manifest entry -> lines a person reads. Pure.
 
 Every string that came from a server (names, subjects, issuers, error texts quoting them) is
-passed through :func:`terminal_safe` before it is printed, so a certificate cannot move the
-cursor, recolour the terminal, set its title or hide text with bidirectional overrides.
+passed through the project's terminal guard (``chainscan._untrusted.terminal_safe``), so a
+certificate cannot move the cursor, recolour the terminal, set its title or hide text with
+bidirectional overrides.
 Colour (``color=True``) marks verdicts only; the text says the same without it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["days_left", "render_entry", "terminal_safe"]
+from .._untrusted import terminal_safe
 
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
-    "\ufeff\ufff9-\ufffb]"
-)
+__all__ = ["days_left", "render_entry", "terminal_safe"]
 
 _RED, _YELLOW, _GREEN, _BOLD, _DIM, _RESET = (
     "\x1b[31m",
@@ -28,22 +25,6 @@ _RED, _YELLOW, _GREEN, _BOLD, _DIM, _RESET = (
     "\x1b[2m",
     "\x1b[0m",
 )
-
-
-def terminal_safe(text: object) -> str:
-    """``text`` with every control, format and bidi character shown as an escape (``\\x1b``).
-
-    Tabs and newlines are escaped too: one value stays on one line.
-    """
-    value = str(text)
-    return _UNSAFE.sub(
-        lambda m: _escape(m.group()), value.replace("\t", "\\t").replace("\n", "\\n")
-    )
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _parse_time(text: str | None) -> dt.datetime | None:

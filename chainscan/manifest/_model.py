@@ -371,6 +371,36 @@ class Deployments:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    """The ``completion`` object: the chain completed with AIA-fetched intermediates."""
+
+    trusted: bool | None
+    """Trusted once completed (what browsers see)."""
+    reason: str | None
+    added: tuple[tuple[str | None, str | None], ...] = ()
+    """(subject, URL) of each fetched certificate the completed chain uses."""
+    errors: tuple[tuple[str | None, str | None], ...] = ()
+    """(URL, error) of each fetch that gave nothing usable."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Completion:
+        return cls(
+            trusted=_bool(data.get("trusted")),
+            reason=_str(data.get("reason")),
+            added=tuple(
+                (_str(link.get("subject")), _str(link.get("url")))
+                for link in _maps(data.get("chain"))
+                if link.get("source") == "fetched"
+            ),
+            errors=tuple(
+                (_str(fetch.get("url")), _str(fetch.get("error")))
+                for fetch in _maps(data.get("fetched"))
+                if fetch.get("error")
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestEntry:
     """One line of ``manifest.jsonl`` (one item of ``manifest.json``'s ``targets``)."""
 
@@ -404,6 +434,8 @@ class ManifestEntry:
     deployments: Deployments | None = None
     protocol: str | None = None
     """The plaintext dialogue before TLS (``smtp``, ...); None for direct TLS."""
+    completion: Completion | None = None
+    """Present only when the scan fetched a missing intermediate (AIA)."""
     analysed: bool = False
     """True when the entry has the inventory fields (a ``trust`` key, even null)."""
 
@@ -412,6 +444,7 @@ class ManifestEntry:
         """The entry of a decoded manifest line; never raises (see the module docstring)."""
         trust, hostname = _map(data.get("trust")), _map(data.get("hostname"))
         deployments = _map(data.get("deployments"))
+        completion = _map(data.get("completion"))
         return cls(
             input=InputLine.from_json(_map(data.get("input"))),
             host=_str(data.get("host")),
@@ -451,6 +484,7 @@ class ManifestEntry:
             ),
             deployments=None if deployments is None else Deployments.from_json(deployments),
             protocol=_str(data.get("protocol")),
+            completion=None if completion is None else Completion.from_json(completion),
             analysed="trust" in data,
         )
 

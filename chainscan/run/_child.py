@@ -94,8 +94,13 @@ def options_to_json(options: ScanOptions) -> dict[str, Any]:
 
 
 def options_from_json(raw: dict[str, Any]) -> ScanOptions:
-    """The inverse of :func:`options_to_json`."""
-    return ScanOptions(**{**raw, "cert_format": CertFormat(raw["cert_format"])})
+    """The inverse of :func:`options_to_json` (JSON lists back to the tuples they were)."""
+    values: dict[str, Any] = dict(raw)
+    for key in ("fetch_allow", "fetch_deny"):
+        if key in values:
+            values[key] = tuple(values[key])
+    values["cert_format"] = CertFormat(raw["cert_format"])
+    return ScanOptions(**values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,12 @@
 Progress is drawn with ``rich`` only when stderr is a terminal and ``-q`` was not given; when
 stderr is a pipe or a file (CI logs, cron) nothing but warnings, bad lines and the summary is
 written, one plain line each.
+
+Everything written here goes through :func:`chainscan._untrusted.terminal_safe` (one line per
+message: newlines are escaped too), because messages quote input lines, file names and
+whatever a server sent. The rich console is built with ``emoji=False`` (so a host name
+holding ``:warning:`` is not turned into a picture) and otherwise reads the environment as rich
+does: ``NO_COLOR`` drops the progress bar's colours, ``TERM=dumb`` its animation.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from rich.progress import (
 from rich.text import Text
 
 from .._models import BadLine, ScanResult, Status
+from .._untrusted import terminal_safe
 
 __all__ = ["Display"]
 
@@ -68,7 +75,7 @@ class Display:
         self._task: TaskID | None = None
         # rich also leaves colour out when NO_COLOR is set, or the stream is not a terminal
         self._console = Console(
-            file=self._stream, highlight=False, soft_wrap=True, no_color=not color
+            file=self._stream, highlight=False, soft_wrap=True, emoji=False, no_color=not color
         )
 
     @property
@@ -107,11 +114,14 @@ class Display:
         )
         self._progress.start()
 
+    def _line(self, text: str) -> None:
+        self._console.print(terminal_safe(text), markup=False)
+
     def warn(self, message: str) -> None:
-        self._console.print(f"chainscan: warning: {message}", markup=False)
+        self._line(f"chainscan: warning: {message}")
 
     def error(self, message: str) -> None:
-        self._console.print(f"chainscan: error: {message}", markup=False)
+        self._line(f"chainscan: error: {message}")
 
     def update(self, items: list[ScanResult | BadLine]) -> None:
         for item in items:
@@ -119,11 +129,9 @@ class Display:
                 self.counts[Status.INVALID] += 1
                 self.kinds["bad-input"] += 1
                 if self._bad_shown < MAX_BAD_LINES_SHOWN:
-                    self._console.print(f"{item}", markup=False)
+                    self._line(str(item))
                 elif self._bad_shown == MAX_BAD_LINES_SHOWN:
-                    self._console.print(
-                        "... more bad lines: see the manifest (status 'invalid')", markup=False
-                    )
+                    self._line("... more bad lines: see the manifest (status 'invalid')")
                 self._bad_shown += 1
                 continue
             self.counts[item.status] += 1
@@ -189,4 +197,4 @@ class Display:
                 f"{counts.get(Status.OK, 0)}, failed {counts.get(Status.FAILED, 0)}, invalid "
                 f"{counts.get(Status.INVALID, 0)}" + (f" ({by_kind})" if by_kind else "")
             )
-        self._console.print(f"{line}; manifest: {where}", markup=False)
+        self._line(f"{line}; manifest: {where}")

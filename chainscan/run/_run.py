@@ -38,6 +38,7 @@ import trio
 
 from .._errors import ChainscanError
 from .._models import BadLine, ScanOptions, ScanResult, Status, Target
+from .._untrusted import json_terminal_safe
 from ..analysis._inventory import Inventory
 from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
@@ -365,8 +366,8 @@ class _Echo:
     def __call__(self, line: bytes) -> None:
         if self._stream is None:
             return
-        try:
-            self._stream.write(line)
+        try:  # JSON escapes for what a terminal must not receive raw: jq reads the same value
+            self._stream.write(json_terminal_safe(line.decode("utf-8")).encode("utf-8"))
             self._stream.flush()
         except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
             self._stream = None

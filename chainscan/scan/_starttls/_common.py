@@ -34,9 +34,11 @@ endless reply ends as ``timeout-handshake`` or ``too-large`` however the dialogu
 from __future__ import annotations
 
 import abc
+import re
 from typing import NoReturn
 
 from ..._models import ErrorKind
+from ..._untrusted import terminal_safe
 
 __all__ = [
     "MAX_DIALOGUE_BYTES",
@@ -54,21 +56,23 @@ _WORDS_LIMIT = 120
 """Characters of a server's reply quoted in a message."""
 
 
-def server_words(data: bytes, limit: int = _WORDS_LIMIT) -> str:
-    """A server's bytes as a short quoted string safe for a terminal, a CSV cell or a log.
+_SPACES = re.compile(r"[ \t]+")
 
-    Decoded as UTF-8 (bad bytes become U+FFFD); line ends become `` / ``; every other
-    character that is not printable (control characters, ANSI escapes, bidi overrides and the
-    like) becomes ``?``; runs of spaces collapse; the text is cut to ``limit`` characters.
-    (A local helper: the project's terminal-sanitising function replaces it once it exists.)
+
+def server_words(data: bytes, limit: int = _WORDS_LIMIT) -> str:
+    """A server's bytes as a short quoted string for an error message.
+
+    Decoded as UTF-8 (bad bytes become U+FFFD); line ends become `` / ``; runs of spaces
+    collapse; the text is cut to ``limit`` characters; then every character that could act on a
+    terminal (control characters, ANSI escapes, bidi overrides, ...) is shown as an escape by
+    the project's one terminal guard, :func:`chainscan._untrusted.terminal_safe`.
     """
     text = data[: limit * 4].decode("utf-8", "replace")
     text = text.replace("\r\n", "\n").strip("\r\n").replace("\n", " / ").replace("\r", " / ")
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
-    clean = " ".join(clean.split())
-    if len(clean) > limit or len(data) > limit * 4:
-        clean = clean[: limit - 3] + "..."
-    return repr(clean)
+    text = _SPACES.sub(" ", text).strip(" ")  # spaces and tabs only: a control character shows
+    if len(text) > limit or len(data) > limit * 4:
+        text = text[: limit - 3] + "..."
+    return f"'{terminal_safe(text)}'"
 
 
 class DialogueFailed(Exception):
