@@ -263,7 +263,7 @@ def test_no_color_reaches_the_console() -> None:
     from chainscan.run._display import Display
 
     assert Display(color=False)._console.no_color is True
-    assert Display()._console.no_color is False or "NO_COLOR" in os.environ
+    assert Display()._console.no_color is ("NO_COLOR" in os.environ)
 
 
 def test_progress_counts_targets_not_lines(tmp_path: Path) -> None:

@@ -75,7 +75,11 @@ class Display:
         self._task: TaskID | None = None
         # rich also leaves colour out when NO_COLOR is set, or the stream is not a terminal
         self._console = Console(
-            file=self._stream, highlight=False, soft_wrap=True, emoji=False, no_color=not color
+            file=self._stream,
+            highlight=False,
+            soft_wrap=True,
+            emoji=False,
+            no_color=None if color else True,  # None: rich reads NO_COLOR itself
         )
 
     @property
