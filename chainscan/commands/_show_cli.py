@@ -13,6 +13,7 @@ from typing import Any
 from .._cli import _port, _seconds  # the scan's own argument types
 from .._errors import UsageError
 from .._models import WARN_DAYS, BadLine, CertFormat, ScanOptions, ScanResult, Status, Target
+from .._untrusted import terminal_safe
 from ._common import add_warn_days, error, new_parser, non_negative_int
 
 __all__ = ["main"]
@@ -209,7 +210,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             if index and not args.json:
                 sys.stdout.write("\n")
             emit(entry)
-        print(f"saved: {manifest}", file=sys.stderr)
+        print(terminal_safe(f"saved: {manifest}"), file=sys.stderr)
     return 0 if ok else 1
 
 
