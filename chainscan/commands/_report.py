@@ -510,6 +510,20 @@ def render_html(report: Report) -> str:
             f'<td data-sort="{len(r.problems)}">{_badges(r.problems)}</td>'
             "</tr>"
         )
+    completed = "".join(
+        f"<tr><td>{_e(r.target)}</td>{_yes_no(r.completed)}"
+        f"<td>{_e(r.completion_reason or '-')}</td></tr>"
+        for r in report.rows
+        if r.completed is not None
+    )
+    completion = (
+        "<h2>Missing intermediates fetched (AIA)</h2>\n<p class='muted'>The server does not send "
+        "the whole chain: browsers complete it, apps and command-line clients do not.</p>\n"
+        "<table><thead><tr><th>target</th><th>trusted once completed</th><th>what to do</th>"
+        f"</tr></thead><tbody>{completed}</tbody></table>"
+        if completed
+        else ""
+    )
     soon = "".join(
         f"<tr><td class='nowrap'>{e.not_after:%Y-%m-%d}</td>"
         f"<td class='nowrap'>{_e(_when(e.not_after, now))}</td>"
@@ -557,6 +571,7 @@ host table (invalid input lines are counted, not listed)</p>
 <table><thead><tr><th>target</th><th>problems</th></tr></thead>
 <tbody>{by_host or "<tr><td colspan=2 class=muted>none</td></tr>"}</tbody></table>
 </div></div>
+{completion}
 <h2>Issuers and keys (leaf certificates)</h2>
 <div class="grid"><div>{_bars(report.issuers, "issuer")}</div>
 <div>{_bars(report.key_types, "key type")}</div></div>
