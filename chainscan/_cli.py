@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +13,14 @@ from typing import TYPE_CHECKING
 from . import __version__
 from ._errors import ChainscanError
 from ._models import CertFormat, ScanOptions, Target
-from .commands._common import new_parser, non_negative_int
+from .commands._common import (
+    add_attempt_options,
+    new_parser,
+    non_negative_int,
+    number,
+    port,
+    seconds,
+)
 from .scan._inputs import MAX_RANGE
 from .scan._starttls._table import AUTO, NONE, PROTOCOLS
 
@@ -85,33 +91,15 @@ examples:
 """
 
 
-def _number(text: str, kind: type[int] | type[float], what: str) -> float:
-    """``text`` as a finite number, or the argparse error naming what was expected."""
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
 def _positive_int(text: str) -> int:
-    value = int(_number(text, int, "a whole number"))
+    value = int(number(text, int, "a whole number"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-def _seconds(text: str) -> float:
-    value = _number(text, float, "a number of seconds")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
 def _rate(text: str) -> float:
-    value = _number(text, float, "a number of connections per second")
+    value = number(text, float, "a number of connections per second")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (unlimited) or more, got {text}")
     return value
@@ -131,13 +119,6 @@ def _default_port(port: int | None, starttls: str) -> int:
     if port is not None:
         return port
     return PROTOCOLS.get(starttls, _DEFAULTS.default_port)
-
-
-def _port(text: str) -> int:
-    value = int(_number(text, int, "a port number"))
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is out of range (1-65535)")
-    return value
 
 
 def _cidr(text: str) -> str:
@@ -188,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument(
         "-p",
         "--port",
-        type=_port,
+        type=port,
         default=None,
         help=f"port for lines that give none (default: {_DEFAULTS.default_port}, or the"
         " --starttls protocol's port)",
@@ -241,34 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.per_ip,
         help="connections open at once to one IP address; 0 = unlimited (default: %(default)s)",
     )
-    limits.add_argument(
-        "--connect-timeout",
-        type=_seconds,
-        default=_DEFAULTS.connect_timeout,
-        metavar="S",
-        help="seconds for the TCP connection (default: %(default)g)",
-    )
-    limits.add_argument(
-        "--handshake-timeout",
-        type=_seconds,
-        default=_DEFAULTS.handshake_timeout,
-        metavar="S",
-        help="seconds for the whole TLS handshake (default: %(default)g)",
-    )
-    limits.add_argument(
-        "--deadline",
-        type=_seconds,
-        default=_DEFAULTS.deadline,
-        metavar="S",
-        help="seconds for one target, every attempt and wait included (default: %(default)g)",
-    )
-    limits.add_argument(
-        "--retries",
-        type=non_negative_int,
-        default=_DEFAULTS.retries,
-        help="extra attempts after a timeout, reset or early EOF, with jittered exponential "
-        "backoff (default: %(default)s)",
-    )
+    add_attempt_options(limits, _DEFAULTS)
     limits.add_argument(
         "-w",
         "--workers",
@@ -391,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument(
         "--fetch-timeout",
-        type=_seconds,
+        type=seconds,
         default=_DEFAULTS.fetch_timeout,
         metavar="SECONDS",
         help="for one URL, redirects and body included (default: %(default)s), within the "

@@ -13,7 +13,7 @@ import certifi
 
 from ._errors import UsageError
 
-__all__ = ["SYSTEM_BUNDLES", "trust_store_path"]
+__all__ = ["SYSTEM_BUNDLES", "read_trust_store", "trust_store_path"]
 
 SYSTEM_BUNDLES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Arch
@@ -41,3 +41,17 @@ def trust_store_path(spec: str) -> Path:
             )
         return Path(found[0])
     return Path(spec)
+
+
+def read_trust_store(spec: str) -> tuple[Path, bytes]:
+    """The path ``--trust-store spec`` names and its bytes.
+
+    Raises :class:`~chainscan.UsageError` naming the file when it cannot be read.
+    """
+    path = trust_store_path(spec)
+    try:
+        return path, path.read_bytes()
+    except OSError as exc:
+        raise UsageError(
+            f"--trust-store {spec}: cannot read {path}: {exc.strerror or exc}"
+        ) from None

@@ -64,7 +64,7 @@ from cryptography.x509.verification import (
 
 from .._errors import UsageError
 from .._models import CertFacts
-from .._trust_paths import SYSTEM_BUNDLES, trust_store_path
+from .._trust_paths import SYSTEM_BUNDLES, read_trust_store
 from ._analyze import analyze_der, load_and_analyze, pem_to_der_list, signature_verifies
 from ._policy import CA_POLICY, EE_POLICY, ProfileNote, bc_not_critical, first_weak_key
 
@@ -272,13 +272,7 @@ def load_trust_store(spec: str = "certifi") -> TrustStore:
     Raises :class:`~chainscan.UsageError` naming the file when it cannot be read or holds no
     certificate.
     """
-    path = trust_store_path(spec)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(
-            f"--trust-store {spec}: cannot read {path}: {exc.strerror or exc}"
-        ) from None
+    path, data = read_trust_store(spec)
     return TrustStore.from_pem(data, name=spec, source=str(path))
 
 

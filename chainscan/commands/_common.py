@@ -16,6 +16,7 @@ on stderr and returns 2.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 from .._errors import ChainscanError, UsageError
 from .._files import atomic_write
-from .._models import WARN_DAYS
+from .._models import WARN_DAYS, ScanOptions
 from .._untrusted import terminal_safe
 from ..manifest._model import MANIFEST_NAMES, ManifestEntry
 from ..manifest._reader import find_manifest, read_entries
@@ -65,6 +66,64 @@ def new_parser(prog: str, description: str, epilog: str | None = None) -> argpar
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def number(text: str, kind: type[int] | type[float], what: str) -> float:
+    """``text`` as a finite number, or the argparse error naming what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    value = number(text, float, "a number of seconds")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def port(text: str) -> int:
+    value = int(number(text, int, "a port number"))
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range (1-65535)")
+    return value
+
+
+def add_attempt_options(group: Any, defaults: ScanOptions) -> None:
+    """``--connect-timeout``, ``--handshake-timeout``, ``--deadline`` and ``--retries``, as the
+    scan and ``chainscan show`` take them."""
+    group.add_argument(
+        "--connect-timeout",
+        type=seconds,
+        default=defaults.connect_timeout,
+        metavar="S",
+        help="seconds for the TCP connection (default: %(default)g)",
+    )
+    group.add_argument(
+        "--handshake-timeout",
+        type=seconds,
+        default=defaults.handshake_timeout,
+        metavar="S",
+        help="seconds for the whole TLS handshake (default: %(default)g)",
+    )
+    group.add_argument(
+        "--deadline",
+        type=seconds,
+        default=defaults.deadline,
+        metavar="S",
+        help="seconds for one target, every attempt and wait included (default: %(default)g)",
+    )
+    group.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=defaults.retries,
+        help="extra attempts after a timeout, reset or early EOF, with jittered exponential "
+        "backoff (default: %(default)s)",
     )
 
 

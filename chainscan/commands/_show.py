@@ -73,17 +73,11 @@ class _Roots:
         from cryptography import x509
 
         from .._errors import UsageError
-        from .._trust_paths import trust_store_path
+        from .._trust_paths import read_trust_store
         from ..analysis._analyze import pem_to_der_list
         from ..analysis._verify import CertCache
 
-        path = trust_store_path(spec)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(
-                f"--trust-store {spec}: cannot read {path}: {exc.strerror or exc}"
-            ) from None
+        path, data = read_trust_store(spec)
         try:
             ders = pem_to_der_list(data) if b"-----BEGIN CERTIFICATE-----" in data else [data]
         except ValueError as exc:

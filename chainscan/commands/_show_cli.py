@@ -10,11 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._cli import _port, _seconds  # the scan's own argument types
 from .._errors import UsageError
 from .._models import WARN_DAYS, BadLine, CertFormat, ScanOptions, ScanResult, Status, Target
 from .._untrusted import terminal_safe
-from ._common import add_warn_days, error, new_parser, non_negative_int
+from ._common import (
+    add_attempt_options,
+    add_warn_days,
+    error,
+    new_parser,
+    port,
+)
 
 __all__ = ["main"]
 
@@ -57,38 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-p",
         "--port",
-        type=_port,
+        type=port,
         default=_DEFAULTS.default_port,
         help="port for targets that give none (default: %(default)s)",
     )
     parser.add_argument("--sni", metavar="NAME", help="send this SNI name instead of the host")
-    parser.add_argument(
-        "--connect-timeout",
-        type=_seconds,
-        default=_DEFAULTS.connect_timeout,
-        metavar="S",
-        help="seconds for the TCP connection (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--handshake-timeout",
-        type=_seconds,
-        default=_DEFAULTS.handshake_timeout,
-        metavar="S",
-        help="seconds for the whole TLS handshake (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--deadline",
-        type=_seconds,
-        default=_DEFAULTS.deadline,
-        metavar="S",
-        help="seconds for one target, every attempt included (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--retries",
-        type=non_negative_int,
-        default=_DEFAULTS.retries,
-        help="extra attempts after a transient failure (default: %(default)s)",
-    )
+    add_attempt_options(parser, _DEFAULTS)
     parser.add_argument(
         "--trust-store",
         metavar="STORE",

@@ -52,8 +52,9 @@ MAX_URLS = 2
 """caIssuers URLs tried per certificate, at most."""
 
 
-def ca_issuers(cert: x509.Certificate) -> list[str]:
-    """The caIssuers URIs of ``cert``'s AIA extension, in order (any scheme; the guard judges)."""
+def access_urls(cert: x509.Certificate, method: x509.ObjectIdentifier) -> list[str]:
+    """The URIs of ``cert``'s Authority Information Access extension for ``method``
+    (caIssuers or OCSP), in order, any scheme (the fetch guard judges them)."""
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except Exception:
@@ -61,9 +62,14 @@ def ca_issuers(cert: x509.Certificate) -> list[str]:
     return [
         d.access_location.value
         for d in aia
-        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+        if d.access_method == method
         and isinstance(d.access_location, x509.UniformResourceIdentifier)
     ]
+
+
+def ca_issuers(cert: x509.Certificate) -> list[str]:
+    """The caIssuers URIs of ``cert``'s AIA extension, in order."""
+    return access_urls(cert, AuthorityInformationAccessOID.CA_ISSUERS)
 
 
 def parse_certs(body: bytes) -> list[x509.Certificate]:

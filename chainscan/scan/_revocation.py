@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from .._models import RevocationCheck, ScanOptions, ScanResult
-from ._aia import ChainCompleter
+from ._aia import ChainCompleter, access_urls
 
 __all__ = ["MAX_URLS", "RevocationChecker", "crl_urls", "ocsp_urls"]
 
@@ -52,16 +52,7 @@ def crl_urls(cert: x509.Certificate) -> list[str]:
 
 
 def ocsp_urls(cert: x509.Certificate) -> list[str]:
-    try:
-        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except Exception:
-        return []
-    return [
-        d.access_location.value
-        for d in aia
-        if d.access_method == AuthorityInformationAccessOID.OCSP
-        and isinstance(d.access_location, x509.UniformResourceIdentifier)
-    ]
+    return access_urls(cert, AuthorityInformationAccessOID.OCSP)
 
 
 def _load(der: bytes) -> x509.Certificate | None:
