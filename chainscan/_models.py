@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._chain_inventory import ChainInventory
 
 
 class Status(enum.StrEnum):
@@ -172,6 +176,9 @@ class ScanResult:
     timings: Timings = field(default_factory=Timings)
     deployments: tuple[DeploymentProbe, ...] = ()
     """Extra handshakes of ``--deployments`` (every address, client profile, no SNI)."""
+    inventory: ChainInventory | None = None
+    """Trust, hostname and problems of ``chain``: only from the library API opened with
+    ``inventory=True``, and only when there is a chain; None otherwise."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
