@@ -101,6 +101,8 @@ class _Run:
         self.in_flight = 0
         """Results posted and not yet credited back (touched only inside the run)."""
         self._space: trio.Event | None = None
+        self.thread: threading.Thread | None = None
+        """The thread the run has, when it has one; joined once the run has ended."""
 
     def started(self, scope: trio.CancelScope) -> None:
         """Called inside the run, first thing."""
@@ -113,6 +115,11 @@ class _Run:
     def finished(self) -> None:
         with self._lock:
             self._finished = True
+
+    def join(self) -> None:
+        """After :class:`_Done` arrived: the run's thread, if any, has only to return."""
+        if self.thread is not None:
+            self.thread.join()
 
     def _soon(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` inside the trio run, from any thread; nothing if it has ended."""
@@ -153,10 +160,11 @@ async def _pump(
     run: _Run,
     capacity: int,
 ) -> None:
+    limit = min(_BATCH, capacity)
     async with receive:
         async for first in receive:
             batch = [first]
-            while len(batch) < _BATCH:
+            while len(batch) < limit:
                 try:
                     batch.append(receive.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
@@ -233,13 +241,23 @@ class AsyncioInbox:
         """Cancel the run if it is still going, and wait until it has ended."""
         if self._done is None:
             self._run.cancel()
+        # Wait for the end even if the caller is cancelled again meanwhile (anyio's scopes
+        # re-deliver cancellation at every await): the run is cancelled already and ends soon,
+        # and the block must not be left while its sockets are open. The cancellation is
+        # raised once the run has ended.
+        cancelled: asyncio.CancelledError | None = None
         while self._done is None:
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter
+            except asyncio.CancelledError as exc:
+                cancelled = exc
             finally:
                 self._waiter = None
         self._items.clear()
+        self._run.join()
+        if cancelled is not None:
+            raise cancelled
 
     @property
     def error(self) -> BaseException | None:
@@ -290,6 +308,7 @@ class SyncInbox:
             while self._done is None:
                 self._cond.wait()
             self._items.clear()
+        self._run.join()
 
     @property
     def error(self) -> BaseException | None:
@@ -314,7 +333,7 @@ def _start_thread(
             run.finished()
         post(_Done(error))
 
-    thread = threading.Thread(target=main, name="chainscan-trio", daemon=True)
+    run.thread = thread = threading.Thread(target=main, name="chainscan-trio", daemon=True)
     thread.start()
     return thread
 

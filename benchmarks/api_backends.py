@@ -1,0 +1,206 @@
+"""``python -m benchmarks.api_backends``: the library API's rate from asyncio against trio.
+
+Question: does ``chainscan.open_scan`` called from an asyncio program scan as fast as the same
+call from trio (issue 19: at least 95%), and which way of hosting the trio core under asyncio
+is faster (``chainscan/_bridge.py``: a trio thread, or trio guest mode on the asyncio loop)?
+
+Set-up: the benchmark fleet (:mod:`benchmarks.fleet`: nginx on loopback, one SNI name and leaf
+per target; by default on its own addresses and ports, ``127.0.5.x:27430+``, so it can run
+beside the other benchmarks). Each run is a fresh Python process (no warm caches carried from
+one mode to the next) that imports chainscan, then times one ``open_scan`` block over every
+target, reading every result, with the options of the core benchmark (concurrency 500, no rate
+or per-address limit, no retries), and counts the results with a chain whose leaf is the
+target's own (the leaf's SHA-256 is compared with the fleet's). Modes:
+
+* ``trio``: ``trio.run`` of the API (the reference);
+* ``asyncio``: ``asyncio.run`` of the same code, with the default host (what users get);
+* ``asyncio-thread`` and ``asyncio-guest``: the same, forcing each host;
+* ``sync``: ``chainscan.scan_all_sync``-style ``open_scan_sync`` loop, no event loop;
+* ``trio-inventory``: ``trio`` with ``inventory=True`` (what the trust/problem analysis costs).
+
+The modes run in a rotating order, ``--repeat`` times (default 5), after a warm-up. Printed and
+saved (``benchmarks/results/latest-api.json``, ``--no-save`` to skip): each run, the median
+rate per mode, each mode's median over trio's median, and the client's CPU time per target (all
+its threads; less sensitive to a busy machine than the rate). Every run has a time limit; only
+loopback is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.fleet import FleetSpec, running_fleet
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODES = ("trio", "asyncio", "asyncio-thread", "asyncio-guest", "sync", "trio-inventory")
+
+# One run, in a child process: argv = mode, targets file, leaf-digests file.
+_CHILD = r"""
+import asyncio, hashlib, json, resource, sys, time
+import trio
+import chainscan
+
+mode, targets_file, digests_file = sys.argv[1:4]
+lines = [line.strip() for line in open(targets_file) if line.strip()]
+leaf = json.load(open(digests_file))
+options = chainscan.ScanOptions(concurrency=500, rate=0, per_ip=0, retries=0)
+inventory = mode == "trio-inventory"
+host = {"asyncio-thread": "thread", "asyncio-guest": "guest"}.get(mode)
+
+def check(result, counts):
+    counts["results"] += 1
+    if isinstance(result, chainscan.BadLine) or not result.chain:
+        return
+    if hashlib.sha256(result.chain[0]).hexdigest() == leaf.get(result.target.sni):
+        counts["ok"] += 1
+    if inventory and result.inventory is not None:
+        counts["inventoried"] += 1
+
+async def scan():
+    counts = {"results": 0, "ok": 0, "inventoried": 0}
+    kwargs = {"inventory": inventory} if host is None else {"_host": host}
+    started = time.perf_counter()
+    async with chainscan.open_scan(lines, options, **kwargs) as results:
+        async for result in results:
+            check(result, counts)
+    return time.perf_counter() - started, counts
+
+def scan_sync():
+    counts = {"results": 0, "ok": 0, "inventoried": 0}
+    started = time.perf_counter()
+    with chainscan.open_scan_sync(lines, options) as results:
+        for result in results:
+            check(result, counts)
+    return time.perf_counter() - started, counts
+
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu_before = usage.ru_utime + usage.ru_stime
+if mode in ("trio", "trio-inventory"):
+    seconds, counts = trio.run(scan)
+elif mode == "sync":
+    seconds, counts = scan_sync()
+else:
+    seconds, counts = asyncio.run(scan())
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu = usage.ru_utime + usage.ru_stime - cpu_before
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, **counts}))
+"""
+
+
+def _leaf_digests(fleet_prefix: Path, names: list[str]) -> dict[str, str]:
+    """SNI name -> SHA-256 of the leaf the fleet serves for it (from its PEM files)."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    digests = {}
+    for name in names:
+        pem = (fleet_prefix / "certs" / f"{name}.pem").read_bytes()
+        der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+        digests[name] = hashlib.sha256(der).hexdigest()
+    return digests
+
+
+def run_once(mode: str, targets: Path, digests: Path, timeout: float) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode, str(targets), str(digests)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["targets_per_s"] = out["ok"] / out["seconds"] if out["seconds"] else 0.0
+    out["cpu_ms_per_target"] = 1000 * out["cpu_seconds"] / max(1, out["results"])
+    out["process_seconds"] = time.monotonic() - started
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", type=int, default=4000, help="fleet size (%(default)s)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per mode (%(default)s)")
+    parser.add_argument("--modes", default=",".join(MODES), help="(%(default)s)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
+    parser.add_argument("--network", default="127.0.5", help="fleet addresses (%(default)s)")
+    parser.add_argument("--base-port", type=int, default=27430, help="fleet ports (%(default)s)")
+    parser.add_argument("--no-save", action="store_true", help="do not write results/")
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown or "trio" not in modes:
+        parser.error(f"modes must include trio and be among {', '.join(MODES)}")
+    spec = FleetSpec(targets=args.targets, network=args.network, base_port=args.base_port)
+    runs: list[dict[str, Any]] = []
+    with running_fleet(spec) as fleet, tempfile.TemporaryDirectory() as scratch:
+        digests = Path(scratch) / "digests.json"
+        digests.write_text(json.dumps(_leaf_digests(fleet.prefix, [t.name for t in fleet.targets])))
+        warmup = fleet.subset(200, "warmup").chainscan
+        for mode in modes:
+            run_once(mode, warmup, digests, args.timeout)
+        for repeat in range(args.repeat):
+            shift = repeat % len(modes)
+            for mode in modes[shift:] + modes[:shift]:
+                run = run_once(mode, fleet.files.chainscan, digests, args.timeout)
+                runs.append({"mode": mode, "repeat": repeat, **run})
+                print(
+                    f"{mode:<15} {run['ok']:>6}/{args.targets} ok  {run['seconds']:>7.2f} s"
+                    f"  {run['targets_per_s']:>8.1f} targets/s"
+                    f"  {run['cpu_ms_per_target']:>6.3f} CPU ms/target",
+                    flush=True,
+                )
+    medians = {
+        mode: statistics.median(r["targets_per_s"] for r in runs if r["mode"] == mode)
+        for mode in modes
+    }
+    ratios = {mode: medians[mode] / medians["trio"] for mode in modes}
+    cpu = {
+        mode: statistics.median(r["cpu_ms_per_target"] for r in runs if r["mode"] == mode)
+        for mode in modes
+    }
+    print(f"\nmedians of {args.repeat} runs, {args.targets} targets:")
+    for mode in modes:
+        print(
+            f"  {mode:<15} {medians[mode]:>8.1f} targets/s   {ratios[mode]:.3f} x trio"
+            f"   {cpu[mode]:.3f} CPU ms/target"
+        )
+    if "asyncio" in ratios:
+        verdict = "met" if ratios["asyncio"] >= 0.95 else "NOT met"
+        print(f"asyncio / trio = {ratios['asyncio']:.3f} (goal >= 0.95: {verdict})")
+    if not args.no_save:
+        RESULTS.mkdir(exist_ok=True)
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        document = {
+            "targets": args.targets,
+            "repeat": args.repeat,
+            "cpus": os.cpu_count(),
+            "commit": commit,
+            "options": {"concurrency": 500, "rate": 0, "per_ip": 0, "retries": 0},
+            "medians_targets_per_s": medians,
+            "ratios_vs_trio": ratios,
+            "median_cpu_ms_per_target": cpu,
+            "runs": runs,
+        }
+        (RESULTS / "latest-api.json").write_text(json.dumps(document, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
