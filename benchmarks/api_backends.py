@@ -18,11 +18,13 @@ target's own (the leaf's SHA-256 is compared with the fleet's). Modes:
 * ``sync``: ``chainscan.scan_all_sync``-style ``open_scan_sync`` loop, no event loop;
 * ``trio-inventory``: ``trio`` with ``inventory=True`` (what the trust/problem analysis costs).
 
-The modes run in a rotating order, ``--repeat`` times (default 5), after a warm-up. Printed and
-saved (``benchmarks/results/latest-api.json``, ``--no-save`` to skip): each run, the median
-rate per mode, each mode's median over trio's median, and the client's CPU time per target (all
-its threads; less sensitive to a busy machine than the rate). Every run has a time limit; only
-loopback is used.
+The modes run in a rotating order, ``--repeat`` times (default 5), after a warm-up, each run
+after waiting (up to ``--settle`` seconds) for an idle second; each run also records
+``other CPU``, the cores the rest of the machine used meanwhile (a disturbed run shows there).
+Printed and saved (``benchmarks/results/latest-api.json``, ``--no-save`` to skip): each run,
+the median rate per mode, each mode's median over trio's median, and the client's CPU time per
+target (all its threads; less sensitive to a busy machine than the rate). Every run has a time
+limit; only loopback is used.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,7 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.fleet import FleetSpec, running_fleet
+from benchmarks.fleet import Fleet, FleetSpec, running_fleet
+from benchmarks.run import machine_busy_seconds, settle
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = ("trio", "asyncio", "asyncio-thread", "asyncio-guest", "sync", "trio-inventory")
@@ -111,8 +115,18 @@ def _leaf_digests(fleet_prefix: Path, names: list[str]) -> dict[str, str]:
     return digests
 
 
-def run_once(mode: str, targets: Path, digests: Path, timeout: float) -> dict[str, Any]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(
+    mode: str, targets: Path, digests: Path, timeout: float, fleet: Fleet
+) -> dict[str, Any]:
+    """One child process scanning ``targets`` in ``mode``; its numbers, and how busy the rest
+    of the machine was meanwhile (``other_cpu``: cores, not counting the client and nginx)."""
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    busy, children, nginx = machine_busy_seconds(), _children_cpu(), fleet.cpu_seconds()
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, mode, str(targets), str(digests)],
@@ -122,12 +136,16 @@ def run_once(mode: str, targets: Path, digests: Path, timeout: float) -> dict[st
         env=env,
         check=False,
     )
+    wall = time.monotonic() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{mode}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
+    other = (machine_busy_seconds() - busy) - (_children_cpu() - children)
+    other -= fleet.cpu_seconds() - nginx
     out["targets_per_s"] = out["ok"] / out["seconds"] if out["seconds"] else 0.0
     out["cpu_ms_per_target"] = 1000 * out["cpu_seconds"] / max(1, out["results"])
-    out["process_seconds"] = time.monotonic() - started
+    out["process_seconds"] = wall
+    out["other_cpu"] = max(0.0, other / wall)
     return out
 
 
@@ -139,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     parser.add_argument("--network", default="127.0.5", help="fleet addresses (%(default)s)")
     parser.add_argument("--base-port", type=int, default=27430, help="fleet ports (%(default)s)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=20.0,
+        help="seconds to wait for an idle second (%(default)s)",
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write results/")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -152,16 +176,18 @@ def main(argv: list[str] | None = None) -> int:
         digests.write_text(json.dumps(_leaf_digests(fleet.prefix, [t.name for t in fleet.targets])))
         warmup = fleet.subset(200, "warmup").chainscan
         for mode in modes:
-            run_once(mode, warmup, digests, args.timeout)
+            run_once(mode, warmup, digests, args.timeout, fleet)
         for repeat in range(args.repeat):
             shift = repeat % len(modes)
             for mode in modes[shift:] + modes[:shift]:
-                run = run_once(mode, fleet.files.chainscan, digests, args.timeout)
+                settle(args.settle)
+                run = run_once(mode, fleet.files.chainscan, digests, args.timeout, fleet)
                 runs.append({"mode": mode, "repeat": repeat, **run})
                 print(
                     f"{mode:<15} {run['ok']:>6}/{args.targets} ok  {run['seconds']:>7.2f} s"
                     f"  {run['targets_per_s']:>8.1f} targets/s"
-                    f"  {run['cpu_ms_per_target']:>6.3f} CPU ms/target",
+                    f"  {run['cpu_ms_per_target']:>6.3f} CPU ms/target"
+                    f"  other CPU {run['other_cpu']:>4.2f} cores",
                     flush=True,
                 )
     medians = {
