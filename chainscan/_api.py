@@ -38,11 +38,11 @@ import sniffio
 import trio
 
 from ._bridge import ASYNCIO_HOST, AsyncioInbox, Host, SyncInbox, start_run
-from ._chain_inventory import Inventorizer
 from ._errors import UsageError
 from ._models import BadLine, ScanOptions, ScanResult, Target
-from ._schedule import Scheduler
-from ._targets import Deduplicator, parse_line
+from .analysis._chain_inventory import Inventorizer
+from .scan._schedule import Scheduler
+from .scan._targets import Deduplicator, parse_line
 
 __all__ = ["ScanResults", "open_scan", "open_scan_sync", "scan_all", "scan_all_sync"]
 

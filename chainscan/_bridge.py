@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The scan core (``_schedule``, ``_probe``, ``_resolve``) is trio code: it needs a trio run loop
+The scan core (``scan/_schedule``, ``_probe``, ``_resolve``) is trio code: it needs a trio run loop
 to exist. A caller inside ``trio.run`` gets the core directly (``_api``). Any other caller gets
 a trio run of its own, started here, and the results cross from that run to the caller through
 a *bridge*: a bounded hand-over with one message type each way.
@@ -36,7 +36,7 @@ Two ways to host the trio run
 Both keep the trio core. anyio at the boundary alone cannot: anyio runs code written *against
 anyio* on the current backend, and the core is written against trio; porting the core to anyio
 would run the scan on asyncio's loop, which is what this module exists to avoid (the core's hot
-path is tuned to trio's run loop, see ``_schedule``). anyio is what the dual-backend tests use.
+path is tuned to trio's run loop, see ``scan/_schedule``). anyio is what the dual-backend tests use.
 
 The choice between the two hosts is made by measurement (``benchmarks/api_backends.py``, same
 loopback fleet, same targets, same options, API driven from trio and from asyncio, medians):
@@ -62,7 +62,7 @@ import outcome
 import trio
 
 from ._models import BadLine, ScanOptions, ScanResult, Target
-from ._schedule import Scheduler
+from .scan._schedule import Scheduler
 
 __all__ = [
     "ASYNCIO_HOST",

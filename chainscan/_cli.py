@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from ._display import Display
 from ._errors import ChainscanError
 from ._models import CertFormat, ScanOptions
-from ._run import RunConfig, run_scan
-from ._shard import Shard, parse_shard
+from .run._display import Display
+from .run._run import RunConfig, run_scan
+from .run._shard import Shard, parse_shard
 
 __all__ = ["main"]
 
@@ -301,12 +301,12 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
 
 
 SUBCOMMANDS: dict[str, str] = {
-    "pins": "chainscan._pins_cli",
-    "bundle": "chainscan._bundle",
-    "inspect": "chainscan._inspect",
-    "diff": "chainscan._diff_cli",
-    "report": "chainscan._report_cli",
-    "merge": "chainscan._merge_cli",
+    "pins": "chainscan.commands._pins_cli",
+    "bundle": "chainscan.commands._bundle",
+    "inspect": "chainscan.commands._inspect",
+    "diff": "chainscan.commands._diff_cli",
+    "report": "chainscan.commands._report_cli",
+    "merge": "chainscan.commands._merge_cli",
 }
 """``chainscan NAME ...`` -> module whose ``main(argv) -> int`` runs it (imported on use)."""
 

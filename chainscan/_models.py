@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._chain_inventory import ChainInventory
+    from .analysis._chain_inventory import ChainInventory
 
 
 class Status(enum.StrEnum):

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from chainscan._analyze import analyze_der, der_to_pem
+from chainscan.analysis._analyze import analyze_der, der_to_pem
 
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not found")

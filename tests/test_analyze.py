@@ -1,4 +1,4 @@
-"""Unit tests for chainscan._analyze (DER -> CertFacts) and for the test PKI in tests.pki.
+"""Unit tests for chainscan.analysis._analyze (DER -> CertFacts) and for the test PKI in tests.pki.
 
 No sockets. Where a fact can be computed independently (fingerprints, the SPKI pin, the
 signature algorithm name, the serial), it is checked against hashlib or the ``openssl`` CLI
@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainscan._analyze import analyze_der, der_to_pem, pem_to_der_list
+from chainscan.analysis._analyze import analyze_der, der_to_pem, pem_to_der_list
 from tests.pki import (
     CA,
     DEFAULT_NOT_AFTER,

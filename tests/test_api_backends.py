@@ -23,7 +23,7 @@ import pytest
 
 import chainscan
 from chainscan import BadLine, ScanOptions, ScanResult, Status
-from chainscan._inventory import Inventory
+from chainscan.analysis._inventory import Inventory
 
 from .conftest import PKI
 from .servers import ServerHandle

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chainscan._bundle import CERT_DIRS, INFOPLIST, main
+from chainscan.commands._bundle import CERT_DIRS, INFOPLIST, main
 from tests.pki import CA, Issued
 from tests.scan_output import Target, write_scan
 

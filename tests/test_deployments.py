@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 import trio
 
-from chainscan._deployments import VARIANTS, summarize
-from chainscan._inventory import Inventory
 from chainscan._models import (
     DeploymentProbe,
     ErrorKind,
@@ -25,10 +23,12 @@ from chainscan._models import (
     ScanResult,
     Target,
 )
-from chainscan._output import read_manifest_entries
-from chainscan._resolve import Resolver
-from chainscan._schedule import Scheduler
-from chainscan._verify import TrustStore
+from chainscan.analysis._inventory import Inventory
+from chainscan.analysis._verify import TrustStore
+from chainscan.output._output import read_manifest_entries
+from chainscan.scan._deployments import VARIANTS, summarize
+from chainscan.scan._resolve import Resolver
+from chainscan.scan._schedule import Scheduler
 from tests.inventory_fleet import DualServer, run
 from tests.pki import CA
 from tests.servers import ServedChain, TLSServer, served_chain

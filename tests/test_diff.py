@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from chainscan._pinconfig import parse_pin_config
-from chainscan._pins import FORMATS
+from chainscan.commands._pinconfig import parse_pin_config
+from chainscan.commands._pins import FORMATS
 from tests.inventory_fleet import RenewableServer, run
 from tests.pki import CA
 from tests.servers import ServedChain, TLSServer, served_chain

@@ -6,7 +6,7 @@ import resource
 
 import pytest
 
-from chainscan import _fdlimit
+from chainscan.scan import _fdlimit
 
 
 def test_enough_room_keeps_the_concurrency() -> None:

@@ -47,9 +47,9 @@ from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
 from chainscan import ErrorKind, ScanOptions, ScanResult, Status, Target
-from chainscan._analyze import analyze_der
 from chainscan._api import scan_all
-from chainscan._schedule import Scheduler
+from chainscan.analysis._analyze import analyze_der
+from chainscan.scan._schedule import Scheduler
 from tests.conftest import PKI
 from tests.pki import CA, der_tlv, make_key, mutate_tbs
 from tests.servers import (

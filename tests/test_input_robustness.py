@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from chainscan import BadLine, Target
 from chainscan._errors import InputError
-from chainscan._targets import MAX_LINE, count_lines, iter_targets, open_lines
+from chainscan.scan._targets import MAX_LINE, count_lines, iter_targets, open_lines
 from tests.servers import ServerHandle
 
 FAST = ["--connect-timeout", "2", "--handshake-timeout", "2", "--deadline", "6", "--rate", "0"]

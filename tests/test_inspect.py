@@ -19,9 +19,10 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainscan import _analyze, _inspect
-from chainscan._analyze import analyze_der
-from chainscan._inspect import main, read_material
+from chainscan.analysis import _analyze
+from chainscan.analysis._analyze import analyze_der
+from chainscan.commands import _inspect
+from chainscan.commands._inspect import main, read_material
 from tests.pki import CA, Issued
 from tests.scan_output import needs_openssl, openssl_pin, openssl_pubkey_pin
 

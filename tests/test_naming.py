@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chainscan._models import Target
-from chainscan._naming import (
+from chainscan.output._naming import (
     MAX_DIRNAME,
     cert_filename,
     is_reserved_windows_name,

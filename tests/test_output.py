@@ -16,7 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import chainscan
-from chainscan._analyze import analyze_der, der_to_pem
 from chainscan._errors import OutputError, UsageError
 from chainscan._models import (
     BadLine,
@@ -28,7 +27,8 @@ from chainscan._models import (
     Target,
     Timings,
 )
-from chainscan._output import (
+from chainscan.analysis._analyze import analyze_der, der_to_pem
+from chainscan.output._output import (
     JSON_NAME,
     JSONL_NAME,
     OutputDir,
@@ -596,7 +596,7 @@ def test_write_before_prepare_is_a_bug(tmp_path: Path) -> None:
 def test_scan_on_loopback_writes_the_served_chains(
     tmp_path: Path, tls_server: ServerHandle
 ) -> None:
-    from chainscan._run import RunConfig, run_scan
+    from chainscan.run._run import RunConfig, run_scan
 
     port = tls_server.port
     lines = [

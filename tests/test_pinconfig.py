@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from chainscan._pinconfig import PinConfigError, PinRule, parse_pin_config
+from chainscan.commands._pinconfig import PinConfigError, PinRule, parse_pin_config
 
 SLASHES = base64.b64encode(b"\xff\xff\xff" * 10 + b"\x00\x01").decode()
 """A pin with ``//`` in it: a naive ``//`` comment stripper cuts it in half."""

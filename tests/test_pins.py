@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainscan._pins import (
+from chainscan.commands._pins import (
     FORMATS,
     Backup,
     PinOptions,
@@ -36,7 +36,7 @@ from chainscan._pins import (
     plan_pins,
     render,
 )
-from chainscan._pins_cli import main
+from chainscan.commands._pins_cli import main
 from tests.conftest import PKI
 from tests.pki import CA, Issued
 from tests.scan_output import Target, needs_openssl, openssl_pin, write_scan
@@ -250,7 +250,7 @@ def test_ios_fragment_parses_as_plist_with_pinned_domains(
 
 
 def test_ios_warns_about_a_single_pin_in_either_list(tmp_path: Path) -> None:
-    from chainscan._pins import format_warnings
+    from chainscan.commands._pins import format_warnings
 
     plan = _plan(fleet(tmp_path / "out"), PinOptions(roles=("leaf", "intermediate")))
     assert plan.warnings == ()
@@ -525,7 +525,7 @@ def test_ip_hosts_get_a_warning_for_apple_formats(tmp_path: Path) -> None:
     manifest = write_scan(
         tmp_path / "out", [Target("127.0.0.1", [leaf("a.test").der, inter().der], sni=None)]
     )
-    from chainscan._pins import format_warnings
+    from chainscan.commands._pins import format_warnings
 
     plan = _plan(manifest, PinOptions())
     assert [h.host for h in plan.pinned] == ["127.0.0.1"]

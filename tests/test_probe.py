@@ -12,8 +12,8 @@ import trio
 
 from chainscan import ErrorKind, ScanOptions, ScanResult, Status, Target
 from chainscan._api import scan_all
-from chainscan._resolve import ResolveFailed, Resolver
-from chainscan._schedule import Scheduler
+from chainscan.scan._resolve import ResolveFailed, Resolver
+from chainscan.scan._schedule import Scheduler
 from tests.conftest import PKI
 from tests.servers import (
     Handler,

@@ -8,7 +8,7 @@ import socket
 import pytest
 import trio
 
-from chainscan._probe import _connect, _send_all
+from chainscan.scan._probe import _connect, _send_all
 
 
 async def test_send_all_waits_out_a_full_buffer_and_sends_everything() -> None:

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from chainscan._resolve import Address, literal_address
+from chainscan.scan._resolve import Address, literal_address
 
 HOSTS = [
     # canonical IPv4, the fast path

@@ -11,7 +11,6 @@ import pytest
 import trio
 import trio.testing
 
-from chainscan._limits import AddressLimiter, RateLimiter, backoff_delays
 from chainscan._models import (
     BadLine,
     ErrorKind,
@@ -21,9 +20,10 @@ from chainscan._models import (
     Status,
     Target,
 )
-from chainscan._probe import Gate
-from chainscan._resolve import Resolver
-from chainscan._schedule import Scheduler
+from chainscan.scan._limits import AddressLimiter, RateLimiter, backoff_delays
+from chainscan.scan._probe import Gate
+from chainscan.scan._resolve import Resolver
+from chainscan.scan._schedule import Scheduler
 
 
 def target(n: int, host: str | None = None) -> Target:

@@ -1,4 +1,4 @@
-"""Input lines -> Target values (chainscan._targets): every line form, every error, files."""
+"""Input lines -> Target values (chainscan.scan._targets): every line form, every error, files."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from chainscan._errors import InputError, UsageError
 from chainscan._models import BadLine, Target
-from chainscan._targets import (
+from chainscan.scan._targets import (
     MAX_LINE,
     Deduplicator,
     NumberedLine,

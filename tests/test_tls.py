@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chainscan._models import ErrorKind
-from chainscan._tls import Handshake, HandshakeFailed, client_context
+from chainscan.scan._tls import Handshake, HandshakeFailed, client_context
 from tests.pki import CA, write_server_files
 
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]

@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from chainscan._errors import UsageError
-from chainscan._inventory import Inventory
-from chainscan._problems import PROBLEMS
-from chainscan._verify import TrustStore, Verifier, load_trust_store, match_hostname
+from chainscan.analysis._inventory import Inventory
+from chainscan.analysis._problems import PROBLEMS
+from chainscan.analysis._verify import TrustStore, Verifier, load_trust_store, match_hostname
 from tests.inventory_fleet import self_signed_leaf
 from tests.pki import CA
 
@@ -169,7 +169,7 @@ def test_every_documented_code_has_a_severity_and_is_in_the_docs() -> None:
 def test_intermediates_are_parsed_and_linked_once_per_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from chainscan import _verify
+    from chainscan.analysis import _verify
 
     parsed: list[bytes] = []
     linked: list[str] = []

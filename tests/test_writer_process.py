@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chainscan._writer_process import writer_process_useful
+from chainscan.run._writer_process import writer_process_useful
 from tests.servers import ServerHandle
 
 pytestmark = pytest.mark.integration

@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives import hashes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainscan._analyze import analyze_der, load_and_analyze
-from chainscan._inventory import Inventory
 from chainscan._models import ScanResult, Status, Target
-from chainscan._naming import _default_sni
-from chainscan._output import OutputDir, entry_for
-from chainscan._verify import TrustStore, _is_ip
+from chainscan.analysis._analyze import analyze_der, load_and_analyze
+from chainscan.analysis._inventory import Inventory
+from chainscan.analysis._verify import TrustStore, _is_ip
+from chainscan.output._naming import _default_sni
+from chainscan.output._output import OutputDir, entry_for
 from tests.inventory_fleet import self_signed_leaf
 from tests.pki import CA, der_tlv, make_key, mutate_tbs
 

@@ -22,7 +22,7 @@ dead targets: ``127.X.Y.Z:1`` with distinct addresses in 127.20.0.0-127.35.255.2
 nothing listens, so every connect is refused at once (no DNS, no timeouts) and the input is
 the only thing that grows. chainscan's RSS is sampled every 0.25 s along with the manifest's
 line count, and reported at 10%, 50% and 100% of the input, with the peak. By design the
-deduplicator keeps 16-32 bytes per distinct target (``chainscan/_targets.py``), so RSS may grow
+deduplicator keeps 16-32 bytes per distinct target (``chainscan/scan/_targets.py``), so RSS may grow
 by that much per line; the report sets the measured growth beside that estimate.
 
 Outputs go to tmpfs. Every process has a time limit; the server is stopped by PID at the end.
@@ -69,8 +69,8 @@ SERVER_NET = "127.0.4"
 SERVER_ADDRESSES = 10
 SERVER_PORT = 24500
 DEDUP_BYTES_PER_TARGET = (16, 32)
-"""What chainscan/_targets.py documents for its deduplicator: an open-addressing table of 8-byte
-digests, at most half full (until commit ed731de: a set, about 80 bytes a target)."""
+"""What chainscan/scan/_targets.py documents for its deduplicator: an open-addressing table of
+8-byte digests, at most half full (until commit ed731de: a set, about 80 bytes a target)."""
 TARGET_RSS_MB = 450.0
 
 

@@ -1,0 +1,216 @@
+"""The inventory fields of a manifest entry: ``trust``, ``hostname``, ``problems``, ``deployments``.
+
+:class:`Inventory` is what the writer (``_output.OutputDir.write``, in its worker thread) calls
+for each result, after the certificate files are written. It holds the run's trust store and
+caches (``_verify``), so each distinct intermediate and root is parsed, and each signature
+between two CA certificates checked, once per run however many hosts send them. The fields are
+documented in docs/inventory.md. No network: everything here works on the bytes the scan got.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .._models import BadLine, ScanOptions, ScanResult
+from ..scan._deployments import summarize
+from ._problems import Problem, find_problems, role_of
+from ._verify import (
+    Cert,
+    CertCache,
+    TrustStore,
+    TrustVerdict,
+    Verifier,
+    load_trust_store,
+    match_hostname,
+)
+
+__all__ = ["EMPTY_FIELDS", "ChainAnalysis", "Inventory", "requested_name"]
+
+EMPTY_FIELDS: dict[str, Any] = {
+    "trust": None,
+    "hostname": None,
+    "problems": [],
+    "deployments": None,
+}
+"""The inventory fields of an entry without a chain (failed targets, invalid lines)."""
+
+
+def requested_name(host: str, sni: str | None) -> str:
+    """The name a client asked for: the SNI name, else the host (an IP literal)."""
+    return sni or host
+
+
+class ChainAnalysis:
+    """Trust, hostname and problems of one served chain."""
+
+    __slots__ = ("certs", "matched", "name", "problems", "verdict")
+
+    def __init__(
+        self,
+        certs: Sequence[Cert],
+        verdict: TrustVerdict,
+        name: str,
+        matched: str | None,
+        problems: tuple[Problem, ...],
+    ) -> None:
+        self.certs = tuple(certs)
+        self.verdict = verdict
+        self.name = name
+        self.matched = matched
+        self.problems = problems
+
+    def trust_json(self) -> dict[str, Any]:
+        verdict = self.verdict
+        return {
+            "store": verdict.store,
+            "trusted": verdict.trusted,
+            "reason": verdict.reason,
+            "error": verdict.error,
+            "chain": [
+                {
+                    "sha256": link.sha256,
+                    "spki_sha256": link.spki_sha256,
+                    "subject": link.subject,
+                    "source": link.source,
+                    "position": link.position,
+                }
+                for link in verdict.chain
+            ],
+        }
+
+    def hostname_json(self) -> dict[str, Any]:
+        leaf = self.certs[0].facts if self.certs else None
+        parsed = leaf is not None and leaf.spki_sha256 is not None
+        return {
+            "name": self.name,
+            "matches": (self.matched is not None) if parsed else None,
+            "matched_by": self.matched,
+        }
+
+    def cert_json(self) -> list[dict[str, Any]]:
+        """Short per-certificate facts, for chains that are not saved as files."""
+        out = []
+        for position, cert in enumerate(self.certs):
+            facts = cert.facts
+            out.append(
+                {
+                    "position": position,
+                    "role": role_of(position, facts),
+                    "sha256": facts.sha256,
+                    "spki_sha256": facts.spki_sha256,
+                    "pin": facts.pin,
+                    "cn": facts.cn,
+                    "subject": facts.subject,
+                    "issuer": facts.issuer,
+                    "not_after": facts.not_after,
+                    "key_type": facts.key_type,
+                    "key_size": facts.key_size,
+                    "signature_algorithm": facts.signature_algorithm,
+                }
+            )
+        return out
+
+
+class Inventory:
+    """Builds the inventory fields of manifest entries for one run. Thread-safe.
+
+    ``clock`` gives the validation time (default: now, UTC), read once per entry.
+    """
+
+    def __init__(
+        self,
+        store: TrustStore,
+        *,
+        warn_days: int = 30,
+        deployments: bool = False,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.warn_days = warn_days
+        self.deployments = deployments
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._certs = CertCache()
+        self._verifier = Verifier(store)
+
+    @classmethod
+    def from_options(cls, options: ScanOptions) -> Inventory:
+        """Load ``options.trust_store``; raises :class:`~chainscan.UsageError` if it cannot."""
+        return cls(
+            load_trust_store(options.trust_store),
+            warn_days=options.warn_days,
+            deployments=options.deployments,
+        )
+
+    def load_chain(self, chain: Sequence[bytes]) -> list[Cert]:
+        """A served chain (DER, leaf first) parsed, CA certificates from the run's cache.
+
+        The writer takes the certificates' facts from here and hands the list back to
+        :meth:`entry_fields`, so each certificate is parsed once for both. Never raises.
+        """
+        return [self._certs.get(der, keep=position > 0) for position, der in enumerate(chain)]
+
+    def analyze(
+        self, chain: Sequence[bytes], name: str, now: dt.datetime | None = None
+    ) -> ChainAnalysis:
+        """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``."""
+        return self._analyze_certs(self.load_chain(chain), name, now)
+
+    def _analyze_certs(
+        self, certs: Sequence[Cert], name: str, now: dt.datetime | None = None
+    ) -> ChainAnalysis:
+        moment = self._clock() if now is None else now
+        verdict = self._verifier.verify(certs, name, moment)
+        leaf = certs[0].facts if certs else None
+        matched = match_hostname(name, leaf.sans) if leaf is not None else None
+        problems = find_problems(
+            [c.facts for c in certs],
+            verdict,
+            name=name,
+            matched=matched,
+            now=moment,
+            warn_days=self.warn_days,
+        )
+        return ChainAnalysis(certs, verdict, name, matched, problems)
+
+    def entry_fields(
+        self, item: ScanResult | BadLine, certs: Sequence[Cert] | None = None
+    ) -> dict[str, Any]:
+        """``trust``, ``hostname``, ``problems`` and ``deployments`` of one manifest entry.
+
+        ``certs``: ``item.chain`` as :meth:`load_chain` parsed it, if the caller has it.
+        """
+        if isinstance(item, BadLine) or not item.chain:
+            return dict(EMPTY_FIELDS)
+        now = self._clock()
+        name = requested_name(item.target.host, item.target.sni)
+        try:
+            if certs is None:
+                analysis = self.analyze(item.chain, name, now)
+            else:
+                analysis = self._analyze_certs(certs, name, now)
+            return {
+                "trust": analysis.trust_json(),
+                "hostname": analysis.hostname_json(),
+                "problems": [p.to_json() for p in analysis.problems],
+                "deployments": self._deployments(item, name, now) if self.deployments else None,
+            }
+        except Exception as exc:  # a bug of ours or a dependency's: never lose the entry
+            reason = f"internal error while analysing: {type(exc).__name__}: {exc}"
+            trust = {"store": self.store.name, "trusted": False, "reason": reason[:300]}
+            return {**EMPTY_FIELDS, "trust": {**trust, "error": None, "chain": []}}
+
+    def _deployments(self, result: ScanResult, name: str, now: dt.datetime) -> dict[str, Any]:
+        def describe(chain: tuple[bytes, ...]) -> Mapping[str, Any]:
+            analysis = self.analyze(chain, name, now)
+            return {
+                "certs": analysis.cert_json(),
+                "trusted": analysis.verdict.trusted,
+                "trust_chain_spki": [
+                    link.spki_sha256 for link in analysis.verdict.chain if link.spki_sha256
+                ],
+                "problems": sorted({p.code for p in analysis.problems}),
+            }
+
+        return summarize(result.deployments, describe)

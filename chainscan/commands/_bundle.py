@@ -1,0 +1,451 @@
+"""``chainscan bundle OUT_OR_MANIFEST --kony-app WORKSPACE/APP``: scan results into a Kony app.
+
+Carries out the iOS and Android steps of the Kony / Volt MX certificate pinning guide for every
+host of a scan, instead of by hand:
+
+* certificate pinning (default): the chosen certificates (``--pin leaf|intermediate|both``) are
+  copied as DER into the four ``certs`` folders, and ``"allowbundledonly": true`` is set in
+  ``resources/common/infoplist_configuration.json``;
+* public-key pinning (``--public-keys``): ``public_keys.json`` (host -> base64 SPKI pins, the
+  ``voltmx`` format of ``chainscan pins``) goes into the same folders, and the iOS switch
+  (``KonyHTTPPublicKeyPinning``, or ``VoltMXHTTPPublicKeyPinning`` with ``--product voltmx``)
+  is set instead.
+
+The folders are::
+
+    resources/mobile/native/iphone/certs              iPhone
+    resources/tablet/native/ipad/certs                iPad
+    resources/mobile/native/android/assets/certs      Android mobile
+    resources/tablet/native/androidtab/assets/certs   Android tablet
+
+Theory of operation
+-------------------
+
+The run is split in three so ``--dry-run`` shows exactly what a real run does:
+
+1. *collect*: pick the hosts and certificates with ``_pins.plan_pins`` (same selection and
+   warnings as ``chainscan pins``), read each certificate file the scan wrote, convert PEM to
+   DER, and check its SHA-256 against the manifest (a file edited since the scan is refused).
+   A certificate shared by several hosts (their common intermediate) is copied once.
+2. *plan*: name each certificate as the scan names its files (``_naming.cert_filename``, the
+   KonySSLPinningTool convention: subject CN, ``[A-Za-z0-9]`` kept, the rest ``_``; ``_2``,
+   ``_3`` for different certificates with one name) and compute every file to write,
+   comparing with what is on disk: ``new``, ``replace`` or ``unchanged``. JSON files are
+   merged, never clobbered: ``infoplist_configuration.json`` keeps every other key,
+   ``public_keys.json`` keeps the hosts this scan does not cover. A JSON file that does not
+   parse stops the run before anything is written.
+3. *apply*: create the folders and write each file through a temporary file and
+   ``os.replace``. Every destination is checked to lie inside the app folder once symlinks are
+   resolved, so nothing is ever written outside it (file names cannot hold a separator).
+
+The Android build setting the guide also asks for (Project Settings > Native > Android >
+Network Trust Config = Allow Pinned) lives in the IDE project, so it is printed as a next step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import OutputError
+from ..analysis._analyze import pem_to_der_list
+from ..output._naming import cert_filename
+from ._pins import PinOptions, PinPlan, PinWarning, format_warnings, plan_pins, voltmx_map
+from ._pins_cli import (
+    PinsUsageError,
+    load_backups,
+    load_scan,
+    non_negative_int,
+    print_warnings,
+)
+
+__all__ = ["CERT_DIRS", "INFOPLIST", "main"]
+
+CERT_DIRS: tuple[str, ...] = (
+    "resources/mobile/native/iphone/certs",
+    "resources/tablet/native/ipad/certs",
+    "resources/mobile/native/android/assets/certs",
+    "resources/tablet/native/androidtab/assets/certs",
+)
+"""The four ``certs`` folders of the guide, relative to the app folder."""
+
+INFOPLIST = "resources/common/infoplist_configuration.json"
+"""Key/value pairs Kony / Volt MX merge into the iOS Info.plist at build time."""
+
+PUBLIC_KEYS = "public_keys.json"
+
+PLIST_KEYS = {
+    "certificates": "allowbundledonly",
+    "kony": "KonyHTTPPublicKeyPinning",
+    "voltmx": "VoltMXHTTPPublicKeyPinning",
+}
+
+PIN_CHOICES = {
+    "leaf": ("leaf",),
+    "intermediate": ("intermediate",),
+    "both": ("leaf", "intermediate"),
+}
+
+_MAX_FILE = 1024 * 1024
+
+State = Literal["new", "replace", "unchanged"]
+
+
+class BundleError(OutputError):
+    """Something that stops the bundle before anything is written; exit code 2."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundledCert:
+    """A certificate to copy into the app."""
+
+    sha256: str
+    der: bytes
+    role: str
+    hosts: tuple[str, ...]
+    cn: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Write:
+    """One file the bundle writes (or would write)."""
+
+    path: str
+    """Relative to the app folder, with ``/``."""
+    data: bytes
+    state: State
+    note: str
+
+
+# --------------------------------------------------------------------------------------------
+# 1. collect
+
+
+def _read_der(root: Path, file: str, sha256: str | None) -> bytes:
+    path = (root / file).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise BundleError(f"{file}: outside the scan folder {root}; refused")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_FILE + 1)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        try:
+            ders = pem_to_der_list(data)
+        except ValueError as exc:
+            raise BundleError(f"{path}: {exc}") from None
+        data = ders[0] if ders else data
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise BundleError(f"{path}: does not match the manifest's sha256 (changed since the scan?)")
+    return data
+
+
+def collect_certs(plan: PinPlan) -> list[BundledCert]:
+    """The certificates of the pinned hosts whose role was asked for, one per SHA-256."""
+    found: dict[str, BundledCert] = {}
+    for host in plan.pinned:
+        keys = {p.spki_sha256 for p in host.pins if not p.backup}
+        for obs in host.observations:
+            for cert in obs.chain:
+                if cert.role not in plan.options.roles or cert.spki_sha256 not in keys:
+                    continue
+                if cert.file is None:
+                    raise BundleError(f"{host.host}: {cert.label} has no file in the manifest")
+                der = _read_der(Path(obs.root), cert.file, cert.sha256)
+                digest = hashlib.sha256(der).hexdigest()
+                known = found.get(digest)
+                hosts = known.hosts if known is not None else ()
+                if host.host not in hosts:
+                    hosts += (host.host,)
+                found[digest] = BundledCert(
+                    sha256=digest, der=der, role=cert.role, hosts=hosts, cn=cert.cn
+                )
+    return sorted(found.values(), key=lambda c: (c.cn or "", c.sha256))
+
+
+# --------------------------------------------------------------------------------------------
+# 2. plan
+
+
+def _existing(app: Path, rel: str) -> bytes | None:
+    path = app / rel
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return handle.read(_MAX_FILE + 1)
+
+
+def _state(old: bytes | None, new: bytes) -> State:
+    if old is None:
+        return "new"
+    return "unchanged" if old == new else "replace"
+
+
+def _load_json_object(app: Path, rel: str) -> tuple[dict[str, Any], bytes | None]:
+    old = _existing(app, rel)
+    if old is None or not old.strip():
+        return {}, old
+    try:
+        value = json.loads(old.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{app / rel}: not valid JSON ({exc}); fix or remove it first") from None
+    if not isinstance(value, dict):
+        raise BundleError(f"{app / rel}: not a JSON object; fix or remove it first")
+    return value, old
+
+
+def _json_bytes(value: dict[str, Any]) -> bytes:
+    return (json.dumps(value, indent=4, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def plan_infoplist(app: Path, key: str) -> Write:
+    """Set ``key`` to true in infoplist_configuration.json, keeping every other key."""
+    config, old = _load_json_object(app, INFOPLIST)
+    if config.get(key) is True and old is not None:
+        return Write(path=INFOPLIST, data=old, state="unchanged", note=f'"{key}": true')
+    config[key] = True
+    data = _json_bytes(config)
+    return Write(path=INFOPLIST, data=data, state=_state(old, data), note=f'"{key}": true')
+
+
+def plan_cert_writes(app: Path, certs: Sequence[BundledCert], extension: str) -> list[Write]:
+    """Each certificate into each certs folder, named as the scan names its files."""
+    taken: set[str] = set()
+    names = [cert_filename(cert.cn, cert.sha256, taken, extension) for cert in certs]
+    writes = []
+    for folder in CERT_DIRS:
+        for cert, name in zip(certs, names, strict=True):
+            rel = f"{folder}/{name}"
+            hosts = ", ".join(cert.hosts)
+            note = f"{cert.role} {cert.cn or '-'} ({hosts})"
+            writes.append(
+                Write(
+                    path=rel, data=cert.der, state=_state(_existing(app, rel), cert.der), note=note
+                )
+            )
+    return writes
+
+
+def plan_public_keys(app: Path, pins: dict[str, list[str]]) -> list[Write]:
+    writes = []
+    for folder in CERT_DIRS:
+        rel = f"{folder}/{PUBLIC_KEYS}"
+        current, old = _load_json_object(app, rel)
+        kept = [host for host in current if host not in pins]
+        merged = {**current, **pins}
+        data = _json_bytes(merged)
+        note = f"{len(pins)} host entries" + (f", {len(kept)} others kept" if kept else "")
+        writes.append(Write(path=rel, data=data, state=_state(old, data), note=note))
+    return writes
+
+
+# --------------------------------------------------------------------------------------------
+# 3. apply
+
+
+def _check_inside(app: Path, rel: str) -> Path:
+    """``app/rel`` after making sure no existing part of it leads outside ``app``."""
+    root = app.resolve()
+    target = app / rel
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.resolve().is_relative_to(root):
+        raise BundleError(f"{target}: leads outside the app folder {root} (symlink?); refused")
+    return target
+
+
+def apply(app: Path, writes: Sequence[Write]) -> None:
+    """Write every changed file, creating folders, never outside ``app``."""
+    for write in writes:
+        _check_inside(app, write.path)
+    for write in writes:
+        if write.state == "unchanged":
+            continue
+        target = _check_inside(app, write.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _check_inside(app, write.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(write.data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+DESCRIPTION = """\
+Bundle a scan's certificates (or public-key pins) into a Kony / Volt MX app, as the
+certificate pinning guide does by hand: the four certs folders (iPhone, iPad, Android mobile,
+Android tablet) and the "allowbundledonly" entry of resources/common/infoplist_configuration.json.
+"""
+
+EPILOG = """\
+exit codes:
+  0  done (or planned, with --dry-run)    1  nothing to bundle
+  2  usage error, unreadable input, or a file that would be clobbered
+
+examples:
+  chainscan bundle out/ --kony-app ~/workspace/MyApp --pin intermediate --dry-run
+  chainscan bundle out/ --kony-app ~/workspace/MyApp --pin both
+  chainscan bundle out/ --kony-app ~/workspace/MyApp --public-keys --backup spare.pem
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chainscan bundle",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("sources", metavar="OUT_OR_MANIFEST", nargs="+", type=Path)
+    parser.add_argument(
+        "--kony-app",
+        required=True,
+        type=Path,
+        metavar="WORKSPACE/APP",
+        help="the app folder (the one holding resources/)",
+    )
+    parser.add_argument(
+        "--pin",
+        choices=sorted(PIN_CHOICES),
+        default="intermediate",
+        help="which certificates of each chain (default: intermediate)",
+    )
+    parser.add_argument(
+        "--public-keys",
+        action="store_true",
+        help="public-key pinning: write public_keys.json instead of certificate files",
+    )
+    parser.add_argument(
+        "--cer", action="store_true", help="name certificate files .cer (Windows needs it)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    parser.add_argument(
+        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
+    )
+    keys = parser.add_argument_group("public-key pinning (--public-keys)")
+    keys.add_argument(
+        "--backup",
+        action="append",
+        default=[],
+        metavar="PIN_OR_FILE",
+        help="backup pin: base64 value or spare key/CSR/certificate file (repeatable)",
+    )
+    keys.add_argument("--include-subdomains", action="store_true", help="also write *.host entries")
+    keys.add_argument(
+        "--product",
+        choices=["kony", "voltmx"],
+        default="kony",
+        help="iOS switch to set: KonyHTTPPublicKeyPinning (kony, default) or "
+        "VoltMXHTTPPublicKeyPinning (voltmx)",
+    )
+    parser.add_argument(
+        "--warn-days",
+        type=non_negative_int,
+        default=30,
+        metavar="N",
+        help="expiry warning window (30)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
+    return parser
+
+
+def _bundle_warnings(plan: PinPlan, public_keys: bool) -> tuple[PinWarning, ...]:
+    """The pin warnings, worded for certificate bundling where ``--backup`` does not apply."""
+    warnings = format_warnings(plan, "voltmx")
+    if public_keys:
+        return warnings
+    return tuple(
+        PinWarning(
+            kind=w.kind,
+            host=w.host,
+            message="only 1 certificate bundled for it: with no second certificate (--pin "
+            "both) a new key or a new issuing CA breaks the app until it is updated",
+        )
+        if w.kind == "too-few-pins"
+        else w
+        for w in warnings
+    )
+
+
+def _report(writes: Sequence[Write], dry_run: bool) -> None:
+    verbs = (
+        {"new": "would create", "replace": "would replace", "unchanged": "unchanged"}
+        if dry_run
+        else {"new": "created", "replace": "replaced", "unchanged": "unchanged"}
+    )
+    width = max(len(v) for v in verbs.values())
+    for write in writes:
+        print(f"  {verbs[write.state].ljust(width)}  {write.path}  [{write.note}]")
+
+
+def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
+    args = build_parser().parse_args(list(argv))
+    prog = "chainscan bundle"
+    app: Path = args.kony_app
+    try:
+        if not app.is_dir():
+            raise BundleError(f"--kony-app {app}: no such folder")
+        if (args.backup or args.include_subdomains) and not args.public_keys:
+            raise BundleError("--backup and --include-subdomains need --public-keys")
+        options = PinOptions(
+            roles=PIN_CHOICES[args.pin],
+            backups=load_backups(args.backup),
+            include_subdomains=args.include_subdomains,
+            warn_days=args.warn_days,
+            hosts=tuple(args.host),
+        )
+        plan = plan_pins(load_scan(args.sources), options, now=now)
+        if not args.quiet:
+            print_warnings(_bundle_warnings(plan, args.public_keys), prog, sys.stderr)
+        if not plan.pinned:
+            print(f"{prog}: error: no host to bundle; nothing written", file=sys.stderr)
+            return 1
+        if args.public_keys:
+            writes = plan_public_keys(app, voltmx_map(plan))
+            writes.append(plan_infoplist(app, PLIST_KEYS[args.product]))
+            what = f"public-key pins of {len(plan.pinned)} hosts"
+        else:
+            certs = collect_certs(plan)
+            writes = plan_cert_writes(app, certs, "cer" if args.cer else "der")
+            writes.append(plan_infoplist(app, PLIST_KEYS["certificates"]))
+            what = f"{len(certs)} certificates of {len(plan.pinned)} hosts"
+        if not (app / "resources").is_dir() and not (app / "projectProperties.json").exists():
+            print(
+                f"{prog}: warning: {app} has no resources/ folder or projectProperties.json; "
+                "is it the app folder?",
+                file=sys.stderr,
+            )
+        if not args.dry_run:
+            apply(app, writes)
+    except (BundleError, PinsUsageError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    head = "plan (dry run, nothing written)" if args.dry_run else "bundled"
+    print(f"{head}: {what} into {app}")
+    _report(writes, args.dry_run)
+    print(
+        "next: in Kony Visualizer / Volt MX Iris, Project Settings > Native > Android (Mobile "
+        "and Tablet): set Network Trust Config to Allow Pinned, then build."
+    )
+    return 0

@@ -1,0 +1,198 @@
+"""``chainscan diff OLD NEW [--pins FILE] [--json]``: arguments -> ``_diff`` -> table. No logic.
+
+Reads the two manifests (folders or files, through ``_output.read_manifest_entries``) and the
+pin configuration, runs ``_diff.diff_scans`` and ``_diff.check_pins``, prints a table or JSON
+and turns the pin gate into the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..output._output import JSON_NAME, read_manifest_entries
+from ._diff import CHANGE_KINDS, DiffResult, PinCheck, ScanSide, check_pins, diff_scans
+from ._pinconfig import parse_pin_config
+from ._pins_cli import PinsUsageError, manifest_path, non_negative_int
+
+__all__ = ["load_side", "main", "render_table", "scan_time"]
+
+PROG = "chainscan diff"
+
+DESCRIPTION = """\
+Compare two chainscan scans (output folders or manifests) of the same targets: targets added
+or removed, leaves renewed with the same key or a new one, intermediates changed, targets that
+newly fail, are newly untrusted, have new problems or newly expire. With --pins, check that
+every pinned host of NEW still matches one of its pins: the CI gate that says "this renewal
+would break the app".
+
+change kinds:
+""" + "".join(f"  {kind:<22} {meaning}\n" for kind, meaning in CHANGE_KINDS.items())
+
+EPILOG = """\
+pin configurations (--pins): any format `chainscan pins` writes (android, ios, trustkit, okhttp,
+voltmx, json, text), recognized from the content, or a plain list of `HOST PIN [PIN...]` lines
+(pins alone on a line apply to every host). A chain passes when it holds one of its host's pins.
+
+exit codes:
+  0  compared (changes or not); every pinned host still matches its pins
+  1  --pins: an enforced pinned host of NEW matches none of its pins
+  2  usage error, or an unreadable manifest or pin file
+
+examples:
+  chainscan diff monday/ tuesday/
+  chainscan diff old/manifest.json new/ --pins app/res/xml/network_security_config.xml
+  chainscan diff old/ new/ --json > changes.json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("old", metavar="OLD", type=Path, help="the earlier scan (folder/manifest)")
+    parser.add_argument("new", metavar="NEW", type=Path, help="the later scan (folder/manifest)")
+    parser.add_argument(
+        "--pins",
+        metavar="FILE",
+        type=Path,
+        help="a pin configuration: exit 1 if a pinned host of NEW matches none of its pins",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--warn-days",
+        type=non_negative_int,
+        default=30,
+        metavar="N",
+        help="newly-expiring: within N days of each scan (default: %(default)s)",
+    )
+    return parser
+
+
+def scan_time(manifest: Path) -> dt.datetime:
+    """When the scan ran: ``run.started`` of its ``manifest.json``, else the file's mtime."""
+    candidates = [manifest] if manifest.name == JSON_NAME else []
+    candidates.append(manifest.parent / JSON_NAME)
+    for path in candidates:
+        try:
+            with path.open("rb") as stream:
+                first = stream.readline().rstrip()
+        except OSError:
+            continue
+        header = first.removesuffix(b'"targets":[').removesuffix(b",") + b"}"
+        try:
+            started = orjson.loads(header)["run"]["started"]
+            moment = dt.datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromtimestamp(manifest.stat().st_mtime, dt.UTC)
+
+
+def load_side(path: Path) -> ScanSide:
+    """One scan: its entries and when it ran. Raises ``PinsUsageError`` (exit 2)."""
+    manifest = manifest_path(path)
+    try:
+        entries = list(read_manifest_entries(manifest))
+        moment = scan_time(manifest)
+    except (OSError, ValueError) as exc:
+        raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None
+    return ScanSide(label=str(path), entries=entries, time=moment)
+
+
+def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
+        for r in rows
+    ]
+
+
+def render_table(result: DiffResult, pins: PinCheck | None, pins_file: str | None) -> str:
+    lines = []
+    for name, side in (("OLD", result.old), ("NEW", result.new)):
+        lines.append(
+            f"{name}  {side.label}  (scanned {side.time:%Y-%m-%d %H:%M} UTC, "
+            f"{result.counts[name.lower()]} targets)"
+        )
+    lines.append("")
+    if result.changes:
+        rows = [("CHANGE", "TARGET", "DETAIL")]
+        rows += [(c.kind, c.target, c.message) for c in result.changes]
+        lines += _table(rows)
+    else:
+        lines.append("no changes")
+    counts = result.counts
+    lines += [
+        "",
+        f"{counts['changed']} changed, {counts['added']} added, {counts['removed']} removed, "
+        f"{counts['unchanged']} unchanged",
+    ]
+    if pins is not None:
+        broken = [h for h in pins.hosts if h.status == "broken"]
+        lines += [
+            "",
+            f"PIN CHECK  {pins_file} ({pins.format}): {len(pins.hosts)} pinned hosts, "
+            f"{len(broken)} broken" + ("  -> FAIL" if pins.failed else "  -> ok"),
+        ]
+        rows = []
+        for host in pins.hosts:
+            status = host.status if host.enforced else f"{host.status} (not enforced)"
+            detail = host.message or f"{host.chains} chain(s) match its pins"
+            rows.append((status, host.host, detail))
+        lines += _table(rows, indent="  ")
+    return "\n".join(lines) + "\n"
+
+
+def result_json(result: DiffResult, pins: PinCheck | None, pins_file: str | None) -> dict[str, Any]:
+    return {
+        "old": {"source": result.old.label, "scanned": result.old.time.isoformat()},
+        "new": {"source": result.new.label, "scanned": result.new.time.isoformat()},
+        "counts": result.counts,
+        "changes": [c.to_json() for c in result.changes],
+        "pins": None
+        if pins is None
+        else {
+            "file": pins_file,
+            "format": pins.format,
+            "failed": pins.failed,
+            "hosts": [h.to_json() for h in pins.hosts],
+        },
+    }
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    try:
+        old, new = load_side(args.old), load_side(args.new)
+        config = None
+        if args.pins is not None:
+            try:
+                config = parse_pin_config(args.pins.read_bytes())
+            except OSError as exc:
+                raise PinsUsageError(f"--pins {args.pins}: {exc.strerror or exc}") from None
+            except ValueError as exc:
+                raise PinsUsageError(f"--pins {args.pins}: {exc}") from None
+    except PinsUsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    result = diff_scans(old, new, warn_days=args.warn_days)
+    pins = check_pins(config, new) if config is not None else None
+    pins_file = None if args.pins is None else str(args.pins)
+    if args.json:
+        sys.stdout.write(json.dumps(result_json(result, pins, pins_file), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_table(result, pins, pins_file))
+    return 1 if pins is not None and pins.failed else 0

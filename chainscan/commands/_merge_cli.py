@@ -1,0 +1,63 @@
+"""``chainscan merge OUT DIR...``: arguments -> ``_merge.merge_outputs`` -> exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .._errors import ChainscanError
+from ._merge import merge_outputs
+
+__all__ = ["main"]
+
+PROG = "chainscan merge"
+
+DESCRIPTION = """\
+Join the output folders of a scan split with --shard K/N (or of any scans) into one folder:
+certificate files copied, manifest entries concatenated in the order the folders are given,
+a target listed by several folders kept once (the first), then manifest.jsonl and
+manifest.json written as a scan writes them.
+"""
+
+EPILOG = """\
+exit codes:
+  0  merged    2  usage error, unreadable manifest or write error
+
+examples:
+  chainscan hosts.txt -o out-1 --shard 1/2    # on host A
+  chainscan hosts.txt -o out-2 --shard 2/2    # on host B
+  chainscan merge out/ out-1 out-2
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("output", metavar="OUT", type=Path, help="new (or empty) folder")
+    parser.add_argument("sources", metavar="DIR", type=Path, nargs="+", help="folders to join")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    try:
+        report = merge_outputs(args.output, args.sources, argv=["merge", *argv])
+    except ChainscanError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        summary = report.summary
+        print(
+            f"{report.entries} entries (ok {summary['ok']}, failed {summary['failed']}, "
+            f"invalid {summary['invalid']}), {report.duplicates} duplicates dropped"
+            f"{'' if report.complete else '; a source run was incomplete'}: {report.manifest}",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,222 @@
+"""``--dask ADDRESS|local:N``: the scan runs on the workers of a Dask cluster, the output here.
+
+Theory of operation
+-------------------
+The client (this process) keeps everything that makes the output: reading and parsing the
+input, dropping duplicates and targets a resumed run already has, and writing the folder and
+both manifests with the same writer as a local run (``_run._write_all`` → ``OutputDir.write``).
+Only the network work moves: targets go to the cluster in batches, each batch is scanned on a
+worker by :func:`scan_batch` (the same :class:`~chainscan.scan._schedule.Scheduler` in its own
+``trio.run``) and comes back as :class:`ScanResult` values, DER chains included::
+
+    input ─► parse, dedup, resume-skip ─► shard buffers ─► client.submit(scan_batch, batch)
+                                                               │  (Dask worker: trio + Scheduler)
+    OutputDir.write ◄── trio channel ◄── results as each batch completes ◄──┘
+
+* **Shards**: a target goes to buffer ``shard_of(target, 4 × slots)`` (``_workers.shard_of``:
+  a hash of its address, else of its host name), so reruns and resumes group the same way.
+  A buffer is sent as one task when it holds ``BATCH`` targets, and every buffer is sent at
+  the end of the input.
+* **Bounded memory**: at most ``2 × slots`` batches are in flight (submitted, not yet
+  written); while that many are out, the client stops reading the input. The client holds at
+  most ``(4 + 2) × slots × BATCH`` targets and ``2 × slots`` batches of results.
+* **Limits are global**: ``slots`` is the number of tasks the cluster runs at once (the sum of
+  its workers' threads, read when the scan starts). Each task gets ``--rate / slots`` and
+  ``ceil(--concurrency / slots)`` (``_workers.worker_options``), so whatever tasks run at one
+  moment stay within the limits given. Targets naming one address (or one host name) share a
+  shard, but two batches of one shard may run at once on two workers: one address receives at
+  most ``--per-ip × slots`` connections at once (exactly ``--per-ip`` with one slot).
+* **Lost workers**: :func:`scan_batch` is pure (targets and options in, results out, no side
+  effect), so Dask may run a batch again when its worker dies (the scheduler reassigns it;
+  ``retries`` covers a task that raised). Results are written only when a whole batch comes
+  back, so a batch is never recorded twice, and never half.
+* **Interruption**: the thread that drives Dask checks for cancellation (a signal cancels the
+  scan) between waits; it cancels the batches in flight, which are not recorded, so
+  ``--resume`` scans them again, as for the targets in flight in a local run.
+
+``local:N`` starts a ``LocalCluster`` of N single-threaded worker processes for the duration of
+the scan; any other value is the address of a running scheduler (``tcp://host:8786``).
+Dask is an optional extra (``pip install chainscan[dask]``): this module is imported only for
+``--dask``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import trio
+
+from .._errors import UsageError
+from .._models import BadLine, ScanOptions, ScanResult, Target
+from ..scan._fdlimit import fit_concurrency
+from ..scan._schedule import Scheduler
+from ._workers import shard_of, worker_options
+
+__all__ = ["BATCH", "run_dask", "scan_batch"]
+
+BATCH = 500
+"""Targets per task, at most."""
+_SHARDS_PER_SLOT = 4
+_IN_FLIGHT_PER_SLOT = 2
+_RETRIES = 3
+_POLL = 0.25
+"""Seconds between two checks for cancellation while waiting on the cluster."""
+
+
+def scan_batch(targets: list[Target], options: ScanOptions) -> list[ScanResult]:
+    """Scan ``targets`` with ``options`` (already this task's share); runs on a Dask worker."""
+    concurrency, _ = fit_concurrency(options.concurrency)
+    if concurrency < options.concurrency:  # this worker's descriptor limit is lower
+        options = dataclasses.replace(options, concurrency=concurrency)
+    return trio.run(_scan_batch, targets, options)
+
+
+async def _scan_batch(targets: list[Target], options: ScanOptions) -> list[ScanResult]:
+    send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
+    results: list[ScanResult] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: Scheduler(options).run(targets, send, blocking_source=False))
+        async with receive:
+            async for result in receive:
+                if isinstance(result, ScanResult):
+                    results.append(result)
+    return results
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(
+            "--dask needs Dask's distributed scheduler: pip install 'chainscan[dask]'"
+        ) from None
+    return distributed
+
+
+@contextlib.contextmanager
+def _connect(spec: str) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``spec`` (``local:N`` starts and stops a LocalCluster)."""
+    distributed = _import_distributed()
+    if spec.startswith("local:"):
+        with (
+            distributed.LocalCluster(
+                n_workers=int(spec.removeprefix("local:")),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = distributed.Client(spec, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {spec}: {exc}") from None
+    with client:
+        yield client
+
+
+class _Driver:
+    """Runs in a thread: feeds the cluster, hands each finished batch to the trio side."""
+
+    def __init__(
+        self,
+        client: Any,
+        options: ScanOptions,
+        deliver: Callable[[list[ScanResult | BadLine]], None],
+    ) -> None:
+        self._distributed = _import_distributed()
+        self._client = client
+        slots = sum(client.nthreads().values())
+        if slots == 0:
+            client.wait_for_workers(1, timeout=60)
+            slots = sum(client.nthreads().values())
+        self.slots = slots
+        self._options = worker_options(options, slots)
+        self._shards = _SHARDS_PER_SLOT * slots
+        self._max_in_flight = _IN_FLIGHT_PER_SLOT * slots
+        self._deliver = deliver
+        self._in_flight: set[Any] = set()
+
+    def run(self, items: Iterable[Target | BadLine], skip: Callable[[Target], bool]) -> None:
+        buffers: list[list[Target]] = [[] for _ in range(self._shards)]
+        try:
+            for item in items:
+                if isinstance(item, BadLine):
+                    self._deliver([item])
+                    continue
+                if skip(item):
+                    continue
+                buffer = buffers[shard_of(item, self._shards)]
+                buffer.append(item)
+                if len(buffer) >= BATCH:
+                    self._submit(buffer)
+                    buffer.clear()
+            for buffer in buffers:
+                if buffer:
+                    self._submit(buffer)
+            while self._in_flight:
+                self._collect()
+        finally:
+            if self._in_flight:  # interrupted: those batches are not recorded
+                with contextlib.suppress(Exception):
+                    self._client.cancel(list(self._in_flight))
+
+    def _submit(self, batch: list[Target]) -> None:
+        while len(self._in_flight) >= self._max_in_flight:
+            self._collect()
+        self._in_flight.add(
+            self._client.submit(
+                scan_batch, list(batch), self._options, retries=_RETRIES, pure=False
+            )
+        )
+
+    def _collect(self) -> None:
+        """Wait for at least one batch, deliver every finished one."""
+        while True:
+            trio.from_thread.check_cancelled()  # a signal: stop waiting (see run's finally)
+            try:
+                done, _ = self._distributed.wait(
+                    list(self._in_flight), timeout=_POLL, return_when="FIRST_COMPLETED"
+                )
+            except TimeoutError:
+                continue
+            if done:
+                break
+        for future in done:
+            self._in_flight.discard(future)
+            results: list[ScanResult | BadLine] = list(future.result())
+            future.release()
+            self._deliver(results)
+
+
+async def run_dask(
+    spec: str,
+    options: ScanOptions,
+    items: Iterable[Target | BadLine],
+    send: trio.MemorySendChannel[ScanResult | BadLine],
+    *,
+    skip: Callable[[Target], bool],
+) -> None:
+    """Scan ``items`` on the Dask cluster ``spec``; like ``Scheduler.run``: results (and
+    BadLines) go to ``send``, which is closed at the end. See the module docstring."""
+
+    async def send_all(results: list[ScanResult | BadLine]) -> None:
+        for result in results:
+            await send.send(result)
+
+    def deliver(results: list[ScanResult | BadLine]) -> None:
+        trio.from_thread.run(send_all, results)
+
+    def drive() -> None:
+        with _connect(spec) as client:
+            _Driver(client, options, deliver).run(items, skip)
+
+    async with send:
+        await trio.to_thread.run_sync(drive)

@@ -1,0 +1,130 @@
+"""What a person sees on stderr: bad-line messages, live progress, the final summary.
+
+Progress is drawn with ``rich`` only when stderr is a terminal and ``-q`` was not given; when
+stderr is a pipe or a file (CI logs, cron) nothing but warnings, bad lines and the summary is
+written, one plain line each.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from .._models import BadLine, ScanResult, Status
+
+__all__ = ["Display"]
+
+MAX_BAD_LINES_SHOWN = 100
+
+
+class Display:
+    """Counts results and tells the user about them."""
+
+    def __init__(self, *, quiet: bool = False, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self.quiet = quiet
+        self.counts: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
+        self._bad_shown = 0
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._console = Console(file=self._stream, highlight=False, soft_wrap=True)
+
+    @property
+    def live(self) -> bool:
+        return self._progress is not None
+
+    def start(self, total: int | None) -> None:
+        """Begin the live progress bar (terminals only)."""
+        if self.quiet or not self._stream.isatty():
+            return
+        self._progress = Progress(
+            TextColumn("[bold]chainscan"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ok [green]{task.fields[ok]}[/] failed [red]{task.fields[failed]}[/]"),
+            TextColumn("{task.fields[rate]}/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("scan", total=total, ok=0, failed=0, rate="0")
+        self._progress.start()
+
+    def warn(self, message: str) -> None:
+        self._console.print(f"chainscan: warning: {message}", markup=False)
+
+    def error(self, message: str) -> None:
+        self._console.print(f"chainscan: error: {message}", markup=False)
+
+    def update(self, items: list[ScanResult | BadLine]) -> None:
+        for item in items:
+            if isinstance(item, BadLine):
+                self.counts[Status.INVALID] += 1
+                self.kinds["bad-input"] += 1
+                if self._bad_shown < MAX_BAD_LINES_SHOWN:
+                    self._console.print(f"{item}", markup=False)
+                elif self._bad_shown == MAX_BAD_LINES_SHOWN:
+                    self._console.print(
+                        "... more bad lines: see the manifest (status 'invalid')", markup=False
+                    )
+                self._bad_shown += 1
+                continue
+            self.counts[item.status] += 1
+            if item.error_kind is not None:
+                self.kinds[item.error_kind] += 1
+        self._advance(len(items))
+
+    def update_counts(self, counted: list[tuple[str, str | None]]) -> None:
+        """Results known only by (status, error kind): those of worker processes."""
+        for status, kind in counted:
+            self.counts[status] += 1
+            if kind is not None:
+                self.kinds[kind] += 1
+        self._advance(len(counted))
+
+    def _advance(self, done: int) -> None:
+        if self._progress is not None and self._task is not None:
+            task = self._progress.tasks[0]
+            speed = task.speed
+            self._progress.update(
+                self._task,
+                advance=done,
+                ok=self.counts[Status.OK],
+                failed=self.counts[Status.FAILED] + self.counts[Status.INVALID],
+                rate=f"{speed:.0f}" if speed else "-",
+            )
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def summary_line(self, seconds: float) -> str:
+        done = sum(self.counts.values())
+        rate = done / seconds if seconds > 0 else 0.0
+        kinds = ", ".join(f"{kind} {n}" for kind, n in self.kinds.most_common())
+        failed = self.counts[Status.FAILED]
+        return (
+            f"{done} targets in {seconds:.1f}s ({rate:.0f}/s): ok {self.counts[Status.OK]}, "
+            f"failed {failed}, invalid {self.counts[Status.INVALID]}"
+            + (f" ({kinds})" if kinds else "")
+        )
+
+    def summary(self, seconds: float, where: str) -> None:
+        if not self.quiet:
+            self._console.print(f"{self.summary_line(seconds)}; manifest: {where}", markup=False)

@@ -1,0 +1,250 @@
+"""One connection attempt: resolve, connect, handshake, return a ProbeOutcome. Never raises.
+
+This is the I/O edge of chainscan. It owns the sockets and the per-phase timeouts; everything
+that can go wrong out there is translated here into an :class:`~chainscan.ErrorKind` (the
+``map_exceptions`` idea of httpcore), so no OS or TLS exception ever escapes into the scheduler.
+
+* Addresses: an explicit ``{ip}`` or an IP literal is used as is; a name is resolved through
+  the run's cached :class:`~chainscan.scan._resolve.Resolver`. When connecting to one address
+  fails (refused, unreachable, connect timeout) the next resolved address is tried.
+* Every address goes through ``gate(ip)``, the scheduler's admission: per-address cap, global
+  concurrency slot, connection rate. The socket exists only inside the gate, so open sockets
+  never exceed the concurrency limit.
+* ``connect_timeout`` bounds the TCP connect and ``handshake_timeout`` bounds the *whole*
+  handshake, however slowly the server drips its bytes: it is one deadline, not a per-read
+  timer. The scheduler adds the total per-target deadline on top.
+* At most ``max_handshake_bytes`` are read from a server; more is ``too-large``. At most
+  ``max_chain_length`` certificates are kept.
+
+Why plain sockets and ``wait_readable``
+---------------------------------------
+This loop runs once per target, so its cost per connection is chainscan's floor. It uses a
+non-blocking standard-library socket and trio's two I/O primitives directly,
+``trio.lowlevel.wait_writable`` / ``wait_readable``, instead of a ``trio.socket`` wrapper:
+
+* A ``trio.socket`` call tries the syscall first and then yields to the scheduler even when it
+  succeeded at once. Our sends always succeed at once (a ClientHello or a Finished flight on a
+  fresh connection fits the socket buffer), so ``_send_all`` makes the plain call and waits only
+  if the kernel did not take everything.
+* Reads go the other way round: the server has not answered yet when we start to read (it
+  must run its side of the handshake first), so ``_handshake`` waits for readability before
+  calling ``recv``, instead of failing a ``recv`` with ``EAGAIN`` first.
+
+Every wait is a trio checkpoint, so the timeouts and the scheduler's deadline cancel it as they
+would a ``trio.socket`` call; ``checkpoint_if_cancelled`` before ``connect`` keeps a cancelled
+scan from opening new connections.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import ssl
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, suppress
+
+import trio
+
+from .._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
+from ._resolve import Address, ResolveFailed, Resolver
+from ._tls import Handshake, HandshakeFailed
+
+__all__ = ["Gate", "probe"]
+
+Gate = Callable[[str], AbstractAsyncContextManager[object]]
+"""``gate(ip)``: held around each connection; the scheduler's limits live behind it."""
+
+_REFUSED = {errno.ECONNREFUSED}
+_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+_RESET = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
+_LOCAL = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_IN_PROGRESS = {errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR}
+_RECV_SIZE = 65536
+
+_SockAddr = tuple[str, int] | tuple[str, int, int, int]
+_wait_readable = trio.lowlevel.wait_readable
+_wait_writable = trio.lowlevel.wait_writable
+
+
+def _os_error(exc: OSError, during: str, ip: str) -> tuple[ErrorKind, str]:
+    code = exc.errno
+    reason = exc.strerror or str(exc)
+    if code in _REFUSED:
+        return ErrorKind.REFUSED, f"connection to {ip} refused"
+    if code in _RESET:
+        return ErrorKind.RESET, f"connection to {ip} reset by the server during the {during}"
+    if code in _UNREACHABLE:
+        return ErrorKind.UNREACHABLE, f"{ip} is unreachable: {reason}"
+    if code in _LOCAL:
+        return ErrorKind.LOCAL, f"local resource exhausted during the {during}: {reason}"
+    if code == errno.ETIMEDOUT:
+        kind = ErrorKind.TIMEOUT_CONNECT if during == "connect" else ErrorKind.TIMEOUT_HANDSHAKE
+        return kind, f"{ip}: the kernel timed out the {during}"
+    return ErrorKind.LOCAL if during == "socket" else ErrorKind.RESET, f"{during} to {ip}: {reason}"
+
+
+async def _connect(sock: socket.socket, sockaddr: _SockAddr) -> None:
+    """Non-blocking connect; raises OSError as ``trio.socket``'s ``connect`` does."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    code = sock.connect_ex(sockaddr)
+    if code == 0:
+        return
+    if code not in _IN_PROGRESS:
+        raise OSError(code, os.strerror(code))
+    await _wait_writable(sock)
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code != 0:
+        raise OSError(code, f"Error connecting to {sockaddr!r}: {os.strerror(code)}")
+
+
+async def _send_all(sock: socket.socket, data: bytes) -> None:
+    """Send everything; waits only when the kernel's buffer is full (never, in practice)."""
+    try:
+        sent = sock.send(data)
+    except BlockingIOError:
+        sent = 0
+    if sent == len(data):
+        return
+    view = memoryview(data)[sent:]
+    while view:
+        await _wait_writable(sock)
+        with suppress(BlockingIOError):
+            view = view[sock.send(view) :]
+
+
+async def _handshake(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_name: str | None,
+    options: ScanOptions,
+    ip: str,
+) -> ProbeOutcome | Handshake:
+    hs = Handshake(context, server_name)
+    await _send_all(sock, hs.start())
+    received = 0
+    while not hs.done:
+        await _wait_readable(sock)  # the server speaks after us: wait first, then read
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            continue
+        if not data:
+            hs.feed_eof()
+        else:
+            received += len(data)
+            if received > options.max_handshake_bytes:
+                return ProbeOutcome(
+                    error_kind=ErrorKind.TOO_LARGE,
+                    error=f"{ip} sent over {options.max_handshake_bytes} bytes without finishing "
+                    "the handshake",
+                    address=ip,
+                )
+            hs.feed(data)
+        out = hs.step()
+        if out:
+            try:
+                await _send_all(sock, out)
+            except OSError:
+                if not hs.done:
+                    raise
+    return hs
+
+
+async def _attempt(
+    target: Target,
+    address: Address,
+    options: ScanOptions,
+    context: ssl.SSLContext,
+    resolve_time: float,
+) -> ProbeOutcome:
+    ip = address.ip
+    t0 = trio.current_time()
+    try:
+        sock = socket.socket(address.family, socket.SOCK_STREAM)
+    except OSError as exc:
+        kind, message = _os_error(exc, "socket", ip)
+        return ProbeOutcome(error_kind=kind, error=message, address=ip)
+    with sock:
+        sock.setblocking(False)
+        try:
+            with trio.move_on_after(options.connect_timeout) as connect_scope:
+                await _connect(sock, address.sockaddr)
+        except OSError as exc:
+            kind, message = _os_error(exc, "connect", ip)
+            return ProbeOutcome(error_kind=kind, error=message, address=ip)
+        if connect_scope.cancelled_caught:
+            return ProbeOutcome(
+                error_kind=ErrorKind.TIMEOUT_CONNECT,
+                error=f"TCP connect to {ip} port {target.port} took over "
+                f"{options.connect_timeout:g}s",
+                address=ip,
+            )
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t1 = trio.current_time()
+        try:
+            with trio.move_on_after(options.handshake_timeout) as hs_scope:
+                done = await _handshake(sock, context, target.sni, options, ip)
+        except HandshakeFailed as exc:
+            return ProbeOutcome(error_kind=exc.kind, error=f"{ip}: {exc.message}", address=ip)
+        except OSError as exc:
+            kind, message = _os_error(exc, "handshake", ip)
+            return ProbeOutcome(error_kind=kind, error=message, address=ip)
+        if hs_scope.cancelled_caught:
+            return ProbeOutcome(
+                error_kind=ErrorKind.TIMEOUT_HANDSHAKE,
+                error=f"{ip} did not complete the TLS handshake within "
+                f"{options.handshake_timeout:g}s",
+                address=ip,
+            )
+        if isinstance(done, ProbeOutcome):
+            return done
+        t2 = trio.current_time()
+        timings = Timings(resolve=resolve_time, connect=t1 - t0, handshake=t2 - t1)
+        if not done.chain:
+            return ProbeOutcome(
+                error_kind=ErrorKind.NO_CERTIFICATE,
+                error=f"{ip} completed the handshake without sending a certificate",
+                address=ip,
+                tls_version=done.version,
+                cipher=done.cipher,
+                timings=timings,
+            )
+        return ProbeOutcome(
+            chain=tuple(done.chain[: options.max_chain_length]),
+            chain_sent=len(done.chain),
+            address=ip,
+            tls_version=done.version,
+            cipher=done.cipher,
+            timings=timings,
+        )
+
+
+# Failures after which trying another address of the same name can help.
+_NEXT_ADDRESS = frozenset({ErrorKind.REFUSED, ErrorKind.UNREACHABLE, ErrorKind.TIMEOUT_CONNECT})
+
+
+async def probe(
+    target: Target,
+    *,
+    options: ScanOptions,
+    context: ssl.SSLContext,
+    resolver: Resolver,
+    gate: Gate,
+) -> ProbeOutcome:
+    """Make one attempt at ``target``: every resolved address in turn until one connects."""
+    t0 = trio.current_time()
+    try:
+        addresses = await resolver.resolve(target.address or target.host, target.port)
+    except ResolveFailed as exc:
+        return ProbeOutcome(error_kind=exc.kind, error=exc.message)
+    resolve_time = trio.current_time() - t0
+    outcome: ProbeOutcome | None = None
+    for address in addresses:
+        async with gate(address.ip):
+            outcome = await _attempt(target, address, options, context, resolve_time)
+        if outcome.error_kind not in _NEXT_ADDRESS:
+            break
+    if outcome is None:
+        return ProbeOutcome(error_kind=ErrorKind.DNS, error=f"no address for {target.host}")
+    return outcome

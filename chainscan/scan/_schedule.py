@@ -1,0 +1,417 @@
+"""The scheduler: many targets, bounded everything, a result for each. The core of chainscan.
+
+Theory of operation
+-------------------
+A target's life, and what it holds at each step::
+
+    admitted ──► resolve ──► gate(ip) ──► connect + handshake ──► result
+      │            (cached)    │ per-address cap  (socket open)      │
+      │                        │ global slot                         │
+      │                        │ rate token                          │
+      │                        └──────── released ◄──────────────────┘
+      │   transient failure? ──► backoff sleep (holds NO slot) ──► next attempt
+      └── admission released when the result is handed to the writer
+
+* **Admission** (``4 × concurrency`` targets) bounds how many targets exist at once: the
+  producer stops pulling input lines when it is full. That is what keeps memory proportional
+  to the concurrency instead of the input: a million-line file is read lazily, a batch of
+  lines at a time, in a worker thread.
+* **Concurrency slots** (``--concurrency``) are held only while a socket is open, never
+  during DNS or a backoff wait. Open sockets therefore never exceed the limit.
+* **Per-address cap** (``--per-ip``): many names often resolve to one load balancer; it is
+  taken *before* the global slot so a busy address never ties up slots other addresses could
+  use.
+* **Rate** (``--rate``): a token bucket for new connections, taken last, right before
+  ``connect()``, so a token is never spent by a task that then waits for something else.
+* **Deadlines**: ``_probe`` bounds connect and handshake; here ``trio.move_on_at`` bounds the
+  whole target (every attempt and backoff wait) by ``--deadline``. Nothing a server does can
+  hold a target longer. The deadline is *paused* while the target waits at the gate for a
+  per-address slot, a global slot or a rate token (``_PausedGate``): that wait depends on the
+  other targets and on our own limits, not on this server, and counting it made healthy
+  targets queued behind a busy address fail with ``timeout`` before they ever connected.
+  ``elapsed`` leaves those waits out too.
+* **Retries**: only for ``TRANSIENT_KINDS``, with full-jitter exponential backoff, and never
+  past the deadline: a retry that could not start before it is not waited for.
+
+Results go into a trio memory channel; a slow consumer blocks ``send``, which keeps tasks
+admitted, which stops the producer: back-pressure all the way to the input file.
+
+Cost per target
+---------------
+Every trio checkpoint is a round trip through the run loop, so the per-target path takes none
+it does not need. When all three gate limits are free (the common case) ``_Limits.try_acquire``
+takes them synchronously, and the deadline is not paused because nothing is waited for; only a
+limit that is taken goes through the queued ``acquire`` path above. In the same way admission
+and the result channel use ``acquire_nowait`` / ``send_nowait`` when they have room, and fall
+back to waiting when they do not. Neither shortcut lets anyone jump a queue: a trio
+``Semaphore`` has a value above zero only when nobody waits on it. For the scan's duration the
+young-generation threshold of the garbage collector is raised (``_fewer_gc_passes``).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import ssl
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
+from types import TracebackType
+from typing import Protocol
+
+import trio
+
+from .._models import (
+    TRANSIENT_KINDS,
+    BadLine,
+    ErrorKind,
+    ProbeOutcome,
+    ScanOptions,
+    ScanResult,
+    Status,
+    Target,
+)
+from ._deployments import DeploymentProber
+from ._limits import AddressLimiter, RateLimiter, backoff_delays
+from ._probe import Gate, probe
+from ._resolve import Resolver
+from ._tls import client_context
+
+__all__ = ["FollowUp", "ProbeFn", "Scheduler"]
+
+_BATCH = 256
+_GC_THRESHOLD = 10_000
+"""Net container allocations between young collections during a scan (CPython's default: 700)."""
+
+
+class ProbeFn(Protocol):
+    async def __call__(
+        self,
+        target: Target,
+        *,
+        options: ScanOptions,
+        context: ssl.SSLContext,
+        resolver: Resolver,
+        gate: Gate,
+    ) -> ProbeOutcome: ...
+
+
+class FollowUp(Protocol):
+    """Optional extra work on a finished result before it is sent, through the same gates
+    (``--deployments``: ``_deployments.DeploymentProber``)."""
+
+    async def __call__(
+        self, result: ScanResult, *, resolver: Resolver, gate: Gate
+    ) -> ScanResult: ...
+
+
+class _Limits:
+    """What a connection holds: a per-address place, then a global slot, then a rate token."""
+
+    __slots__ = ("per_ip", "rate", "slots")
+
+    def __init__(
+        self, slots: trio.Semaphore, rate: RateLimiter | None, per_ip: AddressLimiter | None
+    ) -> None:
+        self.slots = slots
+        self.rate = rate
+        self.per_ip = per_ip
+
+    def try_acquire(self, address: str) -> bool:
+        """Take all three at once if all are free now (no waiting, no checkpoint); else none."""
+        per_ip = self.per_ip
+        if per_ip is not None and not per_ip.try_acquire(address):
+            return False
+        slots = self.slots
+        if slots.value > 0:  # nobody waits on a semaphore with a value: no queue jumping
+            slots.acquire_nowait()
+            if self.rate is None or self.rate.try_acquire():
+                return True
+            slots.release()
+        if per_ip is not None:
+            per_ip.release(address)
+        return False
+
+    async def acquire(self, address: str) -> None:
+        """Take all three, waiting in line for each in turn."""
+        if self.per_ip is not None:
+            await self.per_ip.acquire(address)
+        try:
+            await self.slots.acquire()
+            try:
+                if self.rate is not None:
+                    await self.rate.acquire()
+            except BaseException:
+                self.slots.release()
+                raise
+        except BaseException:
+            if self.per_ip is not None:
+                self.per_ip.release(address)
+            raise
+
+    def release(self, address: str) -> None:
+        self.slots.release()
+        if self.per_ip is not None:
+            self.per_ip.release(address)
+
+
+class _Gate:
+    """``async with gate(ip)``: holds the scheduler's limits for ``ip`` around a connection."""
+
+    __slots__ = ("_address", "_limits")
+
+    def __init__(self, limits: _Limits, address: str) -> None:
+        self._limits = limits
+        self._address = address
+
+    async def __aenter__(self) -> None:
+        if not self._limits.try_acquire(self._address):
+            await self._limits.acquire(self._address)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._limits.release(self._address)
+
+
+class _Progress:
+    __slots__ = ("attempts", "outcome", "waited")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.outcome: ProbeOutcome | None = None
+        self.waited = 0.0
+        """Seconds spent waiting at the gate, with the deadline paused."""
+
+
+class _PausedGate(_Gate):
+    """A target's ``gate(ip)``: the target's deadline (``scope``) stops while it waits."""
+
+    __slots__ = ("_progress", "_scope")
+
+    def __init__(
+        self, limits: _Limits, address: str, scope: trio.CancelScope, progress: _Progress
+    ) -> None:
+        super().__init__(limits, address)
+        self._scope = scope
+        self._progress = progress
+
+    async def __aenter__(self) -> None:
+        if self._limits.try_acquire(self._address):
+            return  # nothing to wait for: the deadline runs on
+        scope = self._scope
+        began = trio.current_time()
+        remaining = scope.deadline - began
+        scope.deadline = math.inf
+        try:
+            await self._limits.acquire(self._address)
+        finally:
+            now = trio.current_time()
+            self._progress.waited += now - began
+            scope.deadline = now + remaining
+
+
+@contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Raise the collector's first threshold for the scan; restore it afterwards.
+
+    A scan allocates a few dozen container objects per target (tasks, cancel scopes, results)
+    and frees nearly all of them by reference counting. At CPython's default (a young
+    collection every 700 net allocations) the young collections keep promoting them into the
+    older generations, whose passes walk every object of the process (the imported modules of
+    ``cryptography`` and ``trio`` included). Fewer, larger young collections cut that work.
+    """
+    threshold = gc.get_threshold()
+    if threshold[0] == 0 or threshold[0] >= _GC_THRESHOLD:  # disabled, or raised by the caller
+        yield
+        return
+    gc.set_threshold(_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+class Scheduler:
+    """Runs targets under the limits of ``options``; see the module docstring.
+
+    ``probe_fn``, ``resolver`` and ``rng`` are injectable so the scheduling logic can be tested
+    on trio's MockClock with a fake network.
+    """
+
+    def __init__(
+        self,
+        options: ScanOptions,
+        *,
+        probe_fn: ProbeFn = probe,
+        resolver: Resolver | None = None,
+        context: ssl.SSLContext | None = None,
+        rng: random.Random | None = None,
+        follow_up: FollowUp | None = None,
+    ) -> None:
+        self.options = options
+        self._probe = probe_fn
+        self._follow_up = follow_up or (DeploymentProber(options) if options.deployments else None)
+        self._resolver = resolver or Resolver()
+        self._context = context or client_context()
+        self._rng = rng or random.Random()
+        self._limits = _Limits(
+            trio.Semaphore(options.concurrency),
+            RateLimiter(
+                options.rate, options.burst or max(1, min(int(options.rate), options.concurrency))
+            )
+            if options.rate > 0
+            else None,
+            AddressLimiter(options.per_ip) if options.per_ip > 0 else None,
+        )
+        self.max_admitted = max(4 * options.concurrency, 64)
+        self._admission = trio.Semaphore(self.max_admitted)
+        self.in_flight = 0
+        """Targets admitted and not yet handed over (for progress displays)."""
+
+    def gate(self, address: str) -> _Gate:
+        return _Gate(self._limits, address)
+
+    @property
+    def open_connections(self) -> int:
+        return self.options.concurrency - self._limits.slots.value
+
+    async def run(
+        self,
+        items: Iterable[Target | BadLine],
+        send: trio.MemorySendChannel[ScanResult | BadLine],
+        *,
+        skip: Callable[[Target], bool] | None = None,
+        blocking_source: bool = True,
+    ) -> None:
+        """Scan every target of ``items``, sending each result (and each BadLine) to ``send``.
+
+        ``items`` is pulled lazily, in batches, from a worker thread when ``blocking_source`` (a
+        file or stdin); ``skip(target)`` drops targets before admission (duplicates, resumed).
+        Closes ``send`` at the end.
+        """
+        with _fewer_gc_passes():
+            await self._run(items, send, skip, blocking_source)
+
+    async def _run(
+        self,
+        items: Iterable[Target | BadLine],
+        send: trio.MemorySendChannel[ScanResult | BadLine],
+        skip: Callable[[Target], bool] | None,
+        blocking_source: bool,
+    ) -> None:
+        admission = self._admission
+        async with send, trio.open_nursery() as nursery:
+            iterator = iter(items)
+            while True:
+                batch = await self._next_batch(iterator, blocking_source)
+                if not batch:
+                    break
+                for item in batch:
+                    if isinstance(item, BadLine):
+                        await send.send(item)
+                        continue
+                    if skip is not None and skip(item):
+                        continue
+                    if admission.value > 0:  # room: no need to yield (the batch fetch does)
+                        admission.acquire_nowait()
+                    else:
+                        await admission.acquire()
+                    self.in_flight += 1
+                    # ``send`` is closed after the nursery, so the tasks share it unclosed.
+                    nursery.start_soon(self._run_target, item, send)
+
+    @staticmethod
+    async def _next_batch(
+        iterator: Iterator[Target | BadLine], blocking: bool
+    ) -> list[Target | BadLine]:
+        if blocking:
+            return await trio.to_thread.run_sync(lambda: list(islice(iterator, _BATCH)))
+        await trio.lowlevel.checkpoint()
+        return list(islice(iterator, _BATCH))
+
+    async def _run_target(
+        self, target: Target, send: trio.MemorySendChannel[ScanResult | BadLine]
+    ) -> None:
+        try:
+            result = await self.scan_one(target)
+            if self._follow_up is not None:
+                result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
+            # ``send.send`` without its yield when the channel has room (the common case).
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                send.send_nowait(result)
+            except trio.WouldBlock:
+                await send.send(result)
+        finally:
+            self.in_flight -= 1
+            self._admission.release()
+
+    async def scan_one(self, target: Target) -> ScanResult:
+        """All attempts at one target, under its total deadline. Never raises for the target."""
+        started = trio.current_time()
+        progress = _Progress()
+        with trio.move_on_at(started + self.options.deadline) as scope:
+            await self._attempts(target, scope, progress)
+        elapsed = trio.current_time() - started - progress.waited
+        last = progress.outcome
+        if scope.cancelled_caught or last is None:
+            before = f"; attempt {progress.attempts - 1} failed: {last.error}" if last else ""
+            return ScanResult(
+                target=target,
+                status=Status.FAILED,
+                error_kind=ErrorKind.TIMEOUT,
+                error=f"no result within the {self.options.deadline:g}s deadline "
+                f"(attempt {progress.attempts} was still running){before}",
+                attempts=progress.attempts,
+                elapsed=elapsed,
+                address=last.address if last else None,
+            )
+        return ScanResult(
+            target=target,
+            status=Status.OK if last.ok else Status.FAILED,
+            chain=last.chain,
+            chain_sent=last.chain_sent,
+            error_kind=last.error_kind,
+            error=last.error,
+            attempts=progress.attempts,
+            elapsed=elapsed,
+            address=last.address,
+            tls_version=last.tls_version,
+            cipher=last.cipher,
+            timings=last.timings,
+        )
+
+    async def _attempts(self, target: Target, scope: trio.CancelScope, progress: _Progress) -> None:
+        delays: Iterator[float] | None = None
+        limits = self._limits
+
+        def gate(address: str) -> _PausedGate:
+            return _PausedGate(limits, address, scope, progress)
+
+        for attempt in range(1, self.options.retries + 2):
+            progress.attempts = attempt
+            outcome = await self._probe(
+                target,
+                options=self.options,
+                context=self._context,
+                resolver=self._resolver,
+                gate=gate,
+            )
+            progress.outcome = outcome
+            if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
+                return
+            if attempt > self.options.retries:
+                return
+            if delays is None:
+                delays = backoff_delays(
+                    self.options.backoff_base, self.options.backoff_cap, self._rng
+                )
+            wake = trio.current_time() + next(delays)
+            if wake >= scope.deadline:
+                return  # the retry could not even start in time: report this failure now
+            await trio.sleep_until(wake)  # holds admission only, no slot, no socket
