@@ -2,21 +2,24 @@
 
 Theory of operation
 -------------------
-The scan core (``scan/_schedule``, ``_probe``, ``_resolve``) is trio code: it needs a trio run loop
-to exist. A caller inside ``trio.run`` gets the core directly (``_api``). Any other caller gets
+The scan core (``scan/_schedule``, ``_probe``, ``_resolve``) is trio code: it needs a trio run
+loop to exist. A caller inside ``trio.run`` gets the core directly (``_api``). Any other caller gets
 a trio run of its own, started here, and the results cross from that run to the caller through
 a *bridge*: a bounded hand-over with one message type each way.
 
 * **trio -> host: batches.** A trio task (``_pump``) takes results from the scheduler's memory
-  channel; after the first one it also takes whatever is already waiting (``receive_nowait``,
-  up to ``_BATCH``) and posts the batch to the host in one call. A busy scan therefore costs
-  one cross-loop wake-up per batch, not per result. When the scheduler closes its channel and
+  channel; after the first one it keeps taking them for up to ``_LINGER`` (20 ms) or until it
+  has ``_BATCH``, then posts the batch to the host in one call. A busy scan therefore wakes the
+  caller's thread a few dozen times a second, not once per result or per trio tick: each
+  wake-up is a GIL hand-over between the two threads, and on a loaded machine each hand-over
+  waits for the OS to schedule the other thread. When the scheduler closes its channel and
   the run ends, the last message is :class:`_Done` (with the run's exception, if any).
 * **host -> trio: credits.** The pump may have at most ``capacity`` results posted and not yet
   taken by the caller; past that it waits. The host hands consumed counts back (``credit``)
-  when its buffer runs dry or every ``capacity // 2`` results. A caller that stops reading
-  therefore stops the pump, which fills the scheduler's channel, which stops admission, which
-  stops reading ``targets``: the same back-pressure as in trio, one bounded buffer longer.
+  every ``capacity // 2`` results (enough for the pump never to wait on a caller that reads).
+  A caller that stops reading therefore stops the pump, which fills the scheduler's channel,
+  which stops admission, which stops reading ``targets``: the same back-pressure as in trio,
+  one bounded buffer longer.
 * **Cancellation.** Leaving the caller's block early (``break``, an exception in the loop
   body, the caller's own cancellation) calls :meth:`_Run.cancel`: it cancels the run's
   outermost cancel scope from inside the run (``TrioToken.run_sync_soon``; the token and scope
@@ -80,6 +83,9 @@ ASYNCIO_HOST: Host = "thread"
 
 _BATCH = 256
 """Most results posted to the host in one message."""
+
+_LINGER = 0.02
+"""Seconds a batch waits for more results before it is posted (if it is not full before)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,14 +167,21 @@ async def _pump(
     capacity: int,
 ) -> None:
     limit = min(_BATCH, capacity)
+    ended = False
     async with receive:
-        async for first in receive:
-            batch = [first]
-            while len(batch) < limit:
+        while not ended:
+            try:
+                batch = [await receive.receive()]
+            except trio.EndOfChannel:
+                break
+            # A batch goes when full or _LINGER after its first result: a fast scan makes a
+            # few dozen posts a second, not one per trio tick.
+            with trio.move_on_after(_LINGER):
                 try:
-                    batch.append(receive.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
+                    while len(batch) < limit:
+                        batch.append(await receive.receive())
+                except trio.EndOfChannel:
+                    ended = True
             await run.wait_for_space(capacity)
             run.in_flight += len(batch)
             post(batch)
@@ -207,7 +220,10 @@ class AsyncioInbox:
         self._credit_every = max(1, capacity // 2)
 
     def post_threadsafe(self, message: list[Item] | _Done) -> None:
-        self._loop.call_soon_threadsafe(self.post, message)
+        try:
+            self._loop.call_soon_threadsafe(self.post, message)
+        except RuntimeError:  # the caller's loop is closed: nobody will read; stop the scan
+            self._run.cancel()
 
     def post(self, message: list[Item] | _Done) -> None:
         if isinstance(message, _Done):
@@ -232,7 +248,7 @@ class AsyncioInbox:
                 self._waiter = None
         item = self._items.popleft()
         self._taken += 1
-        if self._taken >= self._credit_every or not self._items:
+        if self._taken >= self._credit_every:
             self._run.credit(self._taken)
             self._taken = 0
         return item
@@ -292,9 +308,8 @@ class SyncInbox:
                     raise StopIteration
                 self._cond.wait()
             item = self._items.popleft()
-            empty = not self._items
         self._taken += 1
-        if self._taken >= self._credit_every or empty:
+        if self._taken >= self._credit_every:
             self._run.credit(self._taken)
             self._taken = 0
         return item
