@@ -6,9 +6,10 @@ import ctypes
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Sequence
+
+from ._requirements import SETUP_COMMAND, apt_install
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -29,14 +30,13 @@ def find_program(name: str, packages: Sequence[str], candidates: Sequence[str] =
     found = lookup()
     if found:
         return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for refresh in (False, True):
-        if refresh:
-            subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
-        for package in packages:
-            print(f"benchmarks: {name} not found; apt-get install -y {package}", file=sys.stderr)
-            subprocess.run(["apt-get", "install", "-y", "-q", package], env=env, check=False)
-            found = lookup()
-            if found:
-                return found
-    raise RuntimeError(f"{name} is not installed and apt-get could not install {list(packages)}")
+    for package in packages:
+        print(f"benchmarks: {name} not found", file=sys.stderr)
+        apt_install([package])
+        found = lookup()
+        if found:
+            return found
+    raise RuntimeError(
+        f"{name} is not installed and apt-get could not install {list(packages)}: "
+        f"run `apt-get install -y {packages[0]}` as root, or `{SETUP_COMMAND}`"
+    )

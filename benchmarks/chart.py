@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._requirements import ENTRY_POINTS, require_or_exit
+
 HANDSHAKE_RUNNERS = frozenset({"openssl-s_time"})
 """Runners whose "targets" are handshakes without SNI."""
 
@@ -95,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("result", type=Path, help="a results/*.json file")
     parser.add_argument("-o", "--output", type=Path, help="PNG path (default: next to the JSON)")
     args = parser.parse_args(argv)
+    require_or_exit("benchmarks.chart", ENTRY_POINTS["benchmarks.chart"].needs)
     data = json.loads(args.result.read_text())
     written = write_chart(data, args.output or args.result.with_suffix(".png"))
     if written is None:

@@ -8,7 +8,9 @@ in one process (no Dask, the reference), then with ``--dask local:N`` for each N
 (the LocalCluster's worker processes) included, and counts the targets its manifest lists as
 ``ok``. The client's peak RSS is the chainscan process's own ``VmHWM`` (``/proc``), read until
 it exits: the Dask worker processes are not in it. Prints a table and writes
-``benchmarks/results/latest-dask.json``. Every run has a time limit; only loopback is used.
+``benchmarks/results/latest-dask.json`` (not with ``--no-save``). It needs nginx and
+dask.distributed (``python3 -m benchmarks.setup``; nginx is installed with apt-get when
+missing). Every run has a time limit; only loopback is used.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks._requirements import ENTRY_POINTS, require_or_exit
 from benchmarks.fleet import FleetSpec, running_fleet
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,7 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     parser.add_argument("--network", default="127.0.3", help="fleet addresses (%(default)s)")
     parser.add_argument("--base-port", type=int, default=25430, help="fleet ports (%(default)s)")
+    parser.add_argument(
+        "--no-save", action="store_true", help="print only; do not write latest-dask.json"
+    )
     args = parser.parse_args(argv)
+    require_or_exit("benchmarks.dask_bench", ENTRY_POINTS["benchmarks.dask_bench"].needs)
     settings: list[tuple[str, list[str]]] = [("one process", [])]
     settings += [(f"--dask local:{n}", ["--dask", f"local:{n}"]) for n in args.workers.split(",")]
     spec = FleetSpec(targets=args.targets, network=args.network, base_port=args.base_port)
@@ -118,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"  client peak RSS {run['client_peak_rss_mb']:>6.1f} MB",
                     flush=True,
                 )
+    if args.no_save:
+        return 0
     RESULTS.mkdir(exist_ok=True)
     document = {
         "targets": args.targets,

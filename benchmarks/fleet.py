@@ -65,6 +65,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ._requirements import ENTRY_POINTS, require_or_exit
 from ._system import die_with_parent, find_program
 
 DOMAIN = "fleet.test"
@@ -719,6 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--hold", type=float, default=60.0, help="seconds to serve before stopping (%(default)s)"
     )
     args = parser.parse_args(argv)
+    require_or_exit("benchmarks.fleet", ENTRY_POINTS["benchmarks.fleet"].needs)
     spec = spec_from_args(args)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:

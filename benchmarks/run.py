@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._requirements import RUNNER_NEEDS, MissingRequirement, core_needs, require
 from .chart import write_chart
 from .fleet import FleetError, TargetFiles, add_fleet_arguments, running_fleet, spec_from_args
 from .runners import RUNNERS, Runner, RunResult, RunStatus
@@ -584,6 +585,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = dt.datetime.now(dt.UTC)
     names = args.runners.split(",")
+    try:  # nginx, GNU time and every chosen runner's tool, installed now or never
+        require("benchmarks.run", core_needs(names))
+    except MissingRequirement as exc:
+        users = [n for n in names if exc.need in RUNNER_NEEDS[n]]
+        hint = f"; or leave out {', '.join(users)} with --runners" if users else ""
+        log(f"{exc}{hint}")
+        return 2
     runners = [RUNNERS[name].from_args(args) for name in names]
     unavailable = {r.name: why for r in runners if (why := r.unavailable()) is not None}
     for name, why in unavailable.items():

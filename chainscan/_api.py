@@ -29,20 +29,24 @@ thread; callers who only want chains leave it off and pay nothing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
+from typing import TYPE_CHECKING, Literal
 
 import sniffio
-import trio
 
-from ._bridge import ASYNCIO_HOST, AsyncioInbox, Host, SyncInbox, start_run
 from ._errors import UsageError
 from ._models import BadLine, ScanOptions, ScanResult, Target
-from .analysis._chain_inventory import Inventorizer
-from .scan._schedule import Scheduler
 from .scan._targets import Deduplicator, parse_line
+
+if TYPE_CHECKING:
+    import trio
+
+    from .analysis._chain_inventory import Inventorizer
+
+# trio, the scheduler and the bridge are imported when a scan starts, not with the package:
+# ``import chainscan`` (and every command that reads a scan) stays free of the network stack.
 
 __all__ = ["ScanResults", "open_scan", "open_scan_sync", "scan_all", "scan_all_sync"]
 
@@ -101,6 +105,8 @@ def _trio_next(receive: trio.MemoryReceiveChannel[Item]) -> Callable[[], Awaitab
     ``_YIELD_EVERY`` results the caller yields once, so a slow loop body cannot hold up the
     scan for more than that many results.
     """
+    import trio
+
     taken = 0
 
     async def next_item() -> Item:
@@ -126,8 +132,12 @@ def _prepare(
     targets: Iterable[Target | str], options: ScanOptions | None, inventory: bool
 ) -> tuple[ScanOptions, Iterator[Target | BadLine], Deduplicator, Inventorizer | None]:
     options = options or ScanOptions()
-    # Loads the trust store before anything is sent: a bad trust_store is a UsageError now.
-    inventorizer = Inventorizer(options) if inventory else None
+    inventorizer = None
+    if inventory:
+        from .analysis._chain_inventory import Inventorizer
+
+        # Loads the trust store before anything is sent: a bad trust_store is a UsageError now.
+        inventorizer = Inventorizer(options)
     return options, _coerce(targets, options), Deduplicator(), inventorizer
 
 
@@ -137,7 +147,7 @@ async def open_scan(
     options: ScanOptions | None = None,
     *,
     inventory: bool = False,
-    _host: Host | None = None,
+    _host: Literal["thread", "guest"] | None = None,
 ) -> AsyncIterator[ScanResults]:
     """Scan ``targets`` concurrently; yields :class:`ScanResults` in completion order.
 
@@ -149,6 +159,10 @@ async def open_scan(
     options, items, dedup, inventorizer = _prepare(targets, options, inventory)
     library = sniffio.current_async_library()
     if library == "trio":
+        import trio
+
+        from .scan._schedule import Scheduler
+
         send, receive = trio.open_memory_channel[Item](options.concurrency)
         scheduler = Scheduler(options)
         async with trio.open_nursery() as nursery:
@@ -172,6 +186,10 @@ async def open_scan(
             f"chainscan.open_scan runs under trio or asyncio, not {library}; "
             "use open_scan_sync from a thread instead"
         )
+    import asyncio
+
+    from ._bridge import ASYNCIO_HOST, AsyncioInbox, start_run
+
     loop = asyncio.get_running_loop()
     inbox = start_run(items, options, dedup.seen, loop=loop, host=_host or ASYNCIO_HOST)
     assert isinstance(inbox, AsyncioInbox)
@@ -211,6 +229,8 @@ def open_scan_sync(
     block early cancels the scan and waits for it to stop. ``targets`` is consumed in the
     scan's thread.
     """
+    from ._bridge import SyncInbox, start_run
+
     options, items, dedup, inventorizer = _prepare(targets, options, inventory)
     inbox = start_run(items, options, dedup.seen, loop=None)
     assert isinstance(inbox, SyncInbox)

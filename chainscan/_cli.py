@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__
 from ._errors import ChainscanError
 from ._models import CertFormat, ScanOptions
+from .commands._common import new_parser, non_negative_int
 from .run._display import Display
 from .run._run import RunConfig, run_scan
 from .run._shard import Shard, parse_shard
@@ -65,13 +66,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def _seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -115,12 +109,7 @@ def _dask(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainscan",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser("chainscan", DESCRIPTION, EPILOG)
     parser.add_argument("input", metavar="FILE", help="target list, one per line; - for stdin")
     parser.add_argument(
         "-o",
@@ -158,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--per-ip",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=_DEFAULTS.per_ip,
         help="connections open at once to one IP address; 0 = unlimited (default: %(default)s)",
     )
@@ -185,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--retries",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=_DEFAULTS.retries,
         help="extra attempts after a timeout, reset or early EOF, with jittered exponential "
         "backoff (default: %(default)s)",
@@ -252,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inventory.add_argument(
         "--warn-days",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=_DEFAULTS.warn_days,
         metavar="N",
         help="flag certificates expiring within N days as expires-soon (default: %(default)s)",
@@ -302,8 +291,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
 
 SUBCOMMANDS: dict[str, str] = {
     "pins": "chainscan.commands._pins_cli",
-    "bundle": "chainscan.commands._bundle",
-    "inspect": "chainscan.commands._inspect",
+    "bundle": "chainscan.commands._bundle_cli",
+    "inspect": "chainscan.commands._inspect_cli",
     "diff": "chainscan.commands._diff_cli",
     "report": "chainscan.commands._report_cli",
     "merge": "chainscan.commands._merge_cli",

@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .analysis._chain_inventory import ChainInventory
 
+WARN_DAYS = 30
+"""The default ``--warn-days`` of the scan and of every command: certificates expiring within
+this many days are reported."""
+
 
 class Status(enum.StrEnum):
     """What became of one line of input."""
@@ -280,7 +284,7 @@ class ScanOptions:
     cert_format: CertFormat = CertFormat.DER
     trust_store: str = "certifi"
     """Roots chains are verified against: ``certifi``, ``system`` or a PEM file (--trust-store)."""
-    warn_days: int = 30
+    warn_days: int = WARN_DAYS
     """Certificates expiring within this many days get ``expires-soon`` (--warn-days)."""
     deployments: bool = False
     """Probe every address with several client profiles and without SNI (--deployments)."""

@@ -1,4 +1,5 @@
-"""Hand-built scan output folders for the tests of ``pins``, ``bundle`` and ``inspect``.
+"""Hand-built scan output folders for the tests of ``pins``, ``bundle`` and ``inspect``, and
+``checked_entries``, which reads a finished folder back (``merge``, ``--dask``).
 
 ``write_scan`` lays out what ``chainscan FILE -o OUT`` writes (one folder per target with
 one DER or PEM file per certificate, and ``manifest.jsonl``), built from certificates of the
@@ -12,6 +13,7 @@ is the leaf, a self-signed certificate the root, anything else an intermediate.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import shutil
@@ -127,3 +129,19 @@ def write_scan(out: Path, targets: Sequence[Target], *, cert_format: str = "der"
     manifest = out / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return manifest
+
+
+def checked_entries(out: Path) -> list[tuple[dict[str, Any], tuple[tuple[str, str], ...]]]:
+    """The entries of a finished scan folder, each with its (file, sha256) pairs, after checking
+    that ``manifest.jsonl`` and ``manifest.json`` list the same entries and that every file
+    listed has the digest the manifest gives."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    jsonl = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert jsonl == manifest["targets"]
+    checked = []
+    for entry in manifest["targets"]:
+        files = tuple((c["file"], c["sha256"]) for c in entry["chain"])
+        for name, digest in files:
+            assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+        checked.append((entry, files))
+    return checked

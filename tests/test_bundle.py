@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chainscan.commands._bundle import CERT_DIRS, INFOPLIST, main
+from chainscan.commands._bundle import CERT_DIRS, INFOPLIST
+from chainscan.commands._bundle_cli import main
 from tests.pki import CA, Issued
 from tests.scan_output import Target, write_scan
 

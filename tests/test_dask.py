@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.scan_output import checked_entries
 from tests.servers import ServerHandle
 from tests.test_cli import FAST, chainscan
 
@@ -30,17 +30,10 @@ pytestmark = [
 
 def _rows(out: Path) -> list[tuple[Any, ...]]:
     """Each entry without timings (files checked against their digests)."""
-    manifest = json.loads((out / "manifest.json").read_text())
-    jsonl = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert jsonl == manifest["targets"]
-    rows = []
-    for e in manifest["targets"]:
-        files = tuple((c["file"], c["sha256"]) for c in e["chain"])
-        for name, digest in files:
-            assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
-        head = (e["input"]["line"], e["host"], e["sni"], e["status"], e["error_kind"], e["dir"])
-        rows.append((*head, *files))
-    return rows
+    return [
+        (e["input"]["line"], e["host"], e["sni"], e["status"], e["error_kind"], e["dir"], *files)
+        for e, files in checked_entries(out)
+    ]
 
 
 def _files(out: Path) -> dict[str, bytes]:

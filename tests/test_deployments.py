@@ -23,10 +23,11 @@ from chainscan._models import (
     ScanResult,
     Target,
 )
+from chainscan.analysis._deployments import summarize
 from chainscan.analysis._inventory import Inventory
 from chainscan.analysis._verify import TrustStore
-from chainscan.output._output import read_manifest_entries
-from chainscan.scan._deployments import VARIANTS, summarize
+from chainscan.manifest._reader import read_manifest_entries
+from chainscan.scan._deployments import VARIANTS
 from chainscan.scan._resolve import Resolver
 from chainscan.scan._schedule import Scheduler
 from tests.inventory_fleet import DualServer, run

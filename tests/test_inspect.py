@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from chainscan.analysis import _analyze
 from chainscan.analysis._analyze import analyze_der
 from chainscan.commands import _inspect
-from chainscan.commands._inspect import main, read_material
+from chainscan.commands._inspect import read_material
+from chainscan.commands._inspect_cli import main
 from tests.pki import CA, Issued
 from tests.scan_output import needs_openssl, openssl_pin, openssl_pubkey_pin
 

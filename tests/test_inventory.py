@@ -18,7 +18,8 @@ import pytest
 
 from chainscan.analysis._problems import PROBLEMS
 from chainscan.commands._report import build_report, render_html, render_text
-from chainscan.output._output import read_manifest_entries
+from chainscan.manifest._model import ManifestEntry
+from chainscan.manifest._reader import read_manifest_entries
 from tests.inventory_fleet import EXPECTED, SECLEVEL0, fleet, run
 from tests.servers import TLSServer
 
@@ -151,9 +152,10 @@ def test_report_summary_on_the_terminal(fleet_scan: FleetScan) -> None:
 
 
 def test_report_html_is_self_contained_and_escaped(fleet_scan: FleetScan) -> None:
-    entries = list(read_manifest_entries(fleet_scan.out / "manifest.json"))
-    hostile = dict(entries[0], host="<script>alert(1)</script>", sni="x</script><b>")
-    page = render_html(build_report([*entries, hostile], source="<out>"))
+    raw = list(read_manifest_entries(fleet_scan.out / "manifest.json"))
+    hostile = dict(raw[0], host="<script>alert(1)</script>", sni="x</script><b>")
+    entries = [ManifestEntry.from_json(entry) for entry in raw]
+    page = render_html(build_report([*entries, ManifestEntry.from_json(hostile)], source="<out>"))
     assert "<script>alert(1)" not in page and "</script><b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page

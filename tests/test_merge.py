@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.scan_output import checked_entries
 from tests.servers import ServerHandle
 from tests.test_cli import FAST, chainscan
 
@@ -17,16 +17,10 @@ pytestmark = pytest.mark.integration
 
 def _rows(out: Path) -> list[tuple[Any, ...]]:
     """Each entry without timings, and every file it lists checked against its digest."""
-    manifest = json.loads((out / "manifest.json").read_text())
-    jsonl = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert jsonl == manifest["targets"]
-    rows = []
-    for e in manifest["targets"]:
-        files = tuple((c["file"], c["sha256"]) for c in e["chain"])
-        for name, digest in files:
-            assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
-        rows.append((e["input"]["line"], e["host"], e["sni"], e["status"], e["error_kind"], files))
-    return rows
+    return [
+        (e["input"]["line"], e["host"], e["sni"], e["status"], e["error_kind"], files)
+        for e, files in checked_entries(out)
+    ]
 
 
 def _hosts(tmp_path: Path, port: int, refused: int) -> Path:

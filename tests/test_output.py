@@ -28,14 +28,10 @@ from chainscan._models import (
     Timings,
 )
 from chainscan.analysis._analyze import analyze_der, der_to_pem
-from chainscan.output._output import (
-    JSON_NAME,
-    JSONL_NAME,
-    OutputDir,
-    bad_line_entry,
-    entry_for,
-    read_manifest_entries,
-)
+from chainscan.analysis._entry import bad_line_entry, entry_for
+from chainscan.manifest._model import JSON_NAME, JSONL_NAME
+from chainscan.manifest._reader import read_manifest_entries
+from chainscan.output._output import OutputDir
 
 from .pki import CA, Issued
 from .servers import ServerHandle

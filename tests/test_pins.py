@@ -37,6 +37,7 @@ from chainscan.commands._pins import (
     render,
 )
 from chainscan.commands._pins_cli import main
+from chainscan.manifest._model import ManifestEntry
 from tests.conftest import PKI
 from tests.pki import CA, Issued
 from tests.scan_output import Target, needs_openssl, openssl_pin, write_scan
@@ -388,7 +389,11 @@ def test_text_shows_hosts_roles_expiry_and_pins(
 
 
 def _plan(manifest: Path, options: PinOptions) -> PinPlan:
-    entries = [json.loads(line) for line in manifest.read_text().splitlines() if line]
+    entries = [
+        ManifestEntry.from_json(json.loads(line))
+        for line in manifest.read_text().splitlines()
+        if line
+    ]
     scan = observations_from_entries(entries, root=str(manifest.parent))
     return plan_pins(scan, options, now=NOW)
 

@@ -39,7 +39,7 @@ EXPECTED = {
 }
 
 
-LAYERS = {"analysis", "commands", "output", "run", "scan"}
+LAYERS = {"analysis", "commands", "manifest", "output", "run", "scan"}
 """The layer folders (``chainscan/scan/`` ...): namespaces of private modules, not API."""
 
 

@@ -1,4 +1,4 @@
-"""Scheduler, rate limiter and backoff on trio's MockClock: exact timing, no sockets."""
+"""The scheduler on trio's MockClock: exact timing, no sockets (its limits: ``test_limits``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from chainscan._models import (
     Status,
     Target,
 )
-from chainscan.scan._limits import AddressLimiter, RateLimiter, backoff_delays
 from chainscan.scan._probe import Gate
 from chainscan.scan._resolve import Resolver
 from chainscan.scan._schedule import Scheduler
@@ -90,45 +89,6 @@ async def run(
             async for item in receive:
                 results.append(item)
     return results
-
-
-async def test_rate_limiter_spaces_connections_after_the_burst(autojump_clock: object) -> None:
-    limiter = RateLimiter(rate=10, burst=3)
-    times = []
-    start = trio.current_time()
-    for _ in range(8):
-        await limiter.acquire()
-        times.append(round(trio.current_time() - start, 6))
-    assert times == [0, 0, 0, 0.1, 0.2, 0.3, 0.4, 0.5]
-
-
-async def test_rate_limiter_refills_while_idle(autojump_clock: object) -> None:
-    limiter = RateLimiter(rate=10, burst=2)
-    for _ in range(2):
-        await limiter.acquire()
-    await trio.sleep(5)
-    start = trio.current_time()
-    for _ in range(3):
-        await limiter.acquire()
-    assert trio.current_time() - start == pytest.approx(0.1)
-
-
-def test_rate_limiter_rejects_nonsense() -> None:
-    with pytest.raises(ValueError, match="rate must be positive"):
-        RateLimiter(0)
-    with pytest.raises(ValueError, match="at least 1"):
-        AddressLimiter(0)
-
-
-def test_backoff_is_full_jitter_exponential_and_capped() -> None:
-    rng = random.Random(1)
-    delays = backoff_delays(0.5, 4.0, rng)
-    ceilings = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    for ceiling in ceilings:
-        assert 0 <= next(delays) <= ceiling
-    # Full jitter: over many draws the delays spread over the whole range below the ceiling.
-    draws = [next(backoff_delays(0.5, 4.0, random.Random(seed))) for seed in range(400)]
-    assert min(draws) < 0.05 and max(draws) > 0.45
 
 
 async def test_global_rate_holds_over_a_scan(autojump_clock: object) -> None:
@@ -275,34 +235,6 @@ async def test_real_mock_clock_is_in_use(autojump_clock: trio.testing.MockClock)
     before = trio.current_time()
     await trio.sleep(1000)
     assert trio.current_time() - before == 1000
-
-
-def test_address_limiter_try_acquire_takes_a_free_place_only() -> None:
-    limiter = AddressLimiter(2)
-    assert limiter.try_acquire("a") and limiter.try_acquire("a")
-    assert not limiter.try_acquire("a")
-    assert limiter.try_acquire("b")
-    assert limiter.in_use("a") == 2 and limiter.in_use("b") == 1
-    limiter.release("a")
-    assert limiter.in_use("a") == 1 and limiter.try_acquire("a")
-    for address in ("a", "a", "b"):
-        limiter.release(address)
-    assert limiter.in_use("a") == limiter.in_use("b") == 0
-    assert not limiter._slots  # unused addresses leave nothing behind
-
-
-async def test_rate_limiter_try_acquire_never_reserves_a_future_token(
-    autojump_clock: object,
-) -> None:
-    limiter = RateLimiter(rate=10, burst=2)
-    assert limiter.try_acquire() and limiter.try_acquire()
-    assert not limiter.try_acquire()
-    assert not limiter.try_acquire()  # a refusal reserves nothing: the next token is still due
-    await trio.sleep(0.1)
-    assert limiter.try_acquire()
-    start = trio.current_time()
-    await limiter.acquire()  # and the waiting path queues after it
-    assert trio.current_time() - start == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize(

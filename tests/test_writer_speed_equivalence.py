@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 
 from chainscan._models import ScanResult, Status, Target
 from chainscan.analysis._analyze import analyze_der, load_and_analyze
+from chainscan.analysis._entry import entry_for
 from chainscan.analysis._inventory import Inventory
 from chainscan.analysis._verify import TrustStore, _is_ip
 from chainscan.output._naming import _default_sni
-from chainscan.output._output import OutputDir, entry_for
+from chainscan.output._output import OutputDir
 from tests.inventory_fleet import self_signed_leaf
 from tests.pki import CA, der_tlv, make_key, mutate_tbs
 

@@ -296,20 +296,3 @@ def last_json_object(path: Path) -> dict[str, Any] | None:
         if isinstance(value, dict):
             return value
     return None
-
-
-def xargs_argv(parallel: int, targets: Path, script: str) -> list[str]:
-    """``xargs -P`` running ``sh -c SCRIPT name address port`` once per line of ``targets``."""
-    return ["xargs", "-P", str(parallel), "-n", "3", "-a", str(targets), "sh", "-c", script]
-
-
-def run_xargs(
-    name: str, argv: Sequence[str], files: Any, workdir: Path, timeout: float
-) -> RunResult:
-    """Measure an :func:`xargs_argv` command; a target is OK when its script printed ``ok``."""
-    stdout, stderr = workdir / "stdout.txt", workdir / "stderr.txt"
-    m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout)
-    ok = sum(1 for line in stdout.read_text().splitlines() if line == "ok")
-    # xargs exits 123 when some command failed: those targets are simply not OK.
-    detail = "" if m.returncode in (0, 123) else f"exit {m.returncode}: {tail(stderr)}"
-    return finished(name, m, targets=files.count, ok=ok, argv=argv, timeout=timeout, detail=detail)

@@ -28,7 +28,8 @@ from typing import Any, ClassVar
 
 from .._system import find_program
 from ..fleet import TargetFiles
-from ._base import RunResult, run_xargs, tool_version, xargs_argv
+from ._base import RunResult, tool_version
+from ._xargs import run_xargs, xargs_argv
 
 SCRIPT = (
     'nmap -Pn -n -sT -p "$2" --script +ssl-cert --script-args tls.servername="$0" "$1" '

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..fleet import TargetFiles
-from ._base import RunResult, run_xargs, tool_version, xargs_argv
+from ._base import RunResult, tool_version
+from ._xargs import run_xargs, xargs_argv
 
 SCRIPT = (
     'openssl s_client -servername "$0" -connect "$1:$2" -showcerts '

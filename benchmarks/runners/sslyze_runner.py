@@ -32,18 +32,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .._requirements import SSLYZE
 from ..fleet import TargetFiles
 from ._base import RunResult, RunStatus, finished, last_json_object, measure, tail, tool_version
 
-VENV = Path(__file__).resolve().parents[1] / ".venv-sslyze"
-PYTHON = VENV / "bin" / "python"
+VENV = SSLYZE.path
+PYTHON = SSLYZE.python
 API_SCRIPT = Path(__file__).resolve().with_name("sslyze_api.py")
 DEFAULT_TARGETS = 500
 DEFAULT_SERVER_SCANS = 100
@@ -54,46 +53,15 @@ _install: dict[str, str | None] = {}
 """Memo of :func:`ensure_sslyze`: ``reason`` (None when sslyze can run)."""
 
 
-def ensure_sslyze(python: str = "python3") -> str | None:
-    """Make the virtualenv and install sslyze into it if needed (once per harness); None when
-    ``import sslyze`` works there, else why not."""
+def ensure_sslyze() -> str | None:
+    """Make the virtualenv and install sslyze into it if needed (once per harness, with
+    :data:`benchmarks._requirements.SSLYZE`, as ``python3 -m benchmarks.setup`` does); None
+    when ``import sslyze`` works there, else why not."""
     with _install_lock:
-        if "reason" in _install:
-            return _install["reason"]
-        reason: str | None = None
-        if not _imports_sslyze():
-            print(f"benchmarks: installing sslyze into {VENV} (once)", file=sys.stderr, flush=True)
-            for step in (
-                [python, "-m", "venv", str(VENV)],
-                [str(PYTHON), "-m", "pip", "install", "-q", "sslyze"],
-            ):
-                try:
-                    done = subprocess.run(
-                        step, capture_output=True, text=True, timeout=600, check=False
-                    )
-                except (OSError, subprocess.TimeoutExpired) as exc:
-                    reason = f"`{' '.join(step[:3])}` failed: {exc}"
-                    break
-                if done.returncode != 0:
-                    last = (done.stderr.strip().splitlines() or ["?"])[-1]
-                    reason = f"`{' '.join(step[:4])}` exited {done.returncode}: {last}"
-                    break
-            if reason is None and not _imports_sslyze():
-                reason = f"`import sslyze` fails in {VENV}"
-        _install["reason"] = reason
-        return reason
-
-
-def _imports_sslyze() -> bool:
-    if not PYTHON.exists():
-        return False
-    try:
-        done = subprocess.run(
-            [str(PYTHON), "-c", "import sslyze"], capture_output=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+        if "reason" not in _install:
+            reason = SSLYZE.missing() and SSLYZE.install()
+            _install["reason"] = reason or None
+        return _install["reason"]
 
 
 def sslyze_version() -> str:

@@ -33,8 +33,10 @@ This scenario measures that, in one run, at several concurrencies:
 Everything is bounded: every chainscan run by ``--timeout``, the delayer and the tarpit by
 their own ``--max-seconds``, and the namespace (with its rules) is deleted at the end, on
 errors and Ctrl-C too. Traffic goes only to the namespace's 10.213.0.0/16 and to loopback.
-Needs root (namespaces, iptables) and ``libnetfilter-queue-dev`` (installed with apt-get if
-missing).
+Needs root (namespaces, iptables), ``ip``, ``iptables``, a C compiler,
+``libnetfilter-queue-dev``, nginx and GNU time (:data:`benchmarks._requirements.ENTRY_POINTS`):
+checked before anything starts, installed with apt-get if missing (``python3 -m
+benchmarks.setup`` installs them all beforehand).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._requirements import ENTRY_POINTS, require_or_exit
 from .._system import die_with_parent
 from ..fleet import (
     Fleet,
@@ -86,6 +89,7 @@ from ._common import (
 from ._netns import PREFIX, Namespace, namespace
 
 SCENARIO = "latency"
+ENTRY = "benchmarks.scenarios.latency"
 NETNS = "csbench-lat"
 LIVE_NET = f"{PREFIX}.1"
 BLACKHOLE_NET = f"{PREFIX}.2"
@@ -132,19 +136,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # The delayer
 
 
-def _have_libnetfilter_queue() -> bool:
-    return Path("/usr/include/libnetfilter_queue/libnetfilter_queue.h").exists()
-
-
 def build_delayer(workdir: Path) -> Path:
-    """Compile ``nfq_delay.c`` (installing its library with apt-get if needed)."""
-    if not _have_libnetfilter_queue():
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        log("libnetfilter-queue-dev missing: apt-get install -y libnetfilter-queue-dev gcc")
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "libnetfilter-queue-dev", "gcc"], env=env, check=True
-        )
+    """Compile ``nfq_delay.c`` (its compiler and library were checked by :func:`main`)."""
     binary = workdir / "nfq_delay"
     subprocess.run(
         [
@@ -372,6 +365,7 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    require_or_exit(ENTRY, ENTRY_POINTS[ENTRY].needs)
     concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     spec = FleetSpec(

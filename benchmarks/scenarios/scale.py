@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._requirements import ENTRY_POINTS, require_or_exit
 from .._system import die_with_parent
 from ..fleet import FleetTarget, Profile, write_pki
 from ..runners._base import measure
@@ -65,6 +66,7 @@ from ._common import (
 )
 
 SCENARIO = "scale"
+ENTRY = "benchmarks.scenarios.scale"
 SERVER_NET = "127.0.4"
 SERVER_ADDRESSES = 10
 SERVER_PORT = 24500
@@ -497,6 +499,7 @@ def render(a: dict[str, Any] | None, b: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    require_or_exit(ENTRY, ENTRY_POINTS[ENTRY].needs)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="chainscan-scale-"))

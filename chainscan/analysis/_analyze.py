@@ -60,7 +60,19 @@ from cryptography.x509.oid import NameOID
 
 from .._models import CertFacts
 
-__all__ = ["Loaded", "analyze_der", "der_to_pem", "load_and_analyze", "pem_to_der_list"]
+__all__ = [
+    "Loaded",
+    "analyze_der",
+    "basic_constraints_ca",
+    "common_name",
+    "der_to_pem",
+    "describe_error",
+    "describe_key",
+    "load_and_analyze",
+    "pem_to_der_list",
+    "san_names",
+    "spki_digest",
+]
 
 _T = TypeVar("_T")
 _S = TypeVar("_S")
@@ -117,7 +129,7 @@ def load_and_analyze(der: bytes) -> Loaded:
                     sha256=sha256,
                     sha1=sha1,
                     size=len(der),
-                    parse_error=f"not a parsable certificate: {_describe(exc)}",
+                    parse_error=f"not a parsable certificate: {describe_error(exc)}",
                 )
                 return Loaded(facts, None)
             reader = _Reader(cert)
@@ -132,7 +144,7 @@ def load_and_analyze(der: bytes) -> Loaded:
             sha256=sha256,
             sha1=sha1,
             size=len(der),
-            parse_error=f"internal error while analysing: {_describe(exc)}",
+            parse_error=f"internal error while analysing: {describe_error(exc)}",
         )
     if cert is None or (reader is not None and reader.names_read) or _names_readable(cert):
         return Loaded(facts, cert)
@@ -164,7 +176,7 @@ class _Reader:
         try:
             return read()
         except Exception as exc:
-            self.failures.append(f"{field}: {_describe(exc)}")
+            self.failures.append(f"{field}: {describe_error(exc)}")
             return None
 
     def derive(self, field: str, source: _S | None, read: Callable[[_S], _T]) -> _T | None:
@@ -179,15 +191,15 @@ class _Reader:
         self.names_read = names is not None
         extensions = self.attempt("extensions", lambda: cert.extensions)
         public_key = self.attempt("public_key", cert.public_key)
-        key_type, key_size, curve = _describe_key(public_key)
+        key_type, key_size, curve = describe_key(public_key)
         return CertFacts(
             sha256=sha256,
             sha1=sha1,
             size=size,
             subject=self.derive("subject", subject, x509.Name.rfc4514_string),
             issuer=self.derive("issuer", issuer, x509.Name.rfc4514_string),
-            cn=self.derive("cn", subject, _common_name),
-            sans=self.derive("sans", extensions, _sans) or (),
+            cn=self.derive("cn", subject, common_name),
+            sans=self.derive("sans", extensions, san_names) or (),
             serial=self.attempt("serial", lambda: f"{cert.serial_number:x}"),
             not_before=self.attempt("not_before", lambda: _iso(cert.not_valid_before_utc)),
             not_after=self.attempt("not_after", lambda: _iso(cert.not_valid_after_utc)),
@@ -195,12 +207,12 @@ class _Reader:
             key_type=key_type,
             key_size=key_size,
             curve=curve,
-            is_ca=self.derive("is_ca", extensions, _is_ca),
+            is_ca=self.derive("is_ca", extensions, basic_constraints_ca),
             self_signed=self.derive("self_signed", names, lambda n: _self_signed(cert, *n)),
             spki_sha256=(
                 None
                 if public_key is None
-                else self.attempt("spki_sha256", lambda: _spki_sha256(public_key))
+                else self.attempt("spki_sha256", lambda: spki_digest(public_key))
             ),
             parse_error="; ".join(self.failures) or None,
         )
@@ -211,7 +223,8 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An exception as ``Type: message``, the message on one line and clipped."""
     message = _clip(str(exc))
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
@@ -221,7 +234,8 @@ def _iso(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
-def _common_name(name: x509.Name) -> str | None:
+def common_name(name: x509.Name) -> str | None:
+    """The first commonName of ``name`` (bytes values decoded leniently), or None."""
     for attribute in name.get_attributes_for_oid(NameOID.COMMON_NAME):
         value = attribute.value
         return value if isinstance(value, str) else value.decode("utf-8", "replace")
@@ -246,7 +260,8 @@ def _format_general_name(name: x509.GeneralName) -> str:
     return f"unknown:{name!r}"  # pragma: no cover - cryptography has no other GeneralName
 
 
-def _sans(extensions: x509.Extensions) -> tuple[str, ...]:
+def san_names(extensions: x509.Extensions) -> tuple[str, ...]:
+    """subjectAltName entries as the manifest writes them (``DNS:name``, ``IP:addr``, ...)."""
     try:
         san = extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -254,7 +269,8 @@ def _sans(extensions: x509.Extensions) -> tuple[str, ...]:
     return tuple(_format_general_name(name) for name in san.value)
 
 
-def _is_ca(extensions: x509.Extensions) -> bool | None:
+def basic_constraints_ca(extensions: x509.Extensions) -> bool | None:
+    """The basicConstraints CA flag; None without the extension."""
     try:
         return extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
@@ -267,7 +283,7 @@ def _sig_name(cert: x509.Certificate) -> str:
     return oid.dotted_string if not name or name == "Unknown OID" else name
 
 
-def _describe_key(key: CertificatePublicKeyTypes | None) -> tuple[str, int | None, str | None]:
+def describe_key(key: CertificatePublicKeyTypes | None) -> tuple[str, int | None, str | None]:
     """(key_type, key_size in bits, curve name); ``unknown`` when the key cannot be read."""
     if isinstance(key, rsa.RSAPublicKey):
         return "RSA", key.key_size, None
@@ -283,7 +299,8 @@ def _describe_key(key: CertificatePublicKeyTypes | None) -> tuple[str, int | Non
     return "unknown", None, None
 
 
-def _spki_sha256(key: CertificatePublicKeyTypes) -> str:
+def spki_digest(key: CertificatePublicKeyTypes) -> str:
+    """The pin value: base64 SHA-256 of the DER SubjectPublicKeyInfo."""
     spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 

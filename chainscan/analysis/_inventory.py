@@ -1,10 +1,11 @@
 """The inventory fields of a manifest entry: ``trust``, ``hostname``, ``problems``, ``deployments``.
 
-:class:`Inventory` is what the writer (``_output.OutputDir.write``, in its worker thread) calls
-for each result, after the certificate files are written. It holds the run's trust store and
-caches (``_verify``), so each distinct intermediate and root is parsed, and each signature
-between two CA certificates checked, once per run however many hosts send them. The fields are
-documented in docs/inventory.md. No network: everything here works on the bytes the scan got.
+:class:`Inventory` is what the entry builder (``_entry.EntryBuilder``, called by the writer in
+its worker thread) calls for each result, after the certificate files are written. It holds the
+run's trust store and caches (``_verify``), so each distinct intermediate and root is parsed, and
+each signature between two CA certificates checked, once per run however many hosts send them.
+The fields are documented in docs/inventory.md. No network: everything here works on the bytes
+the scan got.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._models import BadLine, ScanOptions, ScanResult
-from ..scan._deployments import summarize
+from .._models import WARN_DAYS, BadLine, ScanOptions, ScanResult
+from ._deployments import summarize
 from ._problems import Problem, find_problems, role_of
 from ._verify import (
     Cert,
@@ -123,7 +124,7 @@ class Inventory:
         self,
         store: TrustStore,
         *,
-        warn_days: int = 30,
+        warn_days: int = WARN_DAYS,
         deployments: bool = False,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._models import CertFacts
+from .._models import WARN_DAYS, CertFacts
+from ..manifest._model import cert_role, parse_time
 from ._verify import TrustVerdict
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "TRUST_CODES",
     "Problem",
     "find_problems",
-    "parse_time",
     "role_of",
 ]
 
@@ -127,22 +127,9 @@ class Problem:
         }
 
 
-def parse_time(text: str | None) -> dt.datetime | None:
-    """``2026-01-01T00:00:00Z`` (the manifest's form) -> an aware datetime; None if unusable."""
-    if not text:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def role_of(position: int, facts: CertFacts) -> str:
-    """The manifest's role guess: ``leaf`` at 0, ``root`` if self-signed, else ``intermediate``."""
-    if position == 0:
-        return "leaf"
-    return "root" if facts.self_signed else "intermediate"
+    """The manifest's role of the certificate at ``position`` of a served chain (``cert_role``)."""
+    return cert_role(self_signed=facts.self_signed, position=position)
 
 
 def _label(position: int, facts: CertFacts) -> str:
@@ -331,7 +318,7 @@ def find_problems(
     name: str,
     matched: str | None,
     now: dt.datetime,
-    warn_days: int = 30,
+    warn_days: int = WARN_DAYS,
 ) -> tuple[Problem, ...]:
     """Every problem of a served chain (facts leaf first), in code order then position."""
     if not chain:

@@ -40,35 +40,37 @@ The run is split in three so ``--dry-run`` shows exactly what a real run does:
 
 The Android build setting the guide also asks for (Project Settings > Native > Android >
 Network Trust Config = Allow Pinned) lives in the IDE project, so it is printed as a next step.
+
+This module is the pure core (plus the file reads of *collect* and *plan* and the writes of
+*apply*); ``_bundle_cli`` parses the arguments and prints the plan.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import hashlib
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import OutputError
+from .._errors import OutputError, UsageError
+from .._files import atomic_write
 from ..analysis._analyze import pem_to_der_list
 from ..output._naming import cert_filename
-from ._pins import PinOptions, PinPlan, PinWarning, format_warnings, plan_pins, voltmx_map
-from ._pins_cli import (
-    PinsUsageError,
-    load_backups,
-    load_scan,
-    non_negative_int,
-    print_warnings,
-)
+from ._pins import PinPlan, PinWarning, format_warnings, voltmx_map
 
-__all__ = ["CERT_DIRS", "INFOPLIST", "main"]
+__all__ = [
+    "CERT_DIRS",
+    "INFOPLIST",
+    "PIN_CHOICES",
+    "BundledCert",
+    "Write",
+    "apply",
+    "bundle_warnings",
+    "collect_certs",
+    "plan_writes",
+]
 
 CERT_DIRS: tuple[str, ...] = (
     "resources/mobile/native/iphone/certs",
@@ -100,10 +102,6 @@ _MAX_FILE = 1024 * 1024
 State = Literal["new", "replace", "unchanged"]
 
 
-class BundleError(OutputError):
-    """Something that stops the bundle before anything is written; exit code 2."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BundledCert:
     """A certificate to copy into the app."""
@@ -133,20 +131,20 @@ class Write:
 def _read_der(root: Path, file: str, sha256: str | None) -> bytes:
     path = (root / file).resolve()
     if not path.is_relative_to(root.resolve()):
-        raise BundleError(f"{file}: outside the scan folder {root}; refused")
+        raise UsageError(f"{file}: outside the scan folder {root}; refused")
     try:
         with path.open("rb") as handle:
             data = handle.read(_MAX_FILE + 1)
     except OSError as exc:
-        raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if b"-----BEGIN CERTIFICATE-----" in data:
         try:
             ders = pem_to_der_list(data)
         except ValueError as exc:
-            raise BundleError(f"{path}: {exc}") from None
+            raise UsageError(f"{path}: {exc}") from None
         data = ders[0] if ders else data
     if sha256 and hashlib.sha256(data).hexdigest() != sha256:
-        raise BundleError(f"{path}: does not match the manifest's sha256 (changed since the scan?)")
+        raise UsageError(f"{path}: does not match the manifest's sha256 (changed since the scan?)")
     return data
 
 
@@ -160,7 +158,7 @@ def collect_certs(plan: PinPlan) -> list[BundledCert]:
                 if cert.role not in plan.options.roles or cert.spki_sha256 not in keys:
                     continue
                 if cert.file is None:
-                    raise BundleError(f"{host.host}: {cert.label} has no file in the manifest")
+                    raise UsageError(f"{host.host}: {cert.label} has no file in the manifest")
                 der = _read_der(Path(obs.root), cert.file, cert.sha256)
                 digest = hashlib.sha256(der).hexdigest()
                 known = found.get(digest)
@@ -198,9 +196,9 @@ def _load_json_object(app: Path, rel: str) -> tuple[dict[str, Any], bytes | None
     try:
         value = json.loads(old.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{app / rel}: not valid JSON ({exc}); fix or remove it first") from None
+        raise OutputError(f"{app / rel}: not valid JSON ({exc}); fix or remove it first") from None
     if not isinstance(value, dict):
-        raise BundleError(f"{app / rel}: not a JSON object; fix or remove it first")
+        raise OutputError(f"{app / rel}: not a JSON object; fix or remove it first")
     return value, old
 
 
@@ -261,7 +259,7 @@ def _check_inside(app: Path, rel: str) -> Path:
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.resolve().is_relative_to(root):
-        raise BundleError(f"{target}: leads outside the app folder {root} (symlink?); refused")
+        raise OutputError(f"{target}: leads outside the app folder {root} (symlink?); refused")
     return target
 
 
@@ -275,99 +273,14 @@ def apply(app: Path, writes: Sequence[Write]) -> None:
         target = _check_inside(app, write.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         _check_inside(app, write.path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(write.data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, write.data)
 
 
 # --------------------------------------------------------------------------------------------
-# CLI
+# The whole plan
 
 
-DESCRIPTION = """\
-Bundle a scan's certificates (or public-key pins) into a Kony / Volt MX app, as the
-certificate pinning guide does by hand: the four certs folders (iPhone, iPad, Android mobile,
-Android tablet) and the "allowbundledonly" entry of resources/common/infoplist_configuration.json.
-"""
-
-EPILOG = """\
-exit codes:
-  0  done (or planned, with --dry-run)    1  nothing to bundle
-  2  usage error, unreadable input, or a file that would be clobbered
-
-examples:
-  chainscan bundle out/ --kony-app ~/workspace/MyApp --pin intermediate --dry-run
-  chainscan bundle out/ --kony-app ~/workspace/MyApp --pin both
-  chainscan bundle out/ --kony-app ~/workspace/MyApp --public-keys --backup spare.pem
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainscan bundle",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("sources", metavar="OUT_OR_MANIFEST", nargs="+", type=Path)
-    parser.add_argument(
-        "--kony-app",
-        required=True,
-        type=Path,
-        metavar="WORKSPACE/APP",
-        help="the app folder (the one holding resources/)",
-    )
-    parser.add_argument(
-        "--pin",
-        choices=sorted(PIN_CHOICES),
-        default="intermediate",
-        help="which certificates of each chain (default: intermediate)",
-    )
-    parser.add_argument(
-        "--public-keys",
-        action="store_true",
-        help="public-key pinning: write public_keys.json instead of certificate files",
-    )
-    parser.add_argument(
-        "--cer", action="store_true", help="name certificate files .cer (Windows needs it)"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    parser.add_argument(
-        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
-    )
-    keys = parser.add_argument_group("public-key pinning (--public-keys)")
-    keys.add_argument(
-        "--backup",
-        action="append",
-        default=[],
-        metavar="PIN_OR_FILE",
-        help="backup pin: base64 value or spare key/CSR/certificate file (repeatable)",
-    )
-    keys.add_argument("--include-subdomains", action="store_true", help="also write *.host entries")
-    keys.add_argument(
-        "--product",
-        choices=["kony", "voltmx"],
-        default="kony",
-        help="iOS switch to set: KonyHTTPPublicKeyPinning (kony, default) or "
-        "VoltMXHTTPPublicKeyPinning (voltmx)",
-    )
-    parser.add_argument(
-        "--warn-days",
-        type=non_negative_int,
-        default=30,
-        metavar="N",
-        help="expiry warning window (30)",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
-    return parser
-
-
-def _bundle_warnings(plan: PinPlan, public_keys: bool) -> tuple[PinWarning, ...]:
+def bundle_warnings(plan: PinPlan, public_keys: bool) -> tuple[PinWarning, ...]:
     """The pin warnings, worded for certificate bundling where ``--backup`` does not apply."""
     warnings = format_warnings(plan, "voltmx")
     if public_keys:
@@ -385,67 +298,15 @@ def _bundle_warnings(plan: PinPlan, public_keys: bool) -> tuple[PinWarning, ...]
     )
 
 
-def _report(writes: Sequence[Write], dry_run: bool) -> None:
-    verbs = (
-        {"new": "would create", "replace": "would replace", "unchanged": "unchanged"}
-        if dry_run
-        else {"new": "created", "replace": "replaced", "unchanged": "unchanged"}
-    )
-    width = max(len(v) for v in verbs.values())
-    for write in writes:
-        print(f"  {verbs[write.state].ljust(width)}  {write.path}  [{write.note}]")
-
-
-def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
-    args = build_parser().parse_args(list(argv))
-    prog = "chainscan bundle"
-    app: Path = args.kony_app
-    try:
-        if not app.is_dir():
-            raise BundleError(f"--kony-app {app}: no such folder")
-        if (args.backup or args.include_subdomains) and not args.public_keys:
-            raise BundleError("--backup and --include-subdomains need --public-keys")
-        options = PinOptions(
-            roles=PIN_CHOICES[args.pin],
-            backups=load_backups(args.backup),
-            include_subdomains=args.include_subdomains,
-            warn_days=args.warn_days,
-            hosts=tuple(args.host),
-        )
-        plan = plan_pins(load_scan(args.sources), options, now=now)
-        if not args.quiet:
-            print_warnings(_bundle_warnings(plan, args.public_keys), prog, sys.stderr)
-        if not plan.pinned:
-            print(f"{prog}: error: no host to bundle; nothing written", file=sys.stderr)
-            return 1
-        if args.public_keys:
-            writes = plan_public_keys(app, voltmx_map(plan))
-            writes.append(plan_infoplist(app, PLIST_KEYS[args.product]))
-            what = f"public-key pins of {len(plan.pinned)} hosts"
-        else:
-            certs = collect_certs(plan)
-            writes = plan_cert_writes(app, certs, "cer" if args.cer else "der")
-            writes.append(plan_infoplist(app, PLIST_KEYS["certificates"]))
-            what = f"{len(certs)} certificates of {len(plan.pinned)} hosts"
-        if not (app / "resources").is_dir() and not (app / "projectProperties.json").exists():
-            print(
-                f"{prog}: warning: {app} has no resources/ folder or projectProperties.json; "
-                "is it the app folder?",
-                file=sys.stderr,
-            )
-        if not args.dry_run:
-            apply(app, writes)
-    except (BundleError, PinsUsageError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    head = "plan (dry run, nothing written)" if args.dry_run else "bundled"
-    print(f"{head}: {what} into {app}")
-    _report(writes, args.dry_run)
-    print(
-        "next: in Kony Visualizer / Volt MX Iris, Project Settings > Native > Android (Mobile "
-        "and Tablet): set Network Trust Config to Allow Pinned, then build."
-    )
-    return 0
+def plan_writes(
+    app: Path, plan: PinPlan, *, public_keys: bool, product: str, cer: bool
+) -> tuple[list[Write], str]:
+    """Every file a bundle of ``plan`` writes into ``app``, and what it bundles (for people)."""
+    if public_keys:
+        writes = plan_public_keys(app, voltmx_map(plan))
+        writes.append(plan_infoplist(app, PLIST_KEYS[product]))
+        return writes, f"public-key pins of {len(plan.pinned)} hosts"
+    certs = collect_certs(plan)
+    writes = plan_cert_writes(app, certs, "cer" if cer else "der")
+    writes.append(plan_infoplist(app, PLIST_KEYS["certificates"]))
+    return writes, f"{len(certs)} certificates of {len(plan.pinned)} hosts"

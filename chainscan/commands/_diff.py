@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 
-Targets are matched by the manifest's identity of a target (``_output.entry_key``: host,
+Targets are matched by the manifest's identity of a target (``ManifestEntry.key``: host,
 port, requested address, SNI), so the same line scanned twice is the same target whatever its
 position, and a target is compared with itself only. Invalid input lines have no identity and
 are left out. When a manifest lists a target twice (resumed runs), the last entry counts.
@@ -28,12 +28,12 @@ more (its expiration passed, or TrustKit ``TSKEnforcePinning`` is false).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..analysis._problems import parse_time
-from ..output._output import EntryKey, entry_key
+from .._models import WARN_DAYS
+from ..manifest._model import CertEntry, EntryKey, ManifestEntry, short_pin
 from ._pinconfig import PinConfig, PinRule
 from ._pins import pin_name
 
@@ -75,7 +75,7 @@ class ScanSide:
 
     label: str
     """The folder or manifest as given."""
-    entries: Sequence[Mapping[str, Any]]
+    entries: Sequence[ManifestEntry]
     time: dt.datetime
     """When it was scanned (``run.started``, else the manifest's modification time)."""
 
@@ -121,63 +121,42 @@ def target_label(key: EntryKey) -> str:
     return text
 
 
-def _index(entries: Iterable[Mapping[str, Any]]) -> dict[EntryKey, Mapping[str, Any]]:
-    out: dict[EntryKey, Mapping[str, Any]] = {}
+def _index(entries: Iterable[ManifestEntry]) -> dict[EntryKey, ManifestEntry]:
+    out: dict[EntryKey, ManifestEntry] = {}
     for entry in entries:
-        key = entry_key(dict(entry))
-        if key is not None and entry.get("status") in ("ok", "failed"):
+        key = entry.key
+        if key is not None and entry.status in ("ok", "failed"):
             out[key] = entry
     return out
 
 
-def _chain(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    chain = entry.get("chain")
-    if entry.get("status") != "ok" or not isinstance(chain, list):
-        return []
-    return [c for c in chain if isinstance(c, Mapping)]
-
-
-def _cert_name(cert: Mapping[str, Any]) -> str:
-    name = cert.get("cn") or cert.get("subject") or str(cert.get("sha256", ""))[:16]
-    return repr(name)
-
-
-def _short(spki: object) -> str:
-    return f"sha256/{str(spki)[:12]}..." if spki else "(no key)"
+def _cert_name(cert: CertEntry) -> str:
+    return repr(cert.display_name())
 
 
 def _day(text: object) -> str:
     return str(text)[:10] if text else "?"
 
 
-def _trusted(entry: Mapping[str, Any]) -> bool | None:
-    trust = entry.get("trust")
-    value = trust.get("trusted") if isinstance(trust, Mapping) else None
-    return value if isinstance(value, bool) else None
-
-
-def _codes(entry: Mapping[str, Any]) -> set[str]:
-    problems = entry.get("problems")
-    if not isinstance(problems, list):
-        return set()
-    return {str(p["code"]) for p in problems if isinstance(p, Mapping) and "code" in p}
+def _trusted(entry: ManifestEntry) -> bool | None:
+    return None if entry.trust is None else entry.trust.trusted
 
 
 def _expiring(
-    chain: Sequence[Mapping[str, Any]], moment: dt.datetime, warn: dt.timedelta
-) -> dict[str, Mapping[str, Any]]:
+    chain: Sequence[CertEntry], moment: dt.datetime, warn: dt.timedelta
+) -> dict[str, CertEntry]:
     out = {}
     for cert in chain:
-        not_after = parse_time(cert.get("not_after"))
+        not_after = cert.expires
         if not_after is not None and not_after - moment <= warn:
-            out[str(cert.get("sha256"))] = cert
+            out[str(cert.facts.sha256)] = cert
     return out
 
 
 def _compare(
     key: EntryKey,
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
+    old: ManifestEntry,
+    new: ManifestEntry,
     sides: tuple[ScanSide, ScanSide],
     warn: dt.timedelta,
 ) -> list[Change]:
@@ -187,71 +166,64 @@ def _compare(
     def add(kind: str, message: str) -> None:
         changes.append(Change(kind=kind, target=label, message=message, key=key))
 
-    old_chain, new_chain = _chain(old), _chain(new)
+    old_chain, new_chain = old.sent_chain, new.sent_chain
     if old_chain and not new_chain:
-        add("newly-failing", f"no chain now: {new.get('error_kind')}: {new.get('error')}")
+        add("newly-failing", f"no chain now: {new.error_kind}: {new.error}")
         return changes
     if new_chain and not old_chain:
-        add("recovered", f"a chain again (was {old.get('error_kind')})")
+        add("recovered", f"a chain again (was {old.error_kind})")
     if not new_chain:
         return changes
     if old_chain:
         old_leaf, new_leaf = old_chain[0], new_chain[0]
-        if old_leaf.get("sha256") != new_leaf.get("sha256"):
-            old_key, new_key = old_leaf.get("spki_sha256"), new_leaf.get("spki_sha256")
-            dates = (
-                f"expires {_day(old_leaf.get('not_after'))} -> {_day(new_leaf.get('not_after'))}"
-            )
+        if old_leaf.facts.sha256 != new_leaf.facts.sha256:
+            old_key, new_key = old_leaf.facts.spki_sha256, new_leaf.facts.spki_sha256
+            dates = f"expires {_day(old_leaf.facts.not_after)} -> {_day(new_leaf.facts.not_after)}"
             if old_key and old_key == new_key:
                 add(
                     "leaf-renewed-same-key",
-                    f"leaf {_cert_name(new_leaf)}: {dates}; key {_short(new_key)} kept",
+                    f"leaf {_cert_name(new_leaf)}: {dates}; key {short_pin(new_key)} kept",
                 )
             else:
                 add(
                     "leaf-renewed-new-key",
-                    f"leaf {_cert_name(new_leaf)}: {dates}; key {_short(old_key)} -> "
-                    f"{_short(new_key)}",
+                    f"leaf {_cert_name(new_leaf)}: {dates}; key {short_pin(old_key)} -> "
+                    f"{short_pin(new_key)}",
                 )
-        old_inter = [c for c in old_chain[1:] if c.get("role") == "intermediate"]
-        new_inter = [c for c in new_chain[1:] if c.get("role") == "intermediate"]
-        if {c.get("sha256") for c in old_inter} != {c.get("sha256") for c in new_inter}:
-            old_keys = {c.get("spki_sha256") for c in old_inter}
-            new_keys = {c.get("spki_sha256") for c in new_inter}
+        old_inter = [c for c in old_chain[1:] if c.role == "intermediate"]
+        new_inter = [c for c in new_chain[1:] if c.role == "intermediate"]
+        if {c.facts.sha256 for c in old_inter} != {c.facts.sha256 for c in new_inter}:
+            old_keys = {c.facts.spki_sha256 for c in old_inter}
+            new_keys = {c.facts.spki_sha256 for c in new_inter}
             keys = "same keys" if old_keys == new_keys else "new keys"
             before = ", ".join(_cert_name(c) for c in old_inter) or "none"
             after = ", ".join(_cert_name(c) for c in new_inter) or "none"
             add("intermediate-changed", f"{before} -> {after} ({keys})")
         was, now = _trusted(old), _trusted(new)
         if was is True and now is False:
-            reason = (
-                new.get("trust", {}).get("reason")
-                if isinstance(new.get("trust"), Mapping)
-                else None
-            )
+            reason = new.trust.reason if new.trust is not None else None
             add("newly-untrusted", str(reason or "not trusted"))
         elif was is False and now is True:
             add("newly-trusted", "the chain is trusted now")
-        appeared = sorted(_codes(new) - _codes(old) - _EXPIRY_CODES)
+        appeared = sorted(set(new.problem_codes) - set(old.problem_codes) - _EXPIRY_CODES)
         if appeared:
             add("new-problems", ", ".join(appeared))
     was_expiring = _expiring(old_chain, sides[0].time, warn)
     for digest, cert in _expiring(new_chain, sides[1].time, warn).items():
         if digest in was_expiring:
             continue
-        not_after = parse_time(cert.get("not_after"))
+        not_after = cert.expires
         assert not_after is not None
         days = (not_after - sides[1].time).days
-        role = cert.get("role", "certificate")
         if days < 0:
             text = f"expired on {_day(not_after)}, {-days} days before the scan"
         else:
             text = f"expires on {_day(not_after)}, {days} days after the scan"
-        add("newly-expiring", f"{role} {_cert_name(cert)} {text}")
+        add("newly-expiring", f"{cert.role} {_cert_name(cert)} {text}")
     return changes
 
 
-def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = 30) -> DiffResult:
+def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = WARN_DAYS) -> DiffResult:
     """Every change from ``old`` to ``new``, targets sorted by name, then removed ones.
 
     Sorted, not in manifest order: a manifest lists targets as they finished, which differs
@@ -264,7 +236,7 @@ def diff_scans(old: ScanSide, new: ScanSide, *, warn_days: int = 30) -> DiffResu
     order = {kind: index for index, kind in enumerate(CHANGE_KINDS)}
     for key, entry in sorted(after.items(), key=lambda item: target_label(item[0])):
         if key not in before:
-            status = "a chain" if _chain(entry) else f"no chain ({entry.get('error_kind')})"
+            status = "a chain" if entry.sent_chain else f"no chain ({entry.error_kind})"
             changes.append(Change(kind="added", target=target_label(key), message=status, key=key))
             continue
         found = _compare(key, before[key], entry, (old, new), warn)
@@ -342,29 +314,26 @@ class PinCheck:
         return any(h.status == "broken" and h.enforced for h in self.hosts)
 
 
-def _chains_of(entry: Mapping[str, Any]) -> list[SeenChain]:
+def _chains_of(entry: ManifestEntry) -> list[SeenChain]:
     """The chain sent (with the store root the verifier added) and, with ``--deployments``,
     every other chain seen with SNI."""
-    chain = _chain(entry)
+    chain = entry.sent_chain
     if not chain:
         return []
-    where = str(entry.get("address") or entry.get("host"))
-    keys = {str(c["spki_sha256"]) for c in chain if c.get("spki_sha256")}
-    trust = entry.get("trust")
-    if isinstance(trust, Mapping) and isinstance(trust.get("chain"), list):
-        keys |= {str(c["spki_sha256"]) for c in trust["chain"] if c.get("spki_sha256")}
+    where = str(entry.address or entry.host)
+    keys = {c.facts.spki_sha256 for c in chain if c.facts.spki_sha256}
+    if entry.trust is not None:
+        keys |= {link.spki_sha256 for link in entry.trust.chain if link.spki_sha256}
     seen = [SeenChain(where=where, leaf=_cert_name(chain[0]), keys=frozenset(keys))]
-    deployments = entry.get("deployments")
-    if isinstance(deployments, Mapping):
-        for other in deployments.get("chains") or []:
-            variants = [s for s in other.get("seen", []) if s.get("variant") != "no-sni"]
+    if entry.deployments is not None:
+        for other in entry.deployments.chains:
+            variants = [s for s in other.seen if s[1] != "no-sni"]
             if not variants:
                 continue
-            certs = other.get("certs") or []
-            other_keys = {str(c["spki_sha256"]) for c in certs if c.get("spki_sha256")}
-            other_keys |= {str(k) for k in other.get("trust_chain_spki") or []}
-            places = ", ".join(f"{s.get('address')} {s.get('variant')}" for s in variants)
-            leaf = _cert_name(certs[0]) if certs else "?"
+            other_keys = {c.facts.spki_sha256 for c in other.certs if c.facts.spki_sha256}
+            other_keys |= set(other.trust_chain_spki)
+            places = ", ".join(f"{address} {variant}" for address, variant in variants)
+            leaf = _cert_name(other.certs[0]) if other.certs else "?"
             seen.append(SeenChain(where=places, leaf=leaf, keys=frozenset(other_keys)))
     return seen
 
@@ -378,14 +347,11 @@ def _passes(keys: frozenset[str], rules: Sequence[PinRule]) -> bool:
 
 def check_pins(config: PinConfig, new: ScanSide) -> PinCheck:
     """Check every name of NEW that a rule covers, and report rules that cover no name."""
-    names: dict[str, list[Mapping[str, Any]]] = {}
+    names: dict[str, list[ManifestEntry]] = {}
     for entry in new.entries:
-        host = entry.get("host")
-        if isinstance(host, str) and entry.get("status") in ("ok", "failed"):
-            sni = entry.get("sni")
-            names.setdefault(pin_name(sni if isinstance(sni, str) and sni else host), []).append(
-                entry
-            )
+        host = entry.host
+        if host is not None and entry.status in ("ok", "failed"):
+            names.setdefault(pin_name(entry.sni or host), []).append(entry)
     day = new.time.date()
     results: list[PinHostResult] = []
     covered: set[str] = set()

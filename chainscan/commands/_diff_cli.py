@@ -1,6 +1,6 @@
 """``chainscan diff OLD NEW [--pins FILE] [--json]``: arguments -> ``_diff`` -> table. No logic.
 
-Reads the two manifests (folders or files, through ``_output.read_manifest_entries``) and the
+Reads the two manifests (folders or files, through ``manifest._reader``) and the
 pin configuration, runs ``_diff.diff_scans`` and ``_diff.check_pins``, prints a table or JSON
 and turns the pin gate into the exit code.
 """
@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..output._output import JSON_NAME, read_manifest_entries
+from .._errors import UsageError
+from ..manifest._model import JSON_NAME, parse_time
+from ..manifest._reader import read_entries, read_header
+from ._common import add_warn_days, manifest_path, new_parser, run, text_table
 from ._diff import CHANGE_KINDS, DiffResult, PinCheck, ScanSide, check_pins, diff_scans
 from ._pinconfig import parse_pin_config
-from ._pins_cli import PinsUsageError, manifest_path, non_negative_int
 
 __all__ = ["load_side", "main", "render_table", "scan_time"]
 
@@ -54,12 +54,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument("old", metavar="OLD", type=Path, help="the earlier scan (folder/manifest)")
     parser.add_argument("new", metavar="NEW", type=Path, help="the later scan (folder/manifest)")
     parser.add_argument(
@@ -69,13 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a pin configuration: exit 1 if a pinned host of NEW matches none of its pins",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument(
-        "--warn-days",
-        type=non_negative_int,
-        default=30,
-        metavar="N",
-        help="newly-expiring: within N days of each scan (default: %(default)s)",
-    )
+    add_warn_days(parser, "newly-expiring: within N days of each scan (default: %(default)s)")
     return parser
 
 
@@ -84,40 +73,24 @@ def scan_time(manifest: Path) -> dt.datetime:
     candidates = [manifest] if manifest.name == JSON_NAME else []
     candidates.append(manifest.parent / JSON_NAME)
     for path in candidates:
-        try:
-            with path.open("rb") as stream:
-                first = stream.readline().rstrip()
-        except OSError:
-            continue
-        header = first.removesuffix(b'"targets":[').removesuffix(b",") + b"}"
-        try:
-            started = orjson.loads(header)["run"]["started"]
-            moment = dt.datetime.fromisoformat(str(started).replace("Z", "+00:00"))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue
-        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        header = read_header(path)
+        run = header.get("run") if header is not None else None
+        started = run.get("started") if isinstance(run, dict) else None
+        moment = parse_time(str(started)) if started is not None else None
+        if moment is not None:
+            return moment
     return dt.datetime.fromtimestamp(manifest.stat().st_mtime, dt.UTC)
 
 
 def load_side(path: Path) -> ScanSide:
-    """One scan: its entries and when it ran. Raises ``PinsUsageError`` (exit 2)."""
+    """One scan: its entries and when it ran. Raises ``UsageError`` (exit 2)."""
     manifest = manifest_path(path)
     try:
-        entries = list(read_manifest_entries(manifest))
+        entries = list(read_entries(manifest))
         moment = scan_time(manifest)
     except (OSError, ValueError) as exc:
-        raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None
+        raise UsageError(f"{manifest}: cannot read the manifest: {exc}") from None
     return ScanSide(label=str(path), entries=entries, time=moment)
-
-
-def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
-    if not rows:
-        return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
-        for r in rows
-    ]
 
 
 def render_table(result: DiffResult, pins: PinCheck | None, pins_file: str | None) -> str:
@@ -131,7 +104,7 @@ def render_table(result: DiffResult, pins: PinCheck | None, pins_file: str | Non
     if result.changes:
         rows = [("CHANGE", "TARGET", "DETAIL")]
         rows += [(c.kind, c.target, c.message) for c in result.changes]
-        lines += _table(rows)
+        lines += text_table(rows)
     else:
         lines.append("no changes")
     counts = result.counts
@@ -152,7 +125,7 @@ def render_table(result: DiffResult, pins: PinCheck | None, pins_file: str | Non
             status = host.status if host.enforced else f"{host.status} (not enforced)"
             detail = host.message or f"{host.chains} chain(s) match its pins"
             rows.append((status, host.host, detail))
-        lines += _table(rows, indent="  ")
+        lines += text_table(rows, indent="  ")
     return "\n".join(lines) + "\n"
 
 
@@ -175,19 +148,19 @@ def result_json(result: DiffResult, pins: PinCheck | None, pins_file: str | None
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    try:
-        old, new = load_side(args.old), load_side(args.new)
-        config = None
-        if args.pins is not None:
-            try:
-                config = parse_pin_config(args.pins.read_bytes())
-            except OSError as exc:
-                raise PinsUsageError(f"--pins {args.pins}: {exc.strerror or exc}") from None
-            except ValueError as exc:
-                raise PinsUsageError(f"--pins {args.pins}: {exc}") from None
-    except PinsUsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    return run(PROG, lambda: _diff(args))
+
+
+def _diff(args: argparse.Namespace) -> int:
+    old, new = load_side(args.old), load_side(args.new)
+    config = None
+    if args.pins is not None:
+        try:
+            config = parse_pin_config(args.pins.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"--pins {args.pins}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise UsageError(f"--pins {args.pins}: {exc}") from None
     result = diff_scans(old, new, warn_days=args.warn_days)
     pins = check_pins(config, new) if config is not None else None
     pins_file = None if args.pins is None else str(args.pins)

@@ -7,15 +7,14 @@ certificate goes through :func:`chainscan.analysis._analyze.analyze_der`, the co
 SPKI pin (base64 SHA-256 of the DER SubjectPublicKeyInfo), computed by the same helper.
 
 :func:`read_material` is pure (bytes in, values out) and is also how ``chainscan pins
---backup FILE`` reads its spare keys.
+--backup FILE`` reads its spare keys. ``_inspect_cli`` parses the arguments and prints.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,20 +30,30 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from .._errors import UsageError
 from .._models import CertFacts
 from ..analysis._analyze import (
-    _common_name,
-    _describe,
-    _describe_key,
-    _is_ca,
-    _sans,
-    _spki_sha256,
     analyze_der,
+    basic_constraints_ca,
+    common_name,
+    describe_error,
+    describe_key,
     pem_to_der_list,
+    san_names,
+    spki_digest,
 )
-from ..output._output import _cert_entry
+from ..analysis._entry import cert_entry
+from ..manifest._model import cert_role
 
-__all__ = ["Material", "cert_fields", "main", "read_material", "role_of"]
+__all__ = [
+    "Material",
+    "cert_fields",
+    "read_file",
+    "read_material",
+    "render_json",
+    "render_text",
+    "role_of",
+]
 
 Kind = Literal["certificate", "public-key", "csr", "private-key"]
 
@@ -138,20 +147,19 @@ class Material:
 
 
 def role_of(facts: CertFacts) -> str:
-    """``root`` (self-signed), ``intermediate`` (other CA) or ``leaf``, from the certificate."""
-    if facts.self_signed:
-        return "root"
-    return "intermediate" if facts.is_ca else "leaf"
+    """``root`` (self-signed), ``intermediate`` (other CA) or ``leaf``: ``cert_role`` of a
+    certificate on its own."""
+    return cert_role(self_signed=facts.self_signed, is_ca=facts.is_ca, position=None)
 
 
 def cert_fields(facts: CertFacts, *, position: int, file: str) -> dict[str, Any]:
-    """The manifest's per-certificate fields, built by the writer's own function.
+    """The manifest's per-certificate fields, built by the function that builds the manifest's.
 
     Only ``role`` differs: the manifest knows the chain and calls position 0 the leaf; a file
     on its own says nothing of the sort, so here the role comes from the certificate
     (:func:`role_of`).
     """
-    return {**_cert_entry(position, facts, file), "role": role_of(facts)}
+    return {**cert_entry(facts, position=position, file=file), "role": role_of(facts)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,12 +179,12 @@ def _key_material(
             error=f"a {type(key).__name__} cannot be a certificate's key",
             **extra,
         )
-    key_type, key_size, curve = _describe_key(key)
+    key_type, key_size, curve = describe_key(key)
     return Material(
         source=source,
         index=index,
         kind=kind,
-        spki_sha256=_spki_sha256(key),
+        spki_sha256=spki_digest(key),
         key_type=key_type,
         key_size=key_size,
         curve=curve,
@@ -191,18 +199,18 @@ def _csr_material(source: str, index: int, csr: x509.CertificateSigningRequest) 
     is_ca = None
     try:
         subject = csr.subject.rfc4514_string()
-        cn = _common_name(csr.subject)
+        cn = common_name(csr.subject)
     except Exception as exc:
-        problems.append(f"subject: {_describe(exc)}")
+        problems.append(f"subject: {describe_error(exc)}")
     try:
-        sans = _sans(csr.extensions)
-        is_ca = _is_ca(csr.extensions)
+        sans = san_names(csr.extensions)
+        is_ca = basic_constraints_ca(csr.extensions)
     except Exception as exc:
-        problems.append(f"extensions: {_describe(exc)}")
+        problems.append(f"extensions: {describe_error(exc)}")
     try:
         key = csr.public_key()
     except Exception as exc:
-        problems.append(f"public_key: {_describe(exc)}")
+        problems.append(f"public_key: {describe_error(exc)}")
         return Material(
             source=source,
             index=index,
@@ -223,21 +231,7 @@ def _csr_material(source: str, index: int, csr: x509.CertificateSigningRequest) 
 
 def _with_error(material: Material, error: str) -> Material:
     joined = "; ".join(e for e in (material.error, error) if e)
-    return Material(
-        source=material.source,
-        index=material.index,
-        kind=material.kind,
-        facts=material.facts,
-        spki_sha256=material.spki_sha256,
-        key_type=material.key_type,
-        key_size=material.key_size,
-        curve=material.curve,
-        subject=material.subject,
-        cn=material.cn,
-        sans=material.sans,
-        is_ca=material.is_ca,
-        error=joined,
-    )
+    return dataclasses.replace(material, error=joined)
 
 
 def _private_public(key: PrivateKeyTypes) -> PublicKeyTypes:
@@ -255,19 +249,23 @@ def _pem_item(label: bytes, block: bytes, source: str, index: int) -> Material |
         try:
             csr = x509.load_pem_x509_csr(block.replace(label, b"CERTIFICATE REQUEST"))
         except ValueError as exc:
-            return Material(source=source, index=index, kind="csr", error=_describe(exc))
+            return Material(source=source, index=index, kind="csr", error=describe_error(exc))
         return _csr_material(source, index, csr)
     if label in _PUBLIC_LABELS:
         try:
             public = load_pem_public_key(block)
         except (ValueError, TypeError) as exc:
-            return Material(source=source, index=index, kind="public-key", error=_describe(exc))
+            return Material(
+                source=source, index=index, kind="public-key", error=describe_error(exc)
+            )
         return _key_material(source, index, "public-key", public)
     if label in _PRIVATE_LABELS:
         try:
             private = load_pem_private_key(block, password=None)
         except (ValueError, TypeError) as exc:
-            return Material(source=source, index=index, kind="private-key", error=_describe(exc))
+            return Material(
+                source=source, index=index, kind="private-key", error=describe_error(exc)
+            )
         return _key_material(source, index, "private-key", _private_public(private))
     return None
 
@@ -332,15 +330,19 @@ def read_material(data: bytes, source: str) -> list[Material]:
 
 
 def read_file(path: Path) -> list[Material]:
-    """``read_material`` of a file; ``ValueError`` (with the path) when it cannot be used."""
+    """``read_material`` of a file; :class:`~chainscan.UsageError` (with the path) when it cannot
+    be used."""
     try:
         with path.open("rb") as handle:
             data = handle.read(_MAX_FILE + 1)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(data) > _MAX_FILE:
-        raise ValueError(f"{path}: larger than {_MAX_FILE // (1024 * 1024)} MB; not read")
-    return read_material(data, str(path))
+        raise UsageError(f"{path}: larger than {_MAX_FILE // (1024 * 1024)} MB; not read")
+    try:
+        return read_material(data, str(path))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,36 +380,3 @@ def render_text(items: Sequence[Material]) -> str:
 
 def render_json(items: Sequence[Material]) -> str:
     return json.dumps([item.to_json() for item in items], indent=2, ensure_ascii=False) + "\n"
-
-
-DESCRIPTION = """\
-Print the facts the manifest records (fingerprints, SPKI SHA-256 pin, subject, issuer, SANs,
-validity, key, CA flags) for certificates on disk: DER, PEM or PEM bundles. Public keys, CSRs
-and unencrypted private keys are read too, for backup pins (only the public half is shown).
-Offline: nothing is fetched.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainscan inspect",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("files", metavar="FILE", nargs="+", type=Path)
-    parser.add_argument("--json", action="store_true", help="print a JSON list instead of text")
-    return parser
-
-
-def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(list(argv))
-    items: list[Material] = []
-    failed = False
-    for path in args.files:
-        try:
-            items.extend(read_file(path))
-        except ValueError as exc:
-            print(f"chainscan inspect: {exc}", file=sys.stderr)
-            failed = True
-    sys.stdout.write(render_json(items) if args.json else render_text(items))
-    return 1 if failed else 0

@@ -29,7 +29,10 @@ from typing import Any
 import orjson
 
 from .._errors import OutputError, UsageError
-from ..output._output import JSON_NAME, JSONL_NAME, OutputDir, entry_key, read_manifest_entries
+from .._files import is_plain_name
+from ..manifest._model import JSON_NAME, JSONL_NAME, entry_key
+from ..manifest._reader import find_manifest, read_header, read_manifest_entries
+from ..output._output import OutputDir
 from ..scan._targets import Deduplicator
 
 __all__ = ["MergeReport", "merge_outputs"]
@@ -56,20 +59,15 @@ def _utc_now() -> str:
 
 
 def _source_manifest(folder: Path) -> Path:
-    for name in (JSONL_NAME, JSON_NAME):
-        if (folder / name).is_file():
-            return folder / name
+    manifest = find_manifest(folder)
+    if manifest is not None:
+        return manifest
     raise UsageError(f"{folder} holds no chainscan scan (no {JSONL_NAME} or {JSON_NAME})")
 
 
 def _source_complete(folder: Path) -> bool:
-    try:
-        with (folder / JSON_NAME).open("rb") as stream:
-            first = stream.readline()
-        header = orjson.loads(first.rstrip().removesuffix(b'"targets":[').rstrip(b",") + b"}")
-    except (OSError, orjson.JSONDecodeError):
-        return False
-    run = header.get("run") if isinstance(header, dict) else None
+    header = read_header(folder / JSON_NAME)
+    run = header.get("run") if header is not None else None
     return isinstance(run, dict) and run.get("complete") is True
 
 
@@ -88,12 +86,7 @@ def _plain_relative(path: object) -> str | None:
     if not isinstance(path, str):
         return None
     parts = path.split("/")
-    if len(parts) != 2 or any(
-        not part or part in (".", "..") or "\\" in part or "\0" in part or ":" in part
-        for part in parts
-    ):
-        return None
-    return path
+    return path if len(parts) == 2 and all(is_plain_name(part) for part in parts) else None
 
 
 def _copy_files(entry: dict[str, Any], source: Path, out: Path) -> None:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._errors import ChainscanError
+from ._common import new_parser, run
 from ._merge import merge_outputs
 
 __all__ = ["main"]
@@ -33,12 +33,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument("output", metavar="OUT", type=Path, help="new (or empty) folder")
     parser.add_argument("sources", metavar="DIR", type=Path, nargs="+", help="folders to join")
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
@@ -47,11 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    try:
-        report = merge_outputs(args.output, args.sources, argv=["merge", *argv])
-    except ChainscanError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    return run(PROG, lambda: _merge(args, argv))
+
+
+def _merge(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    report = merge_outputs(args.output, args.sources, argv=["merge", *argv])
     if not args.quiet:
         summary = report.summary
         print(

@@ -57,10 +57,13 @@ import binascii
 import datetime as dt
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
+
+from .._models import WARN_DAYS
+from ..manifest._model import ROLES, CertEntry, ManifestEntry, parse_time, short_pin
 
 __all__ = [
     "FORMATS",
@@ -86,9 +89,6 @@ __all__ = [
     "render",
     "voltmx_map",
 ]
-
-ROLES: tuple[str, ...] = ("leaf", "intermediate", "root")
-"""Certificate roles, in chain order; ``--pin all`` means all three."""
 
 Format = Literal["android", "okhttp", "ios", "trustkit", "voltmx", "json", "text"]
 FORMATS: tuple[Format, ...] = ("android", "okhttp", "ios", "trustkit", "voltmx", "json", "text")
@@ -242,7 +242,7 @@ class PinOptions:
     include_subdomains: bool = False
     expiration: str | None = None
     """``yyyy-MM-dd``, ``auto`` (earliest expiry of the pinned certificates), or None."""
-    warn_days: int = 30
+    warn_days: int = WARN_DAYS
     hosts: tuple[str, ...] = ()
     """Only these names (empty: every host of the scan)."""
     enforce: bool = True
@@ -323,42 +323,20 @@ class PinPlan:
 # Manifest entries -> observations
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _role(cert: Mapping[str, Any], position: int) -> str:
-    role = _str(cert.get("role"))
-    if role in ROLES:
-        return role
-    if position == 0:
-        return "leaf"
-    return "root" if cert.get("self_signed") is True else "intermediate"
-
-
-def _chain_cert(cert: Mapping[str, Any], index: int) -> ChainCert:
-    position = _int(cert.get("position"))
-    position = index if position is None else position
+def _chain_cert(cert: CertEntry) -> ChainCert:
+    facts = cert.facts
     return ChainCert(
-        position=position,
-        role=_role(cert, position),
-        spki_sha256=_str(cert.get("spki_sha256")),
-        sha256=_str(cert.get("sha256")),
-        cn=_str(cert.get("cn")),
-        subject=_str(cert.get("subject")),
-        issuer=_str(cert.get("issuer")),
-        not_after=_str(cert.get("not_after")),
-        file=_str(cert.get("file")),
-        is_ca=_bool(cert.get("is_ca")),
-        parse_error=_str(cert.get("parse_error")),
+        position=cert.position,
+        role=cert.role,
+        spki_sha256=facts.spki_sha256 or None,
+        sha256=facts.sha256 or None,
+        cn=facts.cn or None,
+        subject=facts.subject or None,
+        issuer=facts.issuer or None,
+        not_after=facts.not_after or None,
+        file=cert.file or None,
+        is_ca=facts.is_ca,
+        parse_error=facts.parse_error or None,
     )
 
 
@@ -368,46 +346,35 @@ def pin_name(host: str) -> str:
 
 
 def observations_from_entries(
-    entries: Iterable[Mapping[str, Any]], *, source: str = "", root: str = ""
+    entries: Iterable[ManifestEntry], *, source: str = "", root: str = ""
 ) -> Scan:
-    """Read manifest entries (dicts, as ``_output.read_manifest_entries`` yields them).
+    """Read manifest entries (as ``manifest._reader.read_entries`` yields them).
 
-    Entries that are not mappings or have no host are ignored; entries without a chain are
-    kept as failures so a host that never answered can be named in a warning.
+    Entries without a host (invalid lines) are ignored; entries without a chain are kept as
+    failures so a host that never answered can be named in a warning.
     """
     observations = []
     failures = []
     for entry in entries:
-        if not isinstance(entry, Mapping):
-            continue
-        host = _str(entry.get("host"))
+        host = entry.host or None
         if host is None:
             continue
-        sni = _str(entry.get("sni"))
+        sni = entry.sni or None
         name = pin_name(sni or host)
-        chain_data = entry.get("chain")
-        certs = (
-            tuple(
-                _chain_cert(cert, index)
-                for index, cert in enumerate(chain_data)
-                if isinstance(cert, Mapping)
-            )
-            if isinstance(chain_data, list)
-            else ()
-        )
-        if entry.get("status") != "ok" or not certs:
-            reason = _str(entry.get("error_kind")) or _str(entry.get("status")) or "no chain"
+        certs = tuple(_chain_cert(cert) for cert in entry.chain)
+        if entry.status != "ok" or not certs:
+            reason = entry.error_kind or entry.status or "no chain"
             failures.append((name, reason))
             continue
         observations.append(
             Observation(
                 name=name,
                 host=host,
-                port=_int(entry.get("port")),
-                address=_str(entry.get("address")),
+                port=entry.port,
+                address=entry.address or None,
                 sni=sni,
                 chain=tuple(sorted(certs, key=lambda c: c.position)),
-                dir=_str(entry.get("dir")),
+                dir=entry.dir or None,
                 root=root,
                 source=source,
             )
@@ -442,20 +409,6 @@ def canonical_pin(text: str) -> str | None:
 
 # --------------------------------------------------------------------------------------------
 # Observations -> pin sets
-
-
-def _parse_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _short(spki: str) -> str:
-    return f"sha256/{spki[:12]}..."
 
 
 def _plural(count: int, word: str) -> str:
@@ -578,8 +531,8 @@ class _HostPlanner:
             if live_cert is not None:
                 self.warn(
                     "backup-in-chain",
-                    f"backup pin {_short(backup.spki_sha256)} from {backup.source} is the key of "
-                    f"{live_cert.label} in its live chain, so it is no backup: use a spare key "
+                    f"backup pin {short_pin(backup.spki_sha256)} from {backup.source} is the key "
+                    f"of {live_cert.label} in its live chain, so it is no backup: use a spare key "
                     "that is not deployed yet",
                 )
             if backup.spki_sha256 in seen:
@@ -602,21 +555,21 @@ class _HostPlanner:
         for pin in live:
             if pin.role not in ("leaf", "intermediate"):
                 continue
-            expires = _parse_time(pin.not_after)
+            expires = parse_time(pin.not_after)
             if expires is None:
                 continue
             name = f" {pin.cn!r}" if pin.cn else ""
             if expires <= self.now:
                 self.warn(
                     "expired",
-                    f"pinned {pin.role}{name} ({_short(pin.spki_sha256)}) expired on "
+                    f"pinned {pin.role}{name} ({short_pin(pin.spki_sha256)}) expired on "
                     f"{expires:%Y-%m-%d}",
                 )
             elif expires <= horizon:
                 days = (expires - self.now) // _DAY
                 self.warn(
                     "expiring",
-                    f"pinned {pin.role}{name} ({_short(pin.spki_sha256)}) expires on "
+                    f"pinned {pin.role}{name} ({short_pin(pin.spki_sha256)}) expires on "
                     f"{expires:%Y-%m-%d}, in {_plural(days, 'day')} (--warn-days "
                     f"{self.options.warn_days}): its successor may well have a new key",
                 )
@@ -643,7 +596,7 @@ class _HostPlanner:
         if len({inter for _leaf, inter in shapes}) > 1:
             differs.append("intermediates")
         seen = "; ".join(
-            f"{', '.join(where)}: leaf {_short(leaf) if leaf else '-'}, "
+            f"{', '.join(where)}: leaf {short_pin(leaf) if leaf else '-'}, "
             f"{_plural(len(inter), 'intermediate')}"
             for (leaf, inter), where in shapes.items()
         )
@@ -660,7 +613,7 @@ class _HostPlanner:
             return None
         if wanted != "auto":
             return wanted
-        dates = [t for t in (_parse_time(p.not_after) for p in live) if t is not None]
+        dates = [t for t in (parse_time(p.not_after) for p in live) if t is not None]
         return f"{min(dates):%Y-%m-%d}" if dates else None
 
 

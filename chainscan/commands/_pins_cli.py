@@ -1,7 +1,7 @@
 """``chainscan pins OUT_OR_MANIFEST... --format F``: arguments -> PinOptions -> text. No logic.
 
 The pin sets, warnings and formats live in ``_pins`` (pure); this module reads the manifests
-(through ``_output.read_manifest_entries``) and the backup key files (through ``_inspect``),
+(through ``manifest._reader.read_entries``) and the backup key files (through ``_inspect``),
 writes the result and turns the outcome into an exit code. ``_bundle`` shares the loaders.
 """
 
@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .._errors import UsageError
-from ..output._output import read_manifest_entries
+from ._common import add_warn_days, error, new_parser, read_scan, run, write_text_atomically
 from ._inspect import read_file
 from ._pins import (
     FORMATS,
@@ -34,38 +32,16 @@ from ._pins import (
     render,
 )
 
-__all__ = ["load_backups", "load_scan", "main", "manifest_path"]
+__all__ = ["add_backup", "add_host", "load_backups", "load_scan", "main", "print_warnings"]
 
-MANIFEST_NAMES = ("manifest.jsonl", "manifest.json")
-"""Looked for, in this order, in an output folder given instead of a manifest."""
-
-
-class PinsUsageError(UsageError):
-    """A problem with the arguments or input files; exit code 2."""
-
-
-def manifest_path(path: Path) -> Path:
-    """The manifest file for an output folder or a manifest path."""
-    if path.is_dir():
-        for name in MANIFEST_NAMES:
-            candidate = path / name
-            if candidate.is_file():
-                return candidate
-        raise PinsUsageError(f"{path}: no {' or '.join(MANIFEST_NAMES)} in this folder")
-    if not path.exists():
-        raise PinsUsageError(f"{path}: no such file or folder")
-    return path
+PROG = "chainscan pins"
 
 
 def load_scan(paths: Sequence[Path]) -> Scan:
     """Every entry of every manifest given (folders or manifest files), as a Scan."""
     scans = []
     for path in paths:
-        manifest = manifest_path(path)
-        try:
-            entries = list(read_manifest_entries(manifest))
-        except (OSError, ValueError) as exc:
-            raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None
+        manifest, entries = read_scan(path)
         scans.append(
             observations_from_entries(entries, source=str(manifest), root=str(manifest.parent))
         )
@@ -82,17 +58,17 @@ def load_backups(values: Sequence[str]) -> tuple[Backup, ...]:
             continue
         path = Path(value)
         if not path.exists():
-            raise PinsUsageError(
+            raise UsageError(
                 f"--backup {value}: neither a base64 SHA-256 pin (44 characters) nor a file"
             )
         try:
             items = read_file(path)
-        except ValueError as exc:
-            raise PinsUsageError(f"--backup: {exc}") from None
+        except UsageError as exc:
+            raise UsageError(f"--backup: {exc}") from None
         for item in items:
             spki = item.pin_value
             if spki is None:
-                raise PinsUsageError(
+                raise UsageError(
                     f"--backup: {item.label}: no public key to pin ({item.error or 'unparsable'})"
                 )
             facts = item.facts
@@ -121,7 +97,7 @@ def parse_roles(values: Sequence[str] | None, default: tuple[str, ...]) -> tuple
             elif role in ROLES:
                 wanted.add(role)
             elif role:
-                raise PinsUsageError(f"--pin {part}: unknown role (use {', '.join(ROLES)} or all)")
+                raise UsageError(f"--pin {part}: unknown role (use {', '.join(ROLES)} or all)")
     return tuple(r for r in ROLES if r in wanted)
 
 
@@ -132,26 +108,6 @@ def _date(text: str) -> str:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (yyyy-MM-dd) or 'auto'") from None
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def print_warnings(warnings: Sequence[PinWarning], prog: str, stream: TextIO) -> None:
@@ -191,13 +147,20 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainscan pins",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def add_backup(group: Any, help: str) -> None:
+    """``--backup PIN_OR_FILE`` (repeatable), read by :func:`load_backups`."""
+    group.add_argument("--backup", action="append", default=[], metavar="PIN_OR_FILE", help=help)
+
+
+def add_host(group: Any) -> None:
+    """``--host NAME`` (repeatable): only these hosts of the scan."""
+    group.add_argument(
+        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument(
         "sources",
         metavar="OUT_OR_MANIFEST",
@@ -216,17 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROLE",
         help="leaf, intermediate, root or all; repeat or comma-separate (default: intermediate)",
     )
-    what.add_argument(
-        "--backup",
-        action="append",
-        default=[],
-        metavar="PIN_OR_FILE",
-        help="backup pin: base64 SHA-256 value, or a spare public key, CSR, private key or "
+    add_backup(
+        what,
+        "backup pin: base64 SHA-256 value, or a spare public key, CSR, private key or "
         "certificate file (PEM or DER); repeatable; added to every host",
     )
-    what.add_argument(
-        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
-    )
+    add_host(what)
     how = parser.add_argument_group("how")
     how.add_argument(
         "--include-subdomains",
@@ -240,12 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="yyyy-MM-dd after which the pins are no longer enforced (android, trustkit), or "
         "'auto' for the earliest expiry of the pinned certificates",
     )
-    how.add_argument(
-        "--warn-days",
-        type=non_negative_int,
-        default=30,
-        metavar="N",
-        help="warn about pinned leaves and intermediates expiring within N days (default: 30)",
+    add_warn_days(
+        how, "warn about pinned leaves and intermediates expiring within N days (default: 30)"
     )
     how.add_argument(
         "--language",
@@ -272,38 +226,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
     args = build_parser().parse_args(list(argv))
-    prog = "chainscan pins"
-    try:
-        options = PinOptions(
-            roles=parse_roles(args.pin, PinOptions().roles),
-            backups=load_backups(args.backup),
-            include_subdomains=args.include_subdomains,
-            expiration=args.expiration,
-            warn_days=args.warn_days,
-            hosts=tuple(args.host),
-            enforce=not args.no_enforce,
-            report_uris=tuple(args.report_uri),
-            language=args.language,
-        )
-        scan = load_scan(args.sources)
-    except PinsUsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+    return run(PROG, lambda: _pins(args, now))
+
+
+def _pins(args: argparse.Namespace, now: dt.datetime | None) -> int:
+    options = PinOptions(
+        roles=parse_roles(args.pin, PinOptions().roles),
+        backups=load_backups(args.backup),
+        include_subdomains=args.include_subdomains,
+        expiration=args.expiration,
+        warn_days=args.warn_days,
+        hosts=tuple(args.host),
+        enforce=not args.no_enforce,
+        report_uris=tuple(args.report_uri),
+        language=args.language,
+    )
+    scan = load_scan(args.sources)
     plan = plan_pins(scan, options, now=now, sources=[str(s) for s in args.sources])
     warnings = format_warnings(plan, args.format)
     if not args.quiet:
-        print_warnings(warnings, prog, sys.stderr)
+        print_warnings(warnings, PROG, sys.stderr)
     if not plan.pinned and args.format not in ("json", "text"):
-        print(f"{prog}: error: no host could be pinned; nothing written", file=sys.stderr)
+        error(PROG, "no host could be pinned; nothing written")
         return 1
     text = render(plan, args.format)
     if args.output is None:
         sys.stdout.write(text)
     else:
         try:
-            write_atomically(args.output, text)
+            write_text_atomically(args.output, text)
         except OSError as exc:
-            print(f"{prog}: error: {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            error(PROG, f"{args.output}: {exc.strerror or exc}")
             return 2
     if not plan.pinned or (args.strict and warnings):
         return 1

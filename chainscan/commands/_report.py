@@ -21,10 +21,11 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..analysis._problems import PROBLEMS, parse_time
-from ..output._output import entry_key
+from .._models import WARN_DAYS, CertFacts
+from ..analysis._problems import PROBLEMS
+from ..manifest._model import ManifestEntry
+from ._common import text_table
 from ._diff import target_label
 
 __all__ = ["HostRow", "Report", "build_report", "render_html", "render_text"]
@@ -80,75 +81,53 @@ class Report:
     """False when no entry has inventory fields (a scan made before they existed)."""
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _cn(cert: Mapping[str, Any]) -> str:
-    return str(cert.get("cn") or cert.get("subject") or str(cert.get("sha256", "?"))[:16])
-
-
-def _key(cert: Mapping[str, Any]) -> str | None:
-    kind = _str(cert.get("key_type"))
+def _key(facts: CertFacts) -> str | None:
+    kind = facts.key_type or None
     if kind is None:
         return None
-    curve = _str(cert.get("curve"))
-    size = cert.get("key_size")
-    if kind == "EC" and curve:
-        return f"EC {curve}"
-    return f"{kind} {size}" if isinstance(size, int) else kind
+    if kind == "EC" and facts.curve:
+        return f"EC {facts.curve}"
+    return f"{kind} {facts.key_size}" if facts.key_size is not None else kind
 
 
-def _map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+def _issuer_cn(issuer: str | None) -> str | None:
+    if issuer is None:
+        return None
+    parts = [p.split("=", 1)[1] for p in issuer.split(",") if p.startswith("CN=")]
+    return parts[0] if parts else issuer
 
 
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _row(entry: Mapping[str, Any]) -> HostRow | None:
-    key = entry_key(dict(entry))
+def _row(entry: ManifestEntry) -> HostRow | None:
+    key = entry.key
     if key is None:
         return None
-    chain = _list(entry.get("chain"))
-    leaf = _map(chain[0]) if chain else {}
-    trust, hostname = _map(entry.get("trust")), _map(entry.get("hostname"))
-    problems = _list(entry.get("problems"))
-    deployments = entry.get("deployments")
-    trusted, matches = trust.get("trusted"), hostname.get("matches")
-    issuer = leaf.get("issuer")
-    issuer_cn = None
-    if isinstance(issuer, str):
-        parts = [p.split("=", 1)[1] for p in issuer.split(",") if p.startswith("CN=")]
-        issuer_cn = parts[0] if parts else issuer
+    leaf = entry.chain[0] if entry.chain else None
+    trust, hostname = entry.trust, entry.hostname
     return HostRow(
         target=target_label(key),
         host=key[3] or key[0],
-        status=str(entry.get("status")),
-        error_kind=_str(entry.get("error_kind")),
-        trusted=trusted if isinstance(trusted, bool) else None,
-        trust_reason=_str(trust.get("reason")),
-        hostname_matches=matches if isinstance(matches, bool) else None,
-        name=_str(hostname.get("name")),
-        leaf_cn=_str(leaf.get("cn")),
-        leaf_sans=tuple(s for s in leaf.get("sans") or () if isinstance(s, str)),
-        issuer=issuer_cn,
-        key=_key(leaf) if leaf else None,
-        not_after=parse_time(_str(leaf.get("not_after"))),
-        problems=tuple(
-            dict.fromkeys(str(p.get("code")) for p in problems if isinstance(p, Mapping))
-        ),
-        deployments=_str(deployments.get("verdict")) if isinstance(deployments, Mapping) else None,
+        status=str(entry.status),
+        error_kind=entry.error_kind or None,
+        trusted=None if trust is None else trust.trusted,
+        trust_reason=None if trust is None else trust.reason or None,
+        hostname_matches=None if hostname is None else hostname.matches,
+        name=None if hostname is None else hostname.name or None,
+        leaf_cn=None if leaf is None else leaf.facts.cn or None,
+        leaf_sans=() if leaf is None else leaf.facts.sans,
+        issuer=None if leaf is None else _issuer_cn(leaf.facts.issuer),
+        key=None if leaf is None else _key(leaf.facts),
+        not_after=None if leaf is None else leaf.expires,
+        problems=entry.problem_codes,
+        deployments=None if entry.deployments is None else entry.deployments.verdict or None,
     )
 
 
 def build_report(
-    entries: Iterable[Mapping[str, Any]],
+    entries: Iterable[ManifestEntry],
     *,
     source: str = "",
     now: dt.datetime | None = None,
-    warn_days: int = 30,
+    warn_days: int = WARN_DAYS,
 ) -> Report:
     """Reduce a scan's entries (invalid lines are counted, not listed)."""
     moment = now or dt.datetime.now(dt.UTC)
@@ -162,12 +141,12 @@ def build_report(
     analysed = False
     for entry in entries:
         counts["targets"] += 1
-        counts[str(entry.get("status"))] += 1
+        counts[str(entry.status)] += 1
         row = _row(entry)
         if row is None:
             continue
         rows.append(row)
-        analysed = analysed or "trust" in entry
+        analysed = analysed or entry.analysed
         for code in row.problems:
             problem_targets[code] += 1
         if row.status != "ok":
@@ -183,17 +162,12 @@ def build_report(
             key_types[row.key] += 1
         if row.deployments:
             verdicts[row.deployments] += 1
-        chain = entry.get("chain") or []
-        for cert in chain:
-            if not isinstance(cert, Mapping):
-                continue
-            not_after = parse_time(_str(cert.get("not_after")))
-            digest = str(cert.get("sha256"))
+        for cert in entry.chain:
+            not_after = cert.expires
+            digest = str(cert.facts.sha256)
             if not_after is None:
                 continue
-            known = certs.setdefault(
-                digest, (not_after, str(cert.get("role") or "?"), _cn(cert), [])
-            )
+            known = certs.setdefault(digest, (not_after, cert.role, cert.display_name("?"), []))
             if row.target not in known[3]:
                 known[3].append(row.target)
     horizon = moment + dt.timedelta(days=warn_days)
@@ -243,14 +217,8 @@ def _when(moment: dt.datetime, now: dt.datetime) -> str:
 # Terminal
 
 
-def _columns(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
-    if not rows:
-        return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
-        for r in rows
-    ]
+def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    return text_table(rows, indent="  ")
 
 
 def render_text(report: Report, *, top: int = 10) -> str:

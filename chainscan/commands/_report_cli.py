@@ -7,8 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..output._output import read_manifest_entries
-from ._pins_cli import PinsUsageError, manifest_path, non_negative_int, write_atomically
+from ._common import (
+    add_warn_days,
+    error,
+    new_parser,
+    non_negative_int,
+    read_scan,
+    run,
+    write_text_atomically,
+)
 from ._report import build_report, render_html, render_text
 
 __all__ = ["main"]
@@ -34,21 +41,10 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument("source", metavar="OUT", type=Path, help="output folder or manifest")
     parser.add_argument("--html", metavar="FILE", type=Path, help="also write an HTML page here")
-    parser.add_argument(
-        "--warn-days",
-        type=non_negative_int,
-        default=30,
-        metavar="N",
-        help="count leaves expiring within N days (default: %(default)s)",
-    )
+    add_warn_days(parser, "count leaves expiring within N days (default: %(default)s)")
     parser.add_argument(
         "--top",
         type=non_negative_int,
@@ -62,23 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    try:
-        manifest = manifest_path(args.source)
-        try:
-            entries = list(read_manifest_entries(manifest))
-        except (OSError, ValueError) as exc:
-            raise PinsUsageError(f"{manifest}: cannot read the manifest: {exc}") from None
-    except PinsUsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    return run(PROG, lambda: _report(args))
+
+
+def _report(args: argparse.Namespace) -> int:
+    _manifest, entries = read_scan(args.source)
     report = build_report(entries, source=str(args.source), warn_days=args.warn_days)
     if not args.quiet:
         sys.stdout.write(render_text(report, top=args.top))
     if args.html is not None:
         try:
-            write_atomically(args.html, render_html(report))
+            write_text_atomically(args.html, render_html(report))
         except OSError as exc:
-            print(f"{PROG}: error: {args.html}: {exc.strerror or exc}", file=sys.stderr)
+            error(PROG, f"{args.html}: {exc.strerror or exc}")
             return 2
         if not args.quiet:
             print(f"\nHTML report: {args.html}")

@@ -3,17 +3,18 @@
 Theory of operation
 -------------------
 The client (this process) keeps everything that makes the output: reading and parsing the
-input, dropping duplicates and targets a resumed run already has, and writing the folder and
-both manifests with the same writer as a local run (``_run._write_all`` → ``OutputDir.write``).
+input, dropping duplicates and targets a resumed run already has (the input loop every mode
+shares, ``scan._intake``, with :class:`_ShardBuffers` as its router), and writing the folder and
+both manifests with the same writer as a local run (``--writer``: the writer process or threads).
 Only the network work moves: targets go to the cluster in batches, each batch is scanned on a
 worker by :func:`scan_batch` (the same :class:`~chainscan.scan._schedule.Scheduler` in its own
 ``trio.run``) and comes back as :class:`ScanResult` values, DER chains included::
 
     input ─► parse, dedup, resume-skip ─► shard buffers ─► client.submit(scan_batch, batch)
                                                                │  (Dask worker: trio + Scheduler)
-    OutputDir.write ◄── trio channel ◄── results as each batch completes ◄──┘
+    writer (--writer) ◄── trio channel ◄── results as each batch completes ◄──┘
 
-* **Shards**: a target goes to buffer ``shard_of(target, 4 × slots)`` (``_workers.shard_of``:
+* **Shards**: a target goes to buffer ``shard_of(target, 4 × slots)`` (``_partition.shard_of``:
   a hash of its address, else of its host name), so reruns and resumes group the same way.
   A buffer is sent as one task when it holds ``BATCH`` targets, and every buffer is sent at
   the end of the input.
@@ -22,7 +23,7 @@ worker by :func:`scan_batch` (the same :class:`~chainscan.scan._schedule.Schedul
   most ``(4 + 2) × slots × BATCH`` targets and ``2 × slots`` batches of results.
 * **Limits are global**: ``slots`` is the number of tasks the cluster runs at once (the sum of
   its workers' threads, read when the scan starts). Each task gets ``--rate / slots`` and
-  ``ceil(--concurrency / slots)`` (``_workers.worker_options``), so whatever tasks run at one
+  ``ceil(--concurrency / slots)`` (``_partition.worker_options``), so whatever tasks run at one
   moment stay within the limits given. Targets naming one address (or one host name) share a
   shard, but two batches of one shard may run at once on two workers: one address receives at
   most ``--per-ip × slots`` connections at once (exactly ``--per-ip`` with one slot).
@@ -30,8 +31,11 @@ worker by :func:`scan_batch` (the same :class:`~chainscan.scan._schedule.Schedul
   effect), so Dask may run a batch again when its worker dies (the scheduler reassigns it;
   ``retries`` covers a task that raised). Results are written only when a whole batch comes
   back, so a batch is never recorded twice, and never half.
-* **Interruption**: the thread that drives Dask checks for cancellation (a signal cancels the
-  scan) between waits; it cancels the batches in flight, which are not recorded, so
+* **Threads**: every call into Dask (connecting, submitting, waiting) runs in a worker thread
+  (:class:`_Driver`), so the event loop keeps writing meanwhile; a thread hands each finished
+  batch to the trio side (``trio.from_thread``).
+* **Interruption**: a thread waiting on the cluster checks for cancellation (a signal cancels
+  the scan) between waits; the batches in flight are then cancelled, not recorded, so
   ``--resume`` scans them again, as for the targets in flight in a local run.
 
 ``local:N`` starts a ``LocalCluster`` of N single-threaded worker processes for the duration of
@@ -53,8 +57,9 @@ import trio
 from .._errors import UsageError
 from .._models import BadLine, ScanOptions, ScanResult, Target
 from ..scan._fdlimit import fit_concurrency
+from ..scan._intake import take_input
 from ..scan._schedule import Scheduler
-from ._workers import shard_of, worker_options
+from ._partition import shard_of, worker_options
 
 __all__ = ["BATCH", "run_dask", "scan_batch"]
 
@@ -123,7 +128,7 @@ def _connect(spec: str) -> Iterator[Any]:
 
 
 class _Driver:
-    """Runs in a thread: feeds the cluster, hands each finished batch to the trio side."""
+    """The cluster side of a scan. Its methods block: call them in a worker thread."""
 
     def __init__(
         self,
@@ -139,48 +144,34 @@ class _Driver:
             slots = sum(client.nthreads().values())
         self.slots = slots
         self._options = worker_options(options, slots)
-        self._shards = _SHARDS_PER_SLOT * slots
         self._max_in_flight = _IN_FLIGHT_PER_SLOT * slots
         self._deliver = deliver
         self._in_flight: set[Any] = set()
 
-    def run(self, items: Iterable[Target | BadLine], skip: Callable[[Target], bool]) -> None:
-        buffers: list[list[Target]] = [[] for _ in range(self._shards)]
-        try:
-            for item in items:
-                if isinstance(item, BadLine):
-                    self._deliver([item])
-                    continue
-                if skip(item):
-                    continue
-                buffer = buffers[shard_of(item, self._shards)]
-                buffer.append(item)
-                if len(buffer) >= BATCH:
-                    self._submit(buffer)
-                    buffer.clear()
-            for buffer in buffers:
-                if buffer:
-                    self._submit(buffer)
-            while self._in_flight:
-                self._collect()
-        finally:
-            if self._in_flight:  # interrupted: those batches are not recorded
-                with contextlib.suppress(Exception):
-                    self._client.cancel(list(self._in_flight))
-
-    def _submit(self, batch: list[Target]) -> None:
+    def submit(self, batch: list[Target]) -> None:
+        """Send ``batch`` to the cluster, first waiting while ``2 × slots`` batches are out."""
         while len(self._in_flight) >= self._max_in_flight:
             self._collect()
         self._in_flight.add(
-            self._client.submit(
-                scan_batch, list(batch), self._options, retries=_RETRIES, pure=False
-            )
+            self._client.submit(scan_batch, batch, self._options, retries=_RETRIES, pure=False)
         )
+
+    def drain(self) -> None:
+        """Wait for every batch in flight, delivering each."""
+        while self._in_flight:
+            self._collect()
+
+    def cancel(self) -> None:
+        """Cancel the batches still in flight (interrupted: they are not recorded)."""
+        if self._in_flight:
+            with contextlib.suppress(Exception):
+                self._client.cancel(list(self._in_flight))
+            self._in_flight.clear()
 
     def _collect(self) -> None:
         """Wait for at least one batch, deliver every finished one."""
         while True:
-            trio.from_thread.check_cancelled()  # a signal: stop waiting (see run's finally)
+            trio.from_thread.check_cancelled()  # a signal: stop waiting (see run_dask)
             try:
                 done, _ = self._distributed.wait(
                     list(self._in_flight), timeout=_POLL, return_when="FIRST_COMPLETED"
@@ -194,6 +185,37 @@ class _Driver:
             results: list[ScanResult | BadLine] = list(future.result())
             future.release()
             self._deliver(results)
+
+
+class _ShardBuffers:
+    """The input router of a Dask scan: each target to its shard's buffer, a full buffer to the
+    cluster as one batch; invalid lines straight to the results."""
+
+    def __init__(self, driver: _Driver, send: trio.MemorySendChannel[ScanResult | BadLine]) -> None:
+        self._driver = driver
+        self._send = send
+        self._buffers: list[list[Target]] = [[] for _ in range(_SHARDS_PER_SLOT * driver.slots)]
+
+    async def record(self, bad: BadLine) -> None:
+        await self._send.send(bad)
+
+    async def route(self, target: Target) -> None:
+        buffer = self._buffers[shard_of(target, len(self._buffers))]
+        buffer.append(target)
+        if len(buffer) >= BATCH:
+            await trio.to_thread.run_sync(self._driver.submit, buffer[:])
+            buffer.clear()
+
+    async def flush(self) -> None:
+        pass  # a buffer waits for BATCH targets, or the end of the input
+
+    async def finish(self) -> None:
+        """The input has ended: send every buffer, wait for every batch."""
+        for buffer in self._buffers:
+            if buffer:
+                await trio.to_thread.run_sync(self._driver.submit, buffer[:])
+                buffer.clear()
+        await trio.to_thread.run_sync(self._driver.drain)
 
 
 async def run_dask(
@@ -214,9 +236,22 @@ async def run_dask(
     def deliver(results: list[ScanResult | BadLine]) -> None:
         trio.from_thread.run(send_all, results)
 
-    def drive() -> None:
-        with _connect(spec) as client:
-            _Driver(client, options, deliver).run(items, skip)
+    with contextlib.ExitStack() as cluster:
 
-    async with send:
-        await trio.to_thread.run_sync(drive)
+        def connect() -> _Driver:
+            try:
+                return _Driver(cluster.enter_context(_connect(spec)), options, deliver)
+            except BaseException:
+                cluster.close()  # here, in the thread: closing a cluster blocks
+                raise
+
+        async with send:
+            driver = await trio.to_thread.run_sync(connect)
+            try:
+                router = _ShardBuffers(driver, send)
+                await take_input(items, router, skip=skip)
+                await router.finish()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(driver.cancel)
+                    await trio.to_thread.run_sync(cluster.close)

@@ -230,7 +230,12 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
                 elif _writer_in_process(config):
                     nursery.start_soon(produce)
                     await write_in_process(
-                        receive, output, options, display, batch_size=_WRITE_BATCH
+                        receive,
+                        output,
+                        options,
+                        display,
+                        batch_size=_WRITE_BATCH,
+                        interrupted=lambda: scan_scope.cancel_called,
                     )
                 else:
                     nursery.start_soon(produce)

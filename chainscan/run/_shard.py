@@ -4,7 +4,7 @@ For people who schedule shards themselves (cron on several hosts, Kubernetes ind
 each host runs ``chainscan FILE -o OUT_K --shard K/N`` on the same input, into its own folder,
 and ``chainscan merge OUT OUT_1 ... OUT_N`` joins the folders afterwards (``_merge``).
 
-A target belongs to shard ``shard_of(target, N) + 1`` (``_workers.shard_of``: a hash of the
+A target belongs to shard ``shard_of(target, N) + 1`` (``_partition.shard_of``: a hash of the
 address the line names, else of its host name), so the split does not depend on the order of
 the lines, reruns and ``--resume`` pick the same targets, and every target naming one address
 is scanned by one host: the per-address cap (``--per-ip``) holds across hosts for them. Input
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .._models import BadLine, Target
-from ._workers import shard_of
+from ._partition import shard_of
 
 __all__ = ["Shard", "parse_shard", "select_shard"]
 

@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 One process does about 1,000 handshakes a second on one core; most of that CPU is OpenSSL's.
 To use more cores, the main process starts N worker processes (``python -m chainscan.run._workers
-CONFIG``) and becomes a dispatcher and a manifest writer::
+CONFIG``, see ``_child``) and becomes a dispatcher and a manifest writer::
 
-    main: input ──► parse, dedup ──► shard ──► worker i stdin (JSON lines of targets)
+    main: input ──► parse, dedup (``_intake``) ──► shard ──► worker i stdin (JSON lines of targets)
     worker i: Scheduler ──► write its targets' certificate files ──► stdout (manifest lines)
     main: every worker's stdout ──► append to manifest.jsonl, progress
 
@@ -20,6 +20,10 @@ CONFIG``) and becomes a dispatcher and a manifest writer::
   lazily); when it is full its pipe fills and the dispatcher waits. Memory stays bounded.
 * **Crash safety** is unchanged: a manifest line reaches ``manifest.jsonl`` only after its
   worker has written the target's files, and only the main process appends to the file.
+* **Errors** follow the rules of every child process (``_child``, shared with the writer
+  process): a write error in a worker (a full disk) comes back as its error line and stops the
+  scan with the same message a single process gives; a worker that dies is reported as
+  ``scanning process K of N stopped unexpectedly (exit code C)``.
 * **Interruption**: Ctrl-C reaches the whole process group; SIGTERM to the main process is
   forwarded. Each worker stops scanning, reports what it finished and exits; the main process
   drains every pipe, then writes ``manifest.json`` marked incomplete, as a single process does.
@@ -29,47 +33,32 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import math
+import functools
+import os
 import signal
-import subprocess
 import sys
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
 
 import orjson
 import trio
 
-from .._errors import ChainscanError
-from .._models import BadLine, CertFormat, ScanOptions, ScanResult, Target
-from ..analysis._inventory import Inventory
+from .._models import BadLine, ScanOptions, ScanResult, Target
 from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
+from ..scan._intake import take_input
 from ..scan._schedule import Scheduler
-from ._batch import batches, line_batches
+from ._batch import batches
+from ._child import Child, ChildConfig, LineOut, child_main, run_children, write_results
 from ._display import Display
+from ._partition import shard_of, worker_options
 
-__all__ = ["options_from_json", "options_to_json", "run_workers", "worker_options"]
+__all__ = ["run_workers"]
 
 _SEND_BATCH = 64
-_READ_SIZE = 1 << 16
+"""Target lines per write to a worker's pipe, at most."""
 _WRITE_BATCH = 512
-
-
-def worker_options(options: ScanOptions, workers: int) -> ScanOptions:
-    """The share of the limits one of ``workers`` processes gets."""
-    return dataclasses.replace(
-        options,
-        concurrency=max(1, math.ceil(options.concurrency / workers)),
-        rate=options.rate / workers if options.rate > 0 else 0.0,
-    )
-
-
-def shard_of(target: Target, workers: int) -> int:
-    """Which worker scans ``target``: stable across runs, by address or else host name."""
-    key = (target.address or target.host).encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") % workers
+"""Results a worker writes per thread hop, at most."""
 
 
 def _target_line(target: Target) -> bytes:
@@ -79,53 +68,30 @@ def _target_line(target: Target) -> bytes:
 # ---------------------------------------------------------------- main process side
 
 
-async def _dispatch(
-    items: Iterable[Target | BadLine],
-    procs: list[trio.Process],
-    local: trio.MemorySendChannel[list[BadLine]],
-    skip: Any,
-) -> None:
-    """Send targets to their workers; BadLines go to the local writer. Closes every stdin."""
-    workers = len(procs)
-    iterator = iter(items)
-    try:
-        async with local:
-            while True:
-                batch = await trio.to_thread.run_sync(
-                    lambda: [x for _, x in zip(range(256), iterator, strict=False)],
-                    abandon_on_cancel=True,
-                )
-                if not batch:
-                    break
-                outgoing: list[list[bytes]] = [[] for _ in range(workers)]
-                bad: list[BadLine] = []
-                for item in batch:
-                    if isinstance(item, BadLine):
-                        bad.append(item)
-                    elif not skip(item):
-                        outgoing[shard_of(item, workers)].append(_target_line(item))
-                if bad:
-                    await local.send(bad)
-                for proc, lines in zip(procs, outgoing, strict=True):
-                    for start in range(0, len(lines), _SEND_BATCH):
-                        assert proc.stdin is not None
-                        await proc.stdin.send_all(b"".join(lines[start : start + _SEND_BATCH]))
-    finally:
-        for proc in procs:
-            if proc.stdin is not None:
-                with (
-                    trio.CancelScope(shield=True),
-                    contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
-                ):
-                    await proc.stdin.aclose()
+class _Dispatch:
+    """The input router of ``--workers``: each target to the worker of its shard, invalid
+    lines to the main process's append task. A batch of input goes out at once (``flush``)."""
 
+    def __init__(self, children: list[Child], local: trio.MemorySendChannel[list[BadLine]]) -> None:
+        self._children = children
+        self._local = local
+        self._outgoing: list[list[bytes]] = [[] for _ in children]
+        self._bad: list[BadLine] = []
 
-async def _collect(proc: trio.Process, sink: trio.MemorySendChannel[list[bytes]]) -> None:
-    """Forward a worker's manifest lines, whole lines only, until it closes its stdout."""
-    assert proc.stdout is not None
-    async with sink:
-        async for lines in line_batches(proc.stdout):
-            await sink.send(lines)
+    async def record(self, bad: BadLine) -> None:
+        self._bad.append(bad)
+
+    async def route(self, target: Target) -> None:
+        self._outgoing[shard_of(target, len(self._children))].append(_target_line(target))
+
+    async def flush(self) -> None:
+        if self._bad:
+            bad, self._bad = self._bad, []
+            await self._local.send(bad)
+        for child, lines in zip(self._children, self._outgoing, strict=True):
+            for start in range(0, len(lines), _SEND_BATCH):
+                await child.stdin.send_all(b"".join(lines[start : start + _SEND_BATCH]))
+            lines.clear()
 
 
 async def run_workers(
@@ -134,120 +100,59 @@ async def run_workers(
     options: ScanOptions,
     output: OutputDir,
     items: Iterable[Target | BadLine],
-    skip: Any,
+    skip: Callable[[Target], bool],
     display: Display,
     scan_scope: trio.CancelScope,
 ) -> None:
     """The main process's half: start, feed and drain ``workers`` scanning processes."""
-    config = orjson.dumps(
-        {
-            "options": options_to_json(worker_options(options, workers)),
-            "root": str(output.root),
-            "cert_format": output.cert_format.value,
-        }
-    ).decode()
-    procs: list[trio.Process] = []
-    for _ in range(workers):
-        procs.append(
-            await trio.lowlevel.open_process(
-                [sys.executable, "-m", "chainscan.run._workers", config],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                start_new_session=False,
-            )
-        )
-    send_lines, receive_lines = trio.open_memory_channel[list[bytes]](workers * 4)
-    send_bad, receive_bad = trio.open_memory_channel[list[BadLine]](4)
 
-    async def write_lines() -> None:
-        async with receive_lines:
-            async for lines in receive_lines:
-                while len(lines) < _WRITE_BATCH:
-                    try:
-                        lines.extend(receive_lines.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                counted = await trio.to_thread.run_sync(output.append_lines, lines)
-                display.update_counts(counted)
-
-    async def write_bad() -> None:
-        async with receive_bad:
-            async for bad in receive_bad:
-                await trio.to_thread.run_sync(output.write, bad)
-                display.update(list(bad))
-
-    async def dispatch() -> None:
+    async def feed(children: list[Child], local: trio.MemorySendChannel[list[BadLine]]) -> None:
         with scan_scope:
-            with contextlib.suppress(trio.BrokenResourceError):  # a worker died: see below
-                await _dispatch(items, procs, send_bad, skip)
-            for proc in procs:  # a signal after the last target was sent must stop them too
-                await proc.wait()
+            # A worker that died breaks its pipe: its collector says why (and stops the scan).
+            with contextlib.suppress(trio.BrokenResourceError):
+                await take_input(items, _Dispatch(children, local), skip=skip)
+            for child in children:
+                await child.close_input()
+            for child in children:  # a signal after the last target was sent must stop them too
+                await child.wait()
         if scan_scope.cancelled_caught:
-            for proc in procs:  # Ctrl-C reached them already; SIGTERM may not have
-                if proc.returncode is None:
-                    proc.send_signal(signal.SIGTERM)
+            for child in children:  # Ctrl-C reached them already; SIGTERM may not have
+                child.terminate()
 
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(write_lines)
-            nursery.start_soon(write_bad)
-            async with send_lines:
-                for proc in procs:
-                    nursery.start_soon(_collect, proc, send_lines.clone())
-            nursery.start_soon(dispatch)
-    finally:
-        with trio.CancelScope(shield=True):
-            for proc in procs:
-                with trio.move_on_after(10):
-                    await proc.wait()
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-    failed = [(i, proc.returncode) for i, proc in enumerate(procs, 1) if proc.returncode != 0]
-    if failed and not scan_scope.cancel_called:
-        number, code = failed[0]
-        raise ChainscanError(
-            f"scanning process {number} of {workers} failed (exit code {code}); the targets it"
-            " had not finished are not in the manifest: finish the scan with --resume"
-        )
-
-
-def options_to_json(options: ScanOptions) -> dict[str, Any]:
-    """``options`` as JSON-ready values, for a child process's command line."""
-    return {
-        f.name: getattr(options, f.name).value
-        if isinstance(getattr(options, f.name), CertFormat)
-        else getattr(options, f.name)
-        for f in dataclasses.fields(options)
-    }
-
-
-def options_from_json(raw: dict[str, Any]) -> ScanOptions:
-    """The inverse of :func:`options_to_json`."""
-    return ScanOptions(**{**raw, "cert_format": CertFormat(raw["cert_format"])})
+    config = ChildConfig(worker_options(options, workers), output.root, os.getpid())
+    await run_children(
+        "chainscan.run._workers",
+        config,
+        [f"scanning process {number} of {workers}" for number in range(1, workers + 1)],
+        output=output,
+        display=display,
+        feed=feed,
+        interrupted=lambda: scan_scope.cancel_called,
+    )
 
 
 # ---------------------------------------------------------------- worker process side
 
 
-def _read_targets(stream: Any) -> Iterator[Target]:
+def _read_targets(stream: BinaryIO) -> Iterator[Target]:
     for line in stream:
         yield Target(**orjson.loads(line))
 
 
-async def _worker(options: ScanOptions, output: OutputDir) -> None:
+def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
+    options = config.options
     concurrency, warning = fit_concurrency(options.concurrency)
     if warning:
         Display(quiet=False).warn(warning)
         options = dataclasses.replace(options, concurrency=concurrency)
+    return trio.run(_worker, options, output, out)
+
+
+async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
     scheduler = Scheduler(options)
     send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
-    out = sys.stdout.buffer
     scan_scope = trio.CancelScope()
-
-    def emit(results: list[ScanResult]) -> None:
-        out.write(b"".join(output.write_files(results)))
-        out.flush()
+    failed = False
 
     async def produce() -> None:
         with scan_scope:
@@ -262,28 +167,19 @@ async def _worker(options: ScanOptions, output: OutputDir) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(watch)
         nursery.start_soon(produce)
-        async with receive:
-            async for batch in batches(receive, _WRITE_BATCH):
-                results = [r for r in batch if isinstance(r, ScanResult)]
-                await trio.to_thread.run_sync(emit, results)
+        async for batch in batches(receive, _WRITE_BATCH):
+            results = [r for r in batch if isinstance(r, ScanResult)]
+            if not await trio.to_thread.run_sync(
+                functools.partial(write_results, output, results, out, inline=False)
+            ):
+                failed = True  # the error line is sent: stop scanning (``receive`` stays open,
+                break  # so no sender breaks before the cancellation reaches it)
         nursery.cancel_scope.cancel()
+    return 1 if failed else 0
 
 
 def main(argv: list[str]) -> int:
-    config = orjson.loads(argv[0])
-    options = options_from_json(config["options"])
-    output = OutputDir(
-        Path(config["root"]),
-        cert_format=CertFormat(config["cert_format"]),
-        inventory=Inventory.from_options(options),
-    )
-    try:
-        trio.run(_worker, options, output)
-    except BrokenPipeError:
-        return 1
-    finally:
-        output.shutdown()
-    return 0
+    return child_main(argv, _scan)
 
 
 if __name__ == "__main__":

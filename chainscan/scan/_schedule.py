@@ -15,7 +15,7 @@ A target's life, and what it holds at each step::
 * **Admission** (``4 × concurrency`` targets) bounds how many targets exist at once: the
   producer stops pulling input lines when it is full. That is what keeps memory proportional
   to the concurrency instead of the input: a million-line file is read lazily, a batch of
-  lines at a time, in a worker thread.
+  lines at a time, in a worker thread (``_intake.take_input``, the input loop of every mode).
 * **Concurrency slots** (``--concurrency``) are held only while a socket is open, never
   during DNS or a backoff wait. Open sockets therefore never exceed the limit.
 * **Per-address cap** (``--per-ip``): many names often resolve to one load balancer; it is
@@ -56,7 +56,6 @@ import random
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from types import TracebackType
 from typing import Protocol
 
@@ -73,6 +72,7 @@ from .._models import (
     Target,
 )
 from ._deployments import DeploymentProber
+from ._intake import take_input
 from ._limits import AddressLimiter, RateLimiter, backoff_delays
 from ._probe import Gate, probe
 from ._resolve import Resolver
@@ -80,7 +80,6 @@ from ._tls import client_context
 
 __all__ = ["FollowUp", "ProbeFn", "Scheduler"]
 
-_BATCH = 256
 _GC_THRESHOLD = 10_000
 """Net container allocations between young collections during a scan (CPython's default: 700)."""
 
@@ -215,6 +214,38 @@ class _PausedGate(_Gate):
             scope.deadline = now + remaining
 
 
+class _Admit:
+    """The scheduler's input router (``_intake``): an invalid line goes straight to the results,
+    a target is admitted (waiting while ``max_admitted`` are in flight) and gets its task."""
+
+    __slots__ = ("_admission", "_nursery", "_run_target", "_send")
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        nursery: trio.Nursery,
+        send: trio.MemorySendChannel[ScanResult | BadLine],
+    ) -> None:
+        self._admission = scheduler._admission
+        self._run_target = scheduler._run_target
+        self._nursery = nursery
+        self._send = send
+
+    async def record(self, bad: BadLine) -> None:
+        await self._send.send(bad)
+
+    async def route(self, target: Target) -> None:
+        admission = self._admission
+        if admission.value > 0:  # room: no need to yield (reading the batch did)
+            admission.acquire_nowait()
+        else:
+            await admission.acquire()
+        self._nursery.start_soon(self._run_target, target, self._send)
+
+    async def flush(self) -> None:
+        pass
+
+
 @contextmanager
 def _fewer_gc_passes() -> Iterator[None]:
     """Raise the collector's first threshold for the scan; restore it afterwards.
@@ -270,15 +301,9 @@ class Scheduler:
         )
         self.max_admitted = max(4 * options.concurrency, 64)
         self._admission = trio.Semaphore(self.max_admitted)
-        self.in_flight = 0
-        """Targets admitted and not yet handed over (for progress displays)."""
 
     def gate(self, address: str) -> _Gate:
         return _Gate(self._limits, address)
-
-    @property
-    def open_connections(self) -> int:
-        return self.options.concurrency - self._limits.slots.value
 
     async def run(
         self,
@@ -304,35 +329,11 @@ class Scheduler:
         skip: Callable[[Target], bool] | None,
         blocking_source: bool,
     ) -> None:
-        admission = self._admission
         async with send, trio.open_nursery() as nursery:
-            iterator = iter(items)
-            while True:
-                batch = await self._next_batch(iterator, blocking_source)
-                if not batch:
-                    break
-                for item in batch:
-                    if isinstance(item, BadLine):
-                        await send.send(item)
-                        continue
-                    if skip is not None and skip(item):
-                        continue
-                    if admission.value > 0:  # room: no need to yield (the batch fetch does)
-                        admission.acquire_nowait()
-                    else:
-                        await admission.acquire()
-                    self.in_flight += 1
-                    # ``send`` is closed after the nursery, so the tasks share it unclosed.
-                    nursery.start_soon(self._run_target, item, send)
-
-    @staticmethod
-    async def _next_batch(
-        iterator: Iterator[Target | BadLine], blocking: bool
-    ) -> list[Target | BadLine]:
-        if blocking:
-            return await trio.to_thread.run_sync(lambda: list(islice(iterator, _BATCH)))
-        await trio.lowlevel.checkpoint()
-        return list(islice(iterator, _BATCH))
+            # ``send`` is closed after the nursery, so the tasks share it unclosed.
+            await take_input(
+                items, _Admit(self, nursery, send), skip=skip, blocking=blocking_source
+            )
 
     async def _run_target(
         self, target: Target, send: trio.MemorySendChannel[ScanResult | BadLine]
@@ -348,7 +349,6 @@ class Scheduler:
             except trio.WouldBlock:
                 await send.send(result)
         finally:
-            self.in_flight -= 1
             self._admission.release()
 
     async def scan_one(self, target: Target) -> ScanResult:

@@ -1,0 +1,122 @@
+"""What every command's ``*_cli`` shares: the usage error and exit code 2, argument types and
+defaults, finding and reading a scan's manifest, writing an output file atomically, and the
+plain-text table. No logic of any one command lives here.
+
+Every command reports a problem with its arguments or inputs the same way: the core raises
+:class:`~chainscan.UsageError` (or another :class:`~chainscan.ChainscanError`: an
+``OutputError`` for a destination it refuses), and :func:`run` prints ``PROG: error: MESSAGE``
+on stderr and returns 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._errors import ChainscanError, UsageError
+from .._files import atomic_write
+from .._models import WARN_DAYS
+from ..manifest._model import MANIFEST_NAMES, ManifestEntry
+from ..manifest._reader import find_manifest, read_entries
+
+__all__ = [
+    "add_warn_days",
+    "manifest_path",
+    "new_parser",
+    "non_negative_int",
+    "read_scan",
+    "run",
+    "text_table",
+    "write_text_atomically",
+]
+
+
+def run(prog: str, body: Callable[[], int]) -> int:
+    """``body()``, with any :class:`~chainscan.ChainscanError` printed as ``PROG: error: ...``
+    and turned into exit code 2."""
+    try:
+        return body()
+    except ChainscanError as exc:
+        error(prog, str(exc))
+        return 2
+
+
+def error(prog: str, message: str) -> None:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments
+
+
+def new_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A command's parser: its help text laid out as written."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def add_warn_days(parser: Any, help: str) -> None:
+    """``--warn-days N`` (default :data:`~chainscan._models.WARN_DAYS`) on a parser or group."""
+    parser.add_argument(
+        "--warn-days", type=non_negative_int, default=WARN_DAYS, metavar="N", help=help
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a scan
+
+
+def manifest_path(path: Path) -> Path:
+    """The manifest file for an output folder or a manifest path."""
+    if path.is_dir():
+        found = find_manifest(path)
+        if found is not None:
+            return found
+        raise UsageError(f"{path}: no {' or '.join(MANIFEST_NAMES)} in this folder")
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    return path
+
+
+def read_scan(path: Path) -> tuple[Path, list[ManifestEntry]]:
+    """The manifest of ``path`` (a folder or a manifest) and its entries."""
+    manifest = manifest_path(path)
+    try:
+        return manifest, list(read_entries(manifest))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{manifest}: cannot read the manifest: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text.encode("utf-8"))
+
+
+def text_table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
+    """Rows as lines of left-aligned columns two spaces apart (the last one unpadded)."""
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
+        for r in rows
+    ]

@@ -1,0 +1,62 @@
+"""The layers keep apart: the analysis side, the manifest model and reader and the commands never
+import the network stack (trio, ``scan._probe``), and commands that read a scan never import
+the writer. Each check imports in a fresh interpreter and looks at ``sys.modules``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import chainscan
+
+ROOT = Path(chainscan.__file__).parent
+NETWORK = ("trio", "chainscan.scan._probe", "chainscan.scan._schedule", "chainscan.scan._tls")
+WRITER = "chainscan.output._output"
+
+
+def _modules(layer: str) -> list[str]:
+    return sorted(
+        f"chainscan.{layer}.{path.stem}"
+        for path in (ROOT / layer).glob("_*.py")
+        if path.stem != "__init__"
+    )
+
+
+def _loaded_after(module: str) -> set[str]:
+    code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT.parent,
+        timeout=60,
+    )
+    return set(json.loads(done.stdout))
+
+
+QUIET = ["chainscan", *_modules("analysis"), *_modules("manifest"), *_modules("commands")]
+
+
+@pytest.mark.parametrize("module", QUIET)
+def test_no_network_stack(module: str) -> None:
+    loaded = _loaded_after(module)
+    assert module in loaded
+    assert not loaded & set(NETWORK), (module, sorted(loaded & set(NETWORK)))
+
+
+@pytest.mark.parametrize(
+    "module", [m for m in _modules("commands") if not m.endswith(("_merge", "_merge_cli"))]
+)
+def test_readers_of_a_scan_never_import_the_writer(module: str) -> None:
+    """``merge`` writes a scan (with the writer, on purpose); every other command reads one."""
+    assert WRITER not in _loaded_after(module)
+
+
+def test_the_check_sees_the_network_stack_when_it_is_there() -> None:
+    assert {"trio", "chainscan.scan._probe"} <= _loaded_after("chainscan.scan._schedule")
+    assert WRITER in _loaded_after("chainscan.commands._merge")
