@@ -12,11 +12,15 @@ target, reading every result, with the options of the core benchmark (concurrenc
 or per-address limit, no retries), and counts the results with a chain whose leaf is the
 target's own (the leaf's SHA-256 is compared with the fleet's). Modes:
 
-* ``trio``: ``trio.run`` of the API (the reference);
-* ``asyncio``: ``asyncio.run`` of the same code, with the default host (what users get);
+* ``trio``: the API under trio (the reference);
+* ``asyncio``: the same code under asyncio, with the default host (what users get);
 * ``asyncio-thread`` and ``asyncio-guest``: the same, forcing each host;
 * ``sync``: ``chainscan.scan_all_sync``-style ``open_scan_sync`` loop, no event loop;
 * ``trio-inventory``: ``trio`` with ``inventory=True`` (what the trust/problem analysis costs).
+
+In the modes with an event loop, a task of the caller's (``anyio``, so the same code in both)
+sleeps 50 ms over and over during the scan and records how late it wakes: the 99th percentile
+of that lag is how much the scan holds up the caller's other work (a web server's requests).
 
 The modes run in a rotating order, ``--repeat`` times (default 5), after a warm-up, each run
 after waiting (up to ``--settle`` seconds) for an idle second; each run also records
@@ -51,8 +55,8 @@ MODES = ("trio", "asyncio", "asyncio-thread", "asyncio-guest", "sync", "trio-inv
 
 # One run, in a child process: argv = mode, targets file, leaf-digests file.
 _CHILD = r"""
-import asyncio, hashlib, json, resource, sys, time
-import trio
+import hashlib, json, resource, sys, time
+import anyio, trio
 import chainscan
 
 mode, targets_file, digests_file = sys.argv[1:4]
@@ -71,17 +75,33 @@ def check(result, counts):
     if inventory and result.inventory is not None:
         counts["inventoried"] += 1
 
+async def ticker(lags):
+    # How late the caller's own loop runs a 50 ms sleep while the scan goes on.
+    while True:
+        before = time.perf_counter()
+        await anyio.sleep(0.05)
+        lags.append(time.perf_counter() - before - 0.05)
+
 async def scan():
     counts = {"results": 0, "ok": 0, "inventoried": 0}
     kwargs = {"inventory": inventory} if host is None else {"_host": host}
-    started = time.perf_counter()
-    async with chainscan.open_scan(lines, options, **kwargs) as results:
-        async for result in results:
-            check(result, counts)
-    return time.perf_counter() - started, counts
+    lags = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(ticker, lags)
+        started = time.perf_counter()
+        async with chainscan.open_scan(lines, options, **kwargs) as results:
+            async for result in results:
+                check(result, counts)
+        seconds = time.perf_counter() - started
+        group.cancel_scope.cancel()
+    lags.sort()
+    counts["loop_lag_p99_ms"] = 1000 * lags[int(0.99 * (len(lags) - 1))] if lags else None
+    counts["loop_lag_max_ms"] = 1000 * lags[-1] if lags else None
+    return seconds, counts
 
 def scan_sync():
     counts = {"results": 0, "ok": 0, "inventoried": 0}
+    counts["loop_lag_p99_ms"] = counts["loop_lag_max_ms"] = None
     started = time.perf_counter()
     with chainscan.open_scan_sync(lines, options) as results:
         for result in results:
@@ -91,11 +111,11 @@ def scan_sync():
 usage = resource.getrusage(resource.RUSAGE_SELF)
 cpu_before = usage.ru_utime + usage.ru_stime
 if mode in ("trio", "trio-inventory"):
-    seconds, counts = trio.run(scan)
+    seconds, counts = anyio.run(scan, backend="trio")
 elif mode == "sync":
     seconds, counts = scan_sync()
 else:
-    seconds, counts = asyncio.run(scan())
+    seconds, counts = anyio.run(scan, backend="asyncio")
 usage = resource.getrusage(resource.RUSAGE_SELF)
 cpu = usage.ru_utime + usage.ru_stime - cpu_before
 print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, **counts}))
@@ -115,6 +135,10 @@ def _leaf_digests(fleet_prefix: Path, names: list[str]) -> dict[str, str]:
         der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
         digests[name] = hashlib.sha256(der).hexdigest()
     return digests
+
+
+def _ms(value: float | None) -> str:
+    return "   -" if value is None else f"{value:>5.1f} ms"
 
 
 def _children_cpu() -> float:
@@ -191,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{mode:<15} {run['ok']:>6}/{args.targets} ok  {run['seconds']:>7.2f} s"
                     f"  {run['targets_per_s']:>8.1f} targets/s"
                     f"  {run['cpu_ms_per_target']:>6.3f} CPU ms/target"
-                    f"  other CPU {run['other_cpu']:>4.2f} cores",
+                    f"  other CPU {run['other_cpu']:>4.2f} cores"
+                    f"  loop lag p99 {_ms(run['loop_lag_p99_ms'])}",
                     flush=True,
                 )
     medians = {
@@ -203,11 +228,15 @@ def main(argv: list[str] | None = None) -> int:
         mode: statistics.median(r["cpu_ms_per_target"] for r in runs if r["mode"] == mode)
         for mode in modes
     }
+    lag: dict[str, float | None] = {}
+    for mode in modes:
+        lags = [r["loop_lag_p99_ms"] for r in runs if r["mode"] == mode]
+        lag[mode] = statistics.median(lags) if None not in lags else None
     print(f"\nmedians of {args.repeat} runs, {args.targets} targets:")
     for mode in modes:
         print(
             f"  {mode:<15} {medians[mode]:>8.1f} targets/s   {ratios[mode]:.3f} x trio"
-            f"   {cpu[mode]:.3f} CPU ms/target"
+            f"   {cpu[mode]:.3f} CPU ms/target   caller's loop lag p99 {_ms(lag[mode])}"
         )
     # Runs of one repeat ran minutes apart at most, under much the same load: their ratio is
     # steadier on a shared machine than the ratio of medians taken over the whole benchmark.
@@ -241,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratios_vs_trio": ratios,
             "paired_ratios_vs_trio": paired,
             "median_cpu_ms_per_target": cpu,
+            "median_loop_lag_p99_ms": lag,
             "runs": runs,
         }
         (RESULTS / "latest-api.json").write_text(json.dumps(document, indent=2) + "\n")

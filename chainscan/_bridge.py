@@ -8,9 +8,9 @@ a trio run of its own, started here, and the results cross from that run to the 
 a *bridge*: a bounded hand-over with one message type each way.
 
 * **trio -> host: batches.** A trio task (``_pump``) takes results from the scheduler's memory
-  channel; after the first one it keeps taking them for up to ``_LINGER`` (20 ms) or until it
+  channel; after the first one it keeps taking them for up to ``_LINGER`` (50 ms) or until it
   has ``_BATCH``, then posts the batch to the host in one call. A busy scan therefore wakes the
-  caller's thread a few dozen times a second, not once per result or per trio tick: each
+  caller's thread about twenty times a second, not once per result or per trio tick: each
   wake-up is a GIL hand-over between the two threads, and on a loaded machine each hand-over
   waits for the OS to schedule the other thread. When the scheduler closes its channel and
   the run ends, the last message is :class:`_Done` (with the run's exception, if any).
@@ -84,7 +84,7 @@ ASYNCIO_HOST: Host = "thread"
 _BATCH = 256
 """Most results posted to the host in one message."""
 
-_LINGER = 0.02
+_LINGER = 0.05
 """Seconds a batch waits for more results before it is posted (if it is not full before)."""
 
 
