@@ -41,13 +41,32 @@ anyio* on the current backend, and the core is written against trio; porting the
 would run the scan on asyncio's loop, which is what this module exists to avoid (the core's hot
 path is tuned to trio's run loop, see ``scan/_schedule``). anyio is what the dual-backend tests use.
 
-The choice between the two hosts is made by measurement (``benchmarks/api_backends.py``, same
-loopback fleet, same targets, same options, API driven from trio and from asyncio, medians):
+The choice between the two hosts was made by measurement: ``python -m benchmarks.api_backends``
+(the loopback nginx fleet of ``benchmarks/fleet.py``, 4,000 targets, concurrency 500, no rate or
+per-address limit, one fresh process per run, modes in rotating order, 5 repeats, medians; a
+2-core machine on which other jobs used 1.2-1.7 cores meanwhile, so each mode is also compared
+with the trio run of the same repeat, "paired"). Last run (``results/latest-api.json``):
 
-    <filled in from the benchmark>
+    mode             targets/s  x trio  paired  CPU ms/target  caller's loop lag, p99
+    trio                  222    1.00    1.00      1.53             1,674 ms
+    asyncio, thread       242    1.09    0.98      1.88                26 ms
+    asyncio, guest        185    0.83    0.83      1.83             2,056 ms
+
+The rates alone do not settle it on a shared machine: each mode's rate swung twice over with
+the other jobs' load, and an earlier run of the same benchmark had the thread at 0.65 (medians)
+/ 1.02 (paired) and guest mode at 0.90 / 1.19. What separates the two hosts in every run is the
+caller's loop. In guest mode the scan's tasks run in the caller's thread, and a trio tick that
+admits hundreds of targets or finishes hundreds of handshakes holds up the caller's other tasks
+for one to three seconds at the 99th percentile (as a scan inside trio does to its own run: the
+``trio`` line). On a thread of its own, the scan gives the caller's loop the GIL at least every
+switch interval (5 ms), and the caller's tasks ran 10-45 ms late at the 99th percentile. A web
+server or notebook embedding a scan must keep answering, so the thread is the host. Its cost is
+the GIL hand-overs between the two threads: 10-20% more CPU per target while other jobs compete
+for the cores, none measurable on a quiet machine (1.19 against trio's 1.20 ms in the quietest
+repeat); the paired rate ratio met the goal (>= 0.95 of trio's) in both runs (0.98, 1.02).
 
 ``open_scan`` under asyncio uses :data:`ASYNCIO_HOST`; the other host stays selectable
-(``host=``) so the benchmark can keep measuring both.
+(``open_scan(..., _host="guest")``, private) so the benchmark can keep measuring both.
 """
 
 from __future__ import annotations
