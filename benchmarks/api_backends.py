@@ -47,8 +47,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._requirements import ENTRY_POINTS, require_or_exit
 from benchmarks.fleet import Fleet, FleetSpec, running_fleet
-from benchmarks.run import machine_busy_seconds, settle
+from benchmarks.scenarios._common import machine_busy_seconds, settle
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = ("trio", "asyncio", "asyncio-thread", "asyncio-guest", "sync", "trio-inventory")
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(modes) - set(MODES)
     if unknown or "trio" not in modes:
         parser.error(f"modes must include trio and be among {', '.join(MODES)}")
+    require_or_exit("benchmarks.api_backends", ENTRY_POINTS["benchmarks.api_backends"].needs)
     spec = FleetSpec(targets=args.targets, network=args.network, base_port=args.base_port)
     runs: list[dict[str, Any]] = []
     with running_fleet(spec) as fleet, tempfile.TemporaryDirectory() as scratch:
