@@ -8,7 +8,7 @@ plain synchronous code.
             async for result in results:
                 print(result.target.host, result.status, len(result.chain))
 
-    asyncio.run(main)
+    asyncio.run(main())
 
 Strings are parsed like lines of an input file; a string that is not a valid target comes back
 as a :class:`~chainscan.BadLine` in the same stream. Leaving the ``async with`` block early
@@ -59,7 +59,12 @@ def _coerce(targets: Iterable[Target | str], options: ScanOptions) -> Iterator[T
             yield item
             continue
         parsed = parse_line(
-            item, line=number, source="<api>", default_port=options.default_port, sni=options.sni
+            item,
+            line=number,
+            source="<api>",
+            default_port=options.default_port,
+            sni=options.sni,
+            starttls=options.starttls,
         )
         if parsed is not None:
             yield parsed

@@ -16,6 +16,7 @@ from .commands._common import new_parser, non_negative_int
 from .run._display import Display
 from .run._run import RunConfig, run_scan
 from .run._shard import Shard, parse_shard
+from .scan._starttls._table import AUTO, NONE, PROTOCOLS
 
 __all__ = ["main"]
 
@@ -37,6 +38,15 @@ input lines (one per line; '#' comments and blank lines are skipped):
   192.0.2.7:443  [2001:db8::1]:443  2001:db8::1
   https://example.com:8443/some/path
   example.com:443{192.0.2.7}  connect to 192.0.2.7, send SNI example.com
+  smtp://mail.example.com     STARTTLS first; the scheme's port (25) unless one is given
+
+STARTTLS (plaintext first, then TLS): schemes smtp:// (25), submission:// (587),
+  lmtp:// (24), imap:// (143), pop3:// (110), ftp:// (21), ldap:// (389), xmpp:// (5222),
+  xmpp-server:// (5269), postgres:// (5432), mysql:// (3306), rdp:// (3389). Lines without a
+  scheme follow --starttls: auto (default) uses the protocol of those well-known ports (25 and
+  587 SMTP, 110, 143, 21, 389, 5222, 5269, 5432, 3306, 3389) and direct TLS on every other
+  port (443, 465, 636, 990, 993, 995, 5223, ...); none is always direct TLS. Implicit-TLS
+  schemes smtps:// imaps:// pop3s:// ldaps:// ftps:// xmpps:// are direct TLS on their ports.
 
 commands that read a scan (each has its own --help):
   chainscan pins OUT --format android|okhttp|ios|trustkit|voltmx|json|text
@@ -80,11 +90,36 @@ def _rate(text: str) -> float:
     return value
 
 
+def _starttls(text: str) -> str:
+    value = text.strip().lower()
+    if value not in PROTOCOLS and value not in (AUTO, NONE):
+        raise argparse.ArgumentTypeError(
+            f"unknown protocol {text!r}: give auto, none or one of {', '.join(PROTOCOLS)}"
+        )
+    return value
+
+
+def _default_port(port: int | None, starttls: str) -> int:
+    """--port if given; else the --starttls protocol's port; else 443."""
+    if port is not None:
+        return port
+    return PROTOCOLS.get(starttls, _DEFAULTS.default_port)
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is out of range (1-65535)")
     return value
+
+
+def _cidr(text: str) -> str:
+    from .scan._fetch_guard import parse_cidr
+
+    try:
+        return str(parse_cidr(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _shard(text: str) -> Shard:
@@ -124,11 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
         "-p",
         "--port",
         type=_port,
-        default=_DEFAULTS.default_port,
-        help="port for lines that give none (default: %(default)s)",
+        default=None,
+        help=f"port for lines that give none (default: {_DEFAULTS.default_port}, or the"
+        " --starttls protocol's port)",
     )
     target.add_argument(
         "--sni", metavar="NAME", help="send this SNI name to every target instead of its own"
+    )
+    target.add_argument(
+        "--starttls",
+        metavar="PROTO",
+        type=_starttls,
+        default=_DEFAULTS.starttls,
+        help="plaintext dialogue before TLS for lines without a scheme: auto (by port), none"
+        f" (direct TLS) or one of {', '.join(PROTOCOLS)} (default: %(default)s)",
     )
     limits = parser.add_argument_group("limits (politeness and speed)")
     limits.add_argument(
@@ -252,6 +296,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="also probe every address with TLS 1.2 RSA-only and ECDSA-only clients and without "
         "SNI; record each distinct chain and whether one pin set fits them all",
     )
+    fetch = parser.add_argument_group(
+        "fetching missing intermediates (AIA caIssuers; see docs/inventory.md)"
+    )
+    fetch.add_argument(
+        "--no-fetch",
+        dest="fetch",
+        action="store_false",
+        help="stay offline: never fetch the caIssuers URL of a chain that stops short",
+    )
+    fetch.add_argument(
+        "--fetch-allow",
+        type=_cidr,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="fetch from this network although it is denied by default (loopback, link-local, "
+        "multicast, unspecified, cloud metadata); repeatable",
+    )
+    fetch.add_argument(
+        "--fetch-deny",
+        type=_cidr,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="never fetch from this network (wins over --fetch-allow; private ranges are "
+        "allowed unless denied here); repeatable",
+    )
+    fetch.add_argument(
+        "--revocation",
+        choices=("crl", "ocsp", "both", "off"),
+        default=_DEFAULTS.revocation,
+        help="check the leaf's revocation: its CRL (cached per URL for the run), its OCSP "
+        "responder (one request per leaf), both (CRL first), or off (default: %(default)s)",
+    )
+    fetch.add_argument(
+        "--fetch-timeout",
+        type=_seconds,
+        default=_DEFAULTS.fetch_timeout,
+        metavar="SECONDS",
+        help="for one URL, redirects and body included (default: %(default)s), within the "
+        "target's --deadline",
+    )
     return parser
 
 
@@ -268,12 +354,18 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         handshake_timeout=args.handshake_timeout,
         deadline=args.deadline,
         retries=args.retries,
-        default_port=args.port,
+        default_port=_default_port(args.port, args.starttls),
         sni=args.sni,
+        starttls=args.starttls,
         cert_format=CertFormat(args.cert_format),
         trust_store=args.trust_store,
         warn_days=args.warn_days,
         deployments=args.deployments,
+        fetch=args.fetch,
+        fetch_allow=tuple(args.fetch_allow),
+        fetch_deny=tuple(args.fetch_deny),
+        fetch_timeout=args.fetch_timeout,
+        revocation=args.revocation,
     )
     return RunConfig(
         input=args.input,

@@ -69,6 +69,12 @@ class ErrorKind(enum.StrEnum):
     """The handshake finished without a certificate (anonymous or PSK suite) (permanent)."""
     LOCAL = "local"
     """A failure on our side (out of file descriptors, no local address, ...)."""
+    STARTTLS_UNSUPPORTED = "starttls-unsupported"
+    """The plaintext protocol does not offer TLS on this connection (permanent)."""
+    STARTTLS_REFUSED = "starttls-refused"
+    """The server refused to start TLS, or refused the session before it (permanent)."""
+    PROTOCOL_ERROR = "protocol-error"
+    """The plaintext dialogue before TLS broke its protocol (permanent)."""
 
 
 TRANSIENT_KINDS: frozenset[ErrorKind] = frozenset(
@@ -81,6 +87,11 @@ TRANSIENT_KINDS: frozenset[ErrorKind] = frozenset(
     }
 )
 """Error kinds worth another attempt; every other kind is final."""
+
+
+TargetKey = tuple[str, int, str | None, str | None] | tuple[str, int, str | None, str | None, str]
+"""What identifies a target: host, port, requested address, SNI, and the STARTTLS protocol
+when there is one (direct-TLS targets keep the four-item key they always had)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,11 +112,16 @@ class Target:
     """1-based line number in the input; 0 for targets made through the API."""
     source: str = ""
     """Input file name as given (``-`` for stdin, ``<api>`` for strings given to the API)."""
+    protocol: str | None = None
+    """Plaintext dialogue before TLS (``smtp``, ``imap``, ...: the README's Input section);
+    None for direct TLS."""
 
     @property
-    def key(self) -> tuple[str, int, str | None, str | None]:
+    def key(self) -> TargetKey:
         """Identity used to drop duplicates and to resume: what is connected to and asked."""
-        return (self.host, self.port, self.address, self.sni)
+        if self.protocol is None:
+            return (self.host, self.port, self.address, self.sni)
+        return (self.host, self.port, self.address, self.sni, self.protocol)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,9 +196,48 @@ class ScanResult:
     timings: Timings = field(default_factory=Timings)
     deployments: tuple[DeploymentProbe, ...] = ()
     """Extra handshakes of ``--deployments`` (every address, client profile, no SNI)."""
+    fetched: tuple[Fetch, ...] = ()
+    """URLs of the chain's certificates fetched after the handshake (AIA caIssuers), in order."""
+    revocation: tuple[RevocationCheck, ...] = ()
+    """What the leaf's CRL and OCSP responder said (``--revocation``), in the order asked."""
     inventory: ChainInventory | None = None
     """Trust, hostname and problems of ``chain``: only from the library API opened with
     ``inventory=True``, and only when there is a chain; None otherwise."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevocationCheck:
+    """One CRL or OCSP answer about the leaf, checked (``analysis._revocation``)."""
+
+    source: str
+    """``crl`` or ``ocsp``."""
+    url: str
+    status: str | None = None
+    """``good``, ``revoked`` or ``unknown`` (the responder does not know it); None on error."""
+    error: str | None = None
+    """Why there is no usable answer: the fetch failed, or the answer is not signed by the
+    issuer, is about another certificate, is not a CRL or OCSP response."""
+    revoked_at: str | None = None
+    reason: str | None = None
+    """The CRL or OCSP reason code, e.g. ``keyCompromise``."""
+    this_update: str | None = None
+    next_update: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fetch:
+    """One URL found in a certificate, fetched by the scan, and what it gave (see
+    docs/inventory.md, "Missing intermediates")."""
+
+    url: str
+    purpose: str = "ca-issuers"
+    """Why it was fetched: ``ca-issuers`` (the AIA extension's issuer certificate)."""
+    for_sha256: str
+    """SHA-256 of the certificate whose URL it is."""
+    certs: tuple[bytes, ...] = ()
+    """DER certificates the URL served (one DER certificate, or a PKCS#7 certs-only bundle)."""
+    error: str | None = None
+    """Why nothing usable came (refused by the fetch guard, HTTP status, size, time, garbage)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,6 +330,9 @@ class ScanOptions:
     """Largest backoff ceiling in seconds."""
     default_port: int = 443
     """Port for lines that name none (--port)."""
+    starttls: str = "auto"
+    """Plaintext dialogue for lines without a scheme (--starttls): ``auto`` (by port), ``none``
+    (direct TLS) or a protocol name (``smtp``, ``imap``, ...)."""
     sni: str | None = None
     """Force this SNI name for every target (--sni)."""
     max_handshake_bytes: int = 4 * 1024 * 1024
@@ -288,3 +346,17 @@ class ScanOptions:
     """Certificates expiring within this many days get ``expires-soon`` (--warn-days)."""
     deployments: bool = False
     """Probe every address with several client profiles and without SNI (--deployments)."""
+    fetch: bool = True
+    """Fetch missing intermediates from AIA caIssuers URLs (off: --no-fetch)."""
+    fetch_allow: tuple[str, ...] = ()
+    """CIDRs fetched from although the fetch guard denies them by default (--fetch-allow)."""
+    fetch_deny: tuple[str, ...] = ()
+    """CIDRs never fetched from, on top of the defaults (--fetch-deny)."""
+    fetch_timeout: float = 10.0
+    """Seconds for one URL, redirects and body included (--fetch-timeout)."""
+    fetch_max_bytes: int = 1024 * 1024
+    """Largest body accepted from a caIssuers URL or an OCSP responder."""
+    revocation: str = "crl"
+    """``crl``, ``ocsp``, ``both`` or ``off`` (--revocation); nothing without fetching."""
+    crl_max_bytes: int = 32 * 1024 * 1024
+    """Largest CRL accepted."""

@@ -61,6 +61,7 @@ EXPECTED: dict[str, set[str]] = {
     "nosan.test": {"no-san"},
     "long.test": {"long-validity"},
     "clientonly.test": {"untrusted"},
+    "noncrit.test": {"basic-constraints-not-critical"},
 }
 """SNI name -> the problem codes its chain must have (and no others), with the fleet's root as
 the trust store."""
@@ -99,6 +100,10 @@ def fleet(tmp: Path, now: dt.datetime | None = None) -> Fleet:
     upper = root.child_ca("fleet upper intermediate")
     lower = upper.child_ca("fleet lower intermediate")
     sha1_inter = root.child_ca("fleet sha1 intermediate", hash=hashes.SHA1())
+    lax_inter = root.child_ca(
+        "fleet lax intermediate",
+        extra_extensions=[(x509.BasicConstraints(ca=True, path_length=None), False)],
+    )
     self_signed = self_signed_leaf("self.test")
 
     def leaf(name: str, **kwargs: object) -> Issued:
@@ -139,6 +144,7 @@ def fleet(tmp: Path, now: dt.datetime | None = None) -> Fleet:
             ),
             inter,
         ),
+        "noncrit.test": served_chain(tmp, lax_inter.issue("noncrit.test"), lax_inter),
     }
     chains[None] = chains["good.test"]
     return Fleet(root=root, intermediate=inter, chains=chains)

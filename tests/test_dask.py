@@ -10,11 +10,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.scan_output import checked_entries
+from tests.runs import certificate_files, manifest_rows
 from tests.servers import ServerHandle
 from tests.test_cli import FAST, chainscan
 
@@ -26,22 +25,6 @@ pytestmark = [
         reason="Dask's distributed is not installed (pip install 'chainscan[dask]')",
     ),
 ]
-
-
-def _rows(out: Path) -> list[tuple[Any, ...]]:
-    """Each entry without timings (files checked against their digests)."""
-    return [
-        (e["input"]["line"], e["host"], e["sni"], e["status"], e["error_kind"], e["dir"], *files)
-        for e, files in checked_entries(out)
-    ]
-
-
-def _files(out: Path) -> dict[str, bytes]:
-    return {
-        path.relative_to(out).as_posix(): path.read_bytes()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and not path.name.startswith("manifest.")
-    }
 
 
 def test_dask_local_cluster_writes_the_same_scan_as_a_local_run(
@@ -59,10 +42,10 @@ def test_dask_local_cluster_writes_the_same_scan_as_a_local_run(
     dask = tmp_path / "dask"
     proc = chainscan(str(hosts), "-o", str(dask), "--dask", "local:2", *FAST)
     assert proc.returncode == 1, proc.stderr
-    rows = _rows(dask)
+    rows = manifest_rows(dask)
     assert len(rows) == len(set(rows)) == 29
-    assert sorted(rows) == sorted(_rows(local))
-    assert _files(dask) == _files(local)  # byte for byte
+    assert sorted(rows) == sorted(manifest_rows(local))
+    assert certificate_files(dask) == certificate_files(local)  # byte for byte
     manifest = json.loads((dask / "manifest.json").read_text())
     assert manifest["run"]["dask"] == "local:2" and manifest["run"]["complete"] is True
     assert manifest["summary"] == json.loads((local / "manifest.json").read_text())["summary"]
@@ -70,7 +53,7 @@ def test_dask_local_cluster_writes_the_same_scan_as_a_local_run(
     hosts.write_text(hosts.read_text() + f"b.test:{tls_server.port}{{127.0.0.1}}\n")
     resumed = chainscan(str(hosts), "-o", str(dask), "--dask", "local:1", "--resume", *FAST)
     assert resumed.returncode == 1, resumed.stderr
-    after = _rows(dask)
+    after = manifest_rows(dask)
     assert after[:29] == rows and len(after) == 30 and after[29][2] == "b.test"
 
 
@@ -125,7 +108,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
             proc.communicate()
     assert killed, "the scan finished before a worker could be killed"
     assert proc.returncode == 1, stderr
-    rows = _rows(out)
+    rows = manifest_rows(out)
     assert len(rows) == len(set(rows)) == 18
     by_sni = {row[2]: row for row in rows}
     assert all(by_sni[name][3] == "ok" for name in names)
@@ -167,4 +150,7 @@ def test_sigterm_stops_a_dask_scan_with_an_incomplete_manifest_then_resume_finis
     fast = ["--handshake-timeout", "1", "--retries", "0", "--per-ip", "0", "-q"]
     resumed = chainscan(str(hosts), "-o", str(out), "--dask", "local:1", "--resume", *fast)
     assert resumed.returncode == 1, resumed.stderr
-    assert sorted(row[2] for row in _rows(out)) == ["a.test", *(f"q{i}.test" for i in range(4))]
+    assert sorted(row[2] for row in manifest_rows(out)) == [
+        "a.test",
+        *(f"q{i}.test" for i in range(4)),
+    ]

@@ -11,13 +11,10 @@ exactly once, every listed file holding the bytes its ``sha256`` says.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PKI
+from tests.runs import Row, chainscan, entries, finish, jsonl_lines, wait_for_lines
 from tests.servers import ScriptedServer, ServerHandle, TLSServer, http_banner
 
 pytestmark = pytest.mark.integration
@@ -36,46 +34,12 @@ GOOD, SLOW, NOT_TLS, REFUSED = 200, 30, 5, 5
 BAD_LINES = ["bad:99999", "exa mple.test"]
 SLOW_SECONDS = 0.3
 
-Row = tuple[Any, ...]
-
-
-def chainscan(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "chainscan", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
-    _, stderr = proc.communicate(timeout=timeout)
-    return proc.returncode, stderr
-
-
-def jsonl_lines(out: Path) -> list[bytes]:
-    path = out / "manifest.jsonl"
-    return path.read_bytes().splitlines(keepends=True) if path.exists() else []
-
-
-def wait_for_lines(out: Path, proc: subprocess.Popen[str], n: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while len(jsonl_lines(out)) < n:
-        assert proc.poll() is None, "the scan ended before it could be interrupted"
-        assert time.monotonic() < deadline, "the scan made no progress"
-        time.sleep(0.01)
-
 
 def rows(out: Path) -> list[Row]:
     """Every entry of manifest.jsonl as a comparable row, sorted (duplicates kept)."""
     result = []
-    for line in jsonl_lines(out):
-        assert line.endswith(b"\n")
-        e = json.loads(line)
+    for e in entries(out):  # whole lines, every listed file checked against its sha256
         chain = tuple(cert["sha256"] for cert in e["chain"])
-        for cert in e["chain"]:
-            digest = hashlib.sha256((out / cert["file"]).read_bytes()).hexdigest()
-            assert digest == cert["sha256"], cert["file"]
         key = (e["input"]["line"], e["host"], e["port"], e["sni"], e["requested_address"])
         result.append((*key, e["address"], e["status"], e["error_kind"], e["chain_length"], chain))
     return sorted(result, key=repr)

@@ -64,14 +64,21 @@ def test_each_problem_code_on_its_target(fleet_scan: FleetScan, name: str) -> No
     trust = entry["trust"]
     breaks_trust = {"expired", "not-yet-valid", "self-signed-leaf", "untrusted-root"}
     breaks_trust |= {"incomplete-chain", "weak-signature", "no-san", "untrusted"}
+    breaks_trust |= {"weak-key"}  # issue 12: clients refuse RSA under 2048 bits
     assert trust["trusted"] is not (found & breaks_trust), trust
     assert (trust["reason"] is None) is trust["trusted"]
     assert entry["hostname"]["name"] == name
     assert entry["deployments"] is None  # not asked for
 
 
+ELSEWHERE = frozenset({"no-sct", "too-few-scts", "revoked", "revocation-unknown"})
+"""Codes the fleet cannot show: CT applies under a public root only (``--trust-store certifi``
+or ``system``), and the fleet's root is a file (``tests/test_ct.py`` covers them); its leaves
+publish no CRL or OCSP URL (``tests/test_revocation.py``)."""
+
+
 def test_every_problem_code_is_covered_by_the_fleet() -> None:
-    assert set().union(*EXPECTED.values()) == set(PROBLEMS)
+    assert set().union(*EXPECTED.values()) == set(PROBLEMS) - ELSEWHERE
 
 
 def test_trust_fields_record_the_built_chain(fleet_scan: FleetScan) -> None:
@@ -141,7 +148,7 @@ def test_report_summary_on_the_terminal(fleet_scan: FleetScan) -> None:
     assert code == 0, err
     assert f"{len(EXPECTED)} targets: {len(EXPECTED)} ok, 0 failed" in out
     problems = out.split("problems (targets):")[1].split("soonest expiries")[0]
-    for code_name in PROBLEMS:
+    for code_name in set(PROBLEMS) - ELSEWHERE:
         assert re.search(rf"^  {re.escape(code_name)}\s+(error|warning)\s+1$", problems, re.M)
     soonest = out.split("soonest expiries")[1].split("untrusted (")[0].splitlines()[1:3]
     assert "expired.test" in soonest[0] and "soon.test" in soonest[1]

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.scan_output import checked_entries
+from tests.runs import manifest_rows
 from tests.servers import ServerHandle
 from tests.test_cli import FAST, chainscan
 
 pytestmark = pytest.mark.integration
-
-
-def _rows(out: Path) -> list[tuple[Any, ...]]:
-    """Each entry without timings, and every file it lists checked against its digest."""
-    return [
-        (e["input"]["line"], e["host"], e["sni"], e["status"], e["error_kind"], files)
-        for e, files in checked_entries(out)
-    ]
 
 
 def _hosts(tmp_path: Path, port: int, refused: int) -> Path:
@@ -46,16 +37,16 @@ def test_shards_merge_into_the_same_scan_as_one_run(
         assert proc.returncode in (0, 1), proc.stderr
         assert json.loads((part / "manifest.json").read_text())["run"]["shard"] == f"{k}/3"
         parts.append(part)
-    sizes = [len(_rows(part)) for part in parts]
+    sizes = [len(manifest_rows(part)) for part in parts]
     assert sum(sizes) == 17 and sum(1 for size in sizes if size) >= 2  # split, nothing twice
 
     merged = tmp_path / "merged"
     proc = chainscan("merge", str(merged), *map(str, parts), parts[0].as_posix())
     assert proc.returncode == 0, proc.stderr
     assert f"{sizes[0]} duplicates dropped" in proc.stderr  # the folder given twice
-    rows = _rows(merged)
+    rows = manifest_rows(merged)
     assert len(rows) == len(set(rows)) == 17
-    assert sorted(rows) == sorted(_rows(tmp_path / "one"))
+    assert sorted(rows) == sorted(manifest_rows(tmp_path / "one"))
     manifest = json.loads((merged / "manifest.json").read_text())
     assert manifest["run"]["complete"] is True
     assert (
@@ -74,11 +65,11 @@ def test_a_shard_resumes_with_the_same_targets(tls_server: ServerHandle, tmp_pat
     hosts.write_text("".join(f"r{i}.invalid\n" for i in range(10)))
     out = tmp_path / "out"
     assert chainscan(str(hosts), "-o", str(out), "--shard", "2/2", *FAST).returncode == 1
-    first = _rows(out)
+    first = manifest_rows(out)
     hosts.write_text(hosts.read_text() + f"a.test:{tls_server.port}{{127.0.0.1}}\n")
     resumed = chainscan(str(hosts), "-o", str(out), "--shard", "2/2", "--resume", *FAST)
     assert resumed.returncode == 1, resumed.stderr
-    rows = _rows(out)
+    rows = manifest_rows(out)
     assert rows[: len(first)] == first and len(rows) - len(first) in (0, 1)
     assert len({row[1] for row in rows}) == len(rows)
 

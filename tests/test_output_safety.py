@@ -14,7 +14,6 @@ import json
 import os
 import re
 import resource
-import shutil
 import signal
 import ssl
 import subprocess
@@ -27,6 +26,7 @@ import pytest
 
 from tests.conftest import PKI
 from tests.pki import CA, der_tlv, mutate_tbs
+from tests.runs import tmpfs_unavailable
 from tests.servers import ServedChain, ServerHandle, TLSServer
 
 pytestmark = pytest.mark.integration
@@ -153,22 +153,11 @@ def test_a_file_size_limit_mid_scan_is_a_clear_error_and_resumable(
     assert sorted(e["host"] for e in assert_intact(out)) == sorted(f"n{i}.test" for i in range(60))
 
 
-def _can_mount_tmpfs() -> str | None:
-    if shutil.which("unshare") is None:
-        return "no unshare(1)"
-    probe = subprocess.run(
-        ["unshare", "-Urm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-        capture_output=True,
-        text=True,
-    )
-    return None if probe.returncode == 0 else f"cannot mount a tmpfs: {probe.stderr.strip()}"
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux mount namespaces")
 def test_a_really_full_disk_is_a_clear_error_and_resumable(
     tls_server: ServerHandle, tmp_path: Path
 ) -> None:
-    why = _can_mount_tmpfs()
+    why = tmpfs_unavailable()
     if why is not None:
         pytest.skip(why)
     hosts = fleet(tmp_path, tls_server, 60)

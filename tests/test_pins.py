@@ -80,14 +80,18 @@ def pin_of(issued: Issued | CA) -> str:
     return base64.b64encode(digest.finalize()).decode()
 
 
-def fleet(out: Path) -> Path:
-    """a.test (EC) and b.test (RSA) under one intermediate; c.test under another."""
+def fleet(out: Path, tld: str = "test") -> Path:
+    """a.test (EC) and b.test (RSA) under one intermediate; c.test under another.
+
+    ``tld="example.com"`` gives public-style names (a.example.com, ...), which TrustKit
+    accepts: it refuses names whose suffix is not on the Public Suffix List, ``.test`` too.
+    """
     return write_scan(
         out,
         [
-            Target("a.test", [leaf("a.test").der, inter().der]),
-            Target("b.test", [leaf("b.test", "rsa").der, inter().der]),
-            Target("c.test", [leaf("c.test").der, inter_rsa().der, root().der]),
+            Target(f"a.{tld}", [leaf(f"a.{tld}").der, inter().der]),
+            Target(f"b.{tld}", [leaf(f"b.{tld}", "rsa").der, inter().der]),
+            Target(f"c.{tld}", [leaf(f"c.{tld}").der, inter_rsa().der, root().der]),
         ],
     )
 
@@ -107,10 +111,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_every_format_carries_the_openssl_pins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
-    fleet(tmp_path / "out")
+    tld = "example.com" if fmt == "trustkit" else "test"
+    fleet(tmp_path / "out", tld)
     code, out, _err = run(capsys, str(tmp_path / "out"), "--format", fmt, "--pin", "all")
     assert code == 0
-    for issued in (leaf("a.test"), leaf("b.test", "rsa"), inter(), inter_rsa(), root()):
+    for issued in (leaf(f"a.{tld}"), leaf(f"b.{tld}", "rsa"), inter(), inter_rsa(), root()):
         pem = issued.pem
         expected = openssl_pin(pem)
         assert expected == pin_of(issued)
@@ -152,7 +157,15 @@ def test_android_groups_hosts_sharing_a_pin_set(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet(tmp_path / "out")
-    code, out, _ = run(capsys, str(tmp_path / "out"), "-f", "android", "--include-subdomains")
+    code, out, _ = run(
+        capsys,
+        str(tmp_path / "out"),
+        "-f",
+        "android",
+        "--include-subdomains",
+        "--pin",
+        "intermediate",
+    )
     assert code == 0
     groups = {
         tuple(d.text for d in dc.findall("domain")): [p.text for p in dc.iter("pin")]
@@ -163,12 +176,15 @@ def test_android_groups_hosts_sharing_a_pin_set(
     assert all(d.get("includeSubdomains") == "true" for d in ET.fromstring(out).iter("domain"))
 
 
-def test_android_expiration_auto_is_the_earliest_pinned_expiry(tmp_path: Path) -> None:
+def test_android_expiration_auto_is_the_latest_pinned_expiry(tmp_path: Path) -> None:
+    # issue 14: "auto" took the earliest expiry, so pinning switched off when the leaf expired,
+    # years before the intermediate pin would stop matching. It is the date after which no
+    # pin of the set can match a valid chain: the latest expiry.
     soon = inter().issue("soon.test", not_after=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
     manifest = write_scan(tmp_path / "out", [Target("soon.test", [soon.der, inter().der])])
     plan = _plan(manifest, PinOptions(roles=("leaf", "intermediate"), expiration="auto"))
     pin_set = ET.fromstring(render(plan, "android")).find("domain-config/pin-set")
-    assert pin_set is not None and pin_set.get("expiration") == "2026-03-01"
+    assert pin_set is not None and pin_set.get("expiration") == "3000-01-01"
 
 
 def test_android_without_expiration_has_no_attribute(tmp_path: Path) -> None:
@@ -285,7 +301,7 @@ def test_ios_backups_go_to_the_list_of_their_kind(tmp_path: Path) -> None:
 def test_trustkit_policy_parses_with_the_documented_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fleet(tmp_path / "out")
+    fleet(tmp_path / "out", "example.com")
     code, out, _ = run(
         capsys,
         str(tmp_path / "out"),
@@ -305,9 +321,9 @@ def test_trustkit_policy_parses_with_the_documented_keys(
     config = plistlib.loads(out.encode())["TSKConfiguration"]
     assert config["TSKSwizzleNetworkDelegates"] is False
     domains = config["TSKPinnedDomains"]
-    assert set(domains) == {"a.test", "b.test", "c.test"}
-    a = domains["a.test"]
-    assert a["TSKPublicKeyHashes"] == [pin_of(leaf("a.test")), pin_of(inter())]
+    assert set(domains) == {"a.example.com", "b.example.com", "c.example.com"}
+    a = domains["a.example.com"]
+    assert a["TSKPublicKeyHashes"] == [pin_of(leaf("a.example.com")), pin_of(inter())]
     assert a["TSKEnforcePinning"] is True
     assert a["TSKIncludeSubdomains"] is True
     assert a["TSKExpirationDate"] == "2027-01-31"
@@ -343,7 +359,7 @@ def test_json_lists_every_certificate_and_the_warnings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet(tmp_path / "out")
-    code, out, err = run(capsys, str(tmp_path / "out"), "-f", "json")
+    code, out, err = run(capsys, str(tmp_path / "out"), "-f", "json", "--pin", "intermediate")
     assert code == 0
     report = json.loads(out)
     hosts = {h["host"]: h for h in report["hosts"]}
@@ -546,7 +562,7 @@ def test_ip_hosts_get_a_warning_for_apple_formats(tmp_path: Path) -> None:
 def test_backup_pins_from_files_and_values(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fleet(tmp_path / "out")
+    fleet(tmp_path / "out", "example.com")  # TrustKit refuses .test names
     spare = CA("spare CA")
     spare_leaf_key = spare.issue("next.a.test").key
     (tmp_path / "spare-ca.pem").write_bytes(spare.pem)
@@ -577,7 +593,7 @@ def test_backup_pins_from_files_and_values(
         value,
     )
     assert code == 0 and err == ""
-    hashes_a = plistlib.loads(out.encode())["TSKConfiguration"]["TSKPinnedDomains"]["a.test"]
+    hashes_a = plistlib.loads(out.encode())["TSKConfiguration"]["TSKPinnedDomains"]["a.example.com"]
     # the public key and the CSR carry the same key: one pin
     assert hashes_a["TSKPublicKeyHashes"] == [
         pin_of(inter()),
@@ -620,13 +636,17 @@ def test_bad_expiration_is_a_usage_error(tmp_path: Path) -> None:
 def test_output_file_and_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet(tmp_path / "out")
     target = tmp_path / "app" / "res" / "xml" / "network_security_config.xml"
-    code, out, err = run(capsys, str(tmp_path / "out"), "-f", "android", "-o", str(target))
+    code, out, err = run(
+        capsys, str(tmp_path / "out"), "-f", "android", "-o", str(target), "--pin", "intermediate"
+    )
     assert code == 0 and out == ""
     assert "warning: a.test: only 1 pin: add a backup pin (--backup)" in err
     assert err.count("[too-few-pins]") == 3
     ET.fromstring(target.read_text())
     assert list(target.parent.iterdir()) == [target]  # no temporary file left behind
-    code, _out, _err = run(capsys, str(tmp_path / "out"), "-f", "android", "--strict")
+    code, _out, _err = run(
+        capsys, str(tmp_path / "out"), "-f", "android", "--strict", "--pin", "intermediate"
+    )
     assert code == 1
     code, _out, err = run(
         capsys, str(tmp_path / "out"), "-f", "android", "--strict", "--pin", "all", "-q"
@@ -727,7 +747,16 @@ def test_from_a_loopback_scan_to_pins_bundle_and_inspect(
     leaf_a, leaf_b = openssl_pin(pki.a_ec.pem), openssl_pin(pki.b_rsa.pem)
     intermediate = openssl_pin(pki.intermediate.pem)
 
-    android = chainscan("pins", out, "--format", "android", "--pin", "leaf,intermediate")
+    android = chainscan(
+        "pins",
+        out,
+        "--format",
+        "android",
+        "--pin",
+        "leaf,intermediate",
+        "--quiet-warnings",
+        "private-ca",
+    )
     assert android.returncode == 0, android.stderr
     assert android.stderr == ""
     domains = {
@@ -737,17 +766,21 @@ def test_from_a_loopback_scan_to_pins_bundle_and_inspect(
     assert domains == {"a.test": [leaf_a, intermediate], "b.test": [leaf_b, intermediate]}
 
     # the intermediate alone: one shared <domain-config>, and the missing backup is flagged
-    shared = chainscan("pins", out / "manifest.json", "--format", "android")
+    shared = chainscan(
+        "pins", out / "manifest.json", "--format", "android", "--pin", "intermediate"
+    )
     assert shared.returncode == 0
     (group,) = ET.fromstring(shared.stdout)
     assert [d.text for d in group.findall("domain")] == ["a.test", "b.test"]
     assert shared.stderr.count("[too-few-pins]") == 2
 
+    # TrustKit raises at start-up on a name without a Public Suffix List suffix: refused
     trustkit = chainscan("pins", out, "-f", "trustkit", "--pin", "leaf", "--pin", "intermediate")
-    policy = plistlib.loads(trustkit.stdout.encode())["TSKConfiguration"]["TSKPinnedDomains"]
-    assert policy["a.test"]["TSKPublicKeyHashes"] == [leaf_a, intermediate]
+    assert (trustkit.returncode, trustkit.stdout) == (1, "")
+    assert "a.test: TrustKit raises 'invalid domain'" in trustkit.stderr
+    assert "[trustkit-invalid-domain]" in trustkit.stderr
 
-    okhttp = chainscan("pins", out, "-f", "okhttp", "--language", "java")
+    okhttp = chainscan("pins", out, "-f", "okhttp", "--language", "java", "--pin", "intermediate")
     adds = _okhttp_adds(okhttp.stdout)
     assert adds == {"a.test": [f"sha256/{intermediate}"], "b.test": [f"sha256/{intermediate}"]}
 

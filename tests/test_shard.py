@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chainscan._models import BadLine, Target
+from chainscan.run._partition import shard_of
 from chainscan.run._shard import Shard, parse_shard, select_shard
-from chainscan.run._workers import shard_of
 
 
 def test_parse_shard_accepts_k_of_n_and_names_the_problem() -> None:

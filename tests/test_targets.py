@@ -270,15 +270,13 @@ ERRORS = [
     ("example.0x7f", f"invalid IPv4 address 'example.0x7f': {INVALID_IPV4}"),
     (
         "http://example.com/",
-        "only https:// URLs are accepted, not http://; for another TLS service write host:port",
-    ),
-    (
-        "ftp://example.com",
-        "only https:// URLs are accepted, not ftp://; for another TLS service write host:port",
+        "unknown scheme http://: write https://, a STARTTLS scheme such as smtp://, imap:// or"
+        " postgres:// (see --help), or host:port",
     ),
     (
         "tls://example.com:993",
-        "only https:// URLs are accepted, not tls://; for another TLS service write host:port",
+        "unknown scheme tls://: write https://, a STARTTLS scheme such as smtp://, imap:// or"
+        " postgres:// (see --help), or host:port",
     ),
     (
         "https://user:secret@example.com/",

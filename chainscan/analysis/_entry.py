@@ -103,7 +103,7 @@ def entry_for(
         for position, (fact, file) in enumerate(zip(facts, files, strict=True))
     ]
     timings = result.timings
-    return {
+    entry = {
         "input": {"source": target.source, "line": target.line, "text": target.raw},
         "host": target.host,
         "port": target.port,
@@ -126,6 +126,20 @@ def entry_for(
         "chain_length": max(result.chain_sent, len(result.chain)),
         "chain": chain,
     }
+    if target.protocol is not None:
+        return _with_protocol(entry, target.protocol)
+    return entry
+
+
+def _with_protocol(entry: dict[str, Any], protocol: str) -> dict[str, Any]:
+    """``entry`` with ``protocol`` after ``port``: only STARTTLS targets have the field, so
+    the entries of direct-TLS targets stay exactly as they were."""
+    out: dict[str, Any] = {}
+    for name, value in entry.items():
+        out[name] = value
+        if name == "port":
+            out["protocol"] = protocol
+    return out
 
 
 def bad_line_entry(bad: BadLine) -> dict[str, Any]:

@@ -15,8 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._models import WARN_DAYS, BadLine, ScanOptions, ScanResult
+from ._completion import complete, explain
+from ._ct import ct_check
 from ._deployments import summarize
-from ._problems import Problem, find_problems, role_of
+from ._problems import Problem, enforce, find_problems, role_of
+from ._revocation import verdict as revocation_verdict
 from ._verify import (
     Cert,
     CertCache,
@@ -46,7 +49,7 @@ def requested_name(host: str, sni: str | None) -> str:
 class ChainAnalysis:
     """Trust, hostname and problems of one served chain."""
 
-    __slots__ = ("certs", "matched", "name", "problems", "verdict")
+    __slots__ = ("certs", "ct", "matched", "name", "problems", "verdict")
 
     def __init__(
         self,
@@ -55,7 +58,10 @@ class ChainAnalysis:
         name: str,
         matched: str | None,
         problems: tuple[Problem, ...],
+        ct: dict[str, Any] | None = None,
     ) -> None:
+        self.ct = ct
+        """The entry's ``ct`` object (embedded SCTs), or None when there is nothing to say."""
         self.certs = tuple(certs)
         self.verdict = verdict
         self.name = name
@@ -76,6 +82,8 @@ class ChainAnalysis:
                     "subject": link.subject,
                     "source": link.source,
                     "position": link.position,
+                    "cn": link.cn,
+                    "not_after": link.not_after,
                 }
                 for link in verdict.chain
             ],
@@ -153,18 +161,41 @@ class Inventory:
         return [self._certs.get(der, keep=position > 0) for position, der in enumerate(chain)]
 
     def analyze(
-        self, chain: Sequence[bytes], name: str, now: dt.datetime | None = None
+        self,
+        chain: Sequence[bytes],
+        name: str,
+        now: dt.datetime | None = None,
+        extra: Sequence[Problem] = (),
     ) -> ChainAnalysis:
-        """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``."""
-        return self._analyze_certs(self.load_chain(chain), name, now)
+        """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``.
+
+        ``extra``: problems found apart (revocation), judged with the rest.
+        """
+        return self._analyze_certs(self.load_chain(chain), name, now, extra)
 
     def _analyze_certs(
-        self, certs: Sequence[Cert], name: str, now: dt.datetime | None = None
+        self,
+        certs: Sequence[Cert],
+        name: str,
+        now: dt.datetime | None = None,
+        extra: Sequence[Problem] = (),
     ) -> ChainAnalysis:
         moment = self._clock() if now is None else now
         verdict = self._verifier.verify(certs, name, moment)
         leaf = certs[0].facts if certs else None
         matched = match_hostname(name, leaf.sans) if leaf is not None else None
+        ct_problems, ct = (
+            ct_check(
+                certs[0].cert,
+                not_before=leaf.not_before,
+                not_after=leaf.not_after,
+                label=certs[0].label,
+                public=self.store.public,
+                trusted=verdict.trusted,
+            )
+            if leaf is not None
+            else ([], None)
+        )
         problems = find_problems(
             [c.facts for c in certs],
             verdict,
@@ -172,8 +203,9 @@ class Inventory:
             matched=matched,
             now=moment,
             warn_days=self.warn_days,
+            extra=[*ct_problems, *extra],
         )
-        return ChainAnalysis(certs, verdict, name, matched, problems)
+        return ChainAnalysis(certs, enforce(verdict, problems), name, matched, problems, ct)
 
     def entry_fields(
         self, item: ScanResult | BadLine, certs: Sequence[Cert] | None = None
@@ -187,16 +219,43 @@ class Inventory:
         now = self._clock()
         name = requested_name(item.target.host, item.target.sni)
         try:
+            revocation, revocation_problems = (
+                revocation_verdict(
+                    item.revocation,
+                    now,
+                    (certs[0] if certs else self._certs.get(item.chain[0], keep=False)).label,
+                )
+                if item.revocation
+                else (None, [])
+            )
             if certs is None:
-                analysis = self.analyze(item.chain, name, now)
+                analysis = self.analyze(item.chain, name, now, revocation_problems)
             else:
-                analysis = self._analyze_certs(certs, name, now)
-            return {
+                analysis = self._analyze_certs(certs, name, now, revocation_problems)
+            fields = {
                 "trust": analysis.trust_json(),
                 "hostname": analysis.hostname_json(),
                 "problems": [p.to_json() for p in analysis.problems],
                 "deployments": self._deployments(item, name, now) if self.deployments else None,
             }
+            if analysis.ct is not None:  # only leaves with SCTs, or under a public root
+                fields["ct"] = analysis.ct
+            if revocation is not None:  # only when a CRL or OCSP URL was asked
+                fields["revocation"] = revocation
+            if item.fetched:  # only then: entries of chains that needed nothing stay as they were
+                completion = complete(
+                    analysis.certs,
+                    item.fetched,
+                    verifier=self._verifier,
+                    cache=self._certs,
+                    name=name,
+                    now=now,
+                    problems=analysis.problems,
+                )
+                problems = explain(analysis.problems, completion, analysis.verdict)
+                fields["problems"] = [p.to_json() for p in problems]
+                fields["completion"] = completion.to_json()
+            return fields
         except Exception as exc:  # a bug of ours or a dependency's: never lose the entry
             reason = f"internal error while analysing: {type(exc).__name__}: {exc}"
             trust = {"store": self.store.name, "trusted": False, "reason": reason[:300]}

@@ -12,6 +12,7 @@ Severity ``error`` means common clients refuse the chain (or will soon, for ``we
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "PROBLEMS",
     "TRUST_CODES",
     "Problem",
+    "enforce",
     "find_problems",
     "role_of",
 ]
@@ -71,6 +73,31 @@ PROBLEMS: dict[str, tuple[Severity, str]] = {
         "warning",
         "the leaf was issued on or after 2020-09-01 for more than 398 days",
     ),
+    "revoked": (
+        "error",
+        "the leaf's CRL or OCSP responder says it is revoked (signature checked against the "
+        "issuer)",
+    ),
+    "revocation-unknown": (
+        "warning",
+        "--revocation asked and no usable answer came: nothing answered, or answers were stale, "
+        "badly signed or did not know the certificate",
+    ),
+    "no-sct": (
+        "warning",
+        "a leaf under a public root embeds no Signed Certificate Timestamp (Certificate "
+        "Transparency): Chrome and Safari refuse it unless the server sends SCTs another way",
+    ),
+    "too-few-scts": (
+        "warning",
+        "a leaf under a public root embeds SCTs from fewer logs than Chrome and Apple require "
+        "(2 up to 180 days of validity, else 3)",
+    ),
+    "basic-constraints-not-critical": (
+        "warning",
+        "a CA certificate's basicConstraints is not marked critical: RFC 5280 and the CA/Browser "
+        "Forum require it, clients accept it",
+    ),
     "untrusted": (
         "error",
         "the trust store verifier refused the chain for a reason no other code names "
@@ -81,6 +108,7 @@ PROBLEMS: dict[str, tuple[Severity, str]] = {
 
 TRUST_CODES = frozenset(
     {
+        "revoked",
         "expired",
         "not-yet-valid",
         "self-signed-leaf",
@@ -319,12 +347,16 @@ def find_problems(
     matched: str | None,
     now: dt.datetime,
     warn_days: int = WARN_DAYS,
+    extra: Sequence[Problem] = (),
 ) -> tuple[Problem, ...]:
-    """Every problem of a served chain (facts leaf first), in code order then position."""
+    """Every problem of a served chain (facts leaf first), in code order then position.
+
+    ``extra``: problems found elsewhere (Certificate Transparency), sorted in with the rest.
+    """
     if not chain:
         return ()
     warn = dt.timedelta(days=warn_days)
-    found: list[Problem] = []
+    found: list[Problem] = list(extra)
     for position, facts in enumerate(chain):
         found.extend(_validity(position, facts, now, warn))
         for check in (_weak_key, _weak_signature):
@@ -333,7 +365,37 @@ def find_problems(
                 found.append(problem)
     found.extend(_leaf_problems(chain[0], name, matched))
     found.extend(_chain_problems(chain, verdict))
+    for note in verdict.notes:
+        role = "root" if note.position is None else role_of(note.position, chain[note.position])
+        found.append(
+            Problem(
+                code=note.code,
+                position=note.position,
+                message=f"{role} {note.label} has a non-critical basicConstraints (RFC 5280 and "
+                "the CA/Browser Forum want it critical; clients accept it)",
+            )
+        )
     if not verdict.trusted and not any(p.code in TRUST_CODES for p in found):
         found.append(Problem(code="untrusted", message=verdict.reason or "not trusted"))
     found.sort(key=lambda p: (_ORDER[p.code], -1 if p.position is None else p.position))
     return tuple(found)
+
+
+JUDGED_APART = frozenset({"hostname-mismatch"})
+"""Error codes that do not make a chain untrusted: the hostname is reported in ``hostname``."""
+
+
+def enforce(verdict: TrustVerdict, problems: Sequence[Problem]) -> TrustVerdict:
+    """The verdict, made untrusted if a problem of severity ``error`` says clients refuse it.
+
+    The invariant of the manifest: ``trusted`` is never true beside an ``error`` (but
+    ``hostname-mismatch``, judged apart). The reason is the first such problem's message.
+    """
+    if not verdict.trusted:
+        return verdict
+    for problem in problems:
+        if problem.severity == "error" and problem.code not in JUDGED_APART:
+            return dataclasses.replace(
+                verdict, trusted=False, reason=f"{problem.code}: {problem.message}"
+            )
+    return verdict

@@ -45,15 +45,12 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
-import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
-import certifi
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -67,7 +64,9 @@ from cryptography.x509.verification import (
 
 from .._errors import UsageError
 from .._models import CertFacts
+from .._trust_paths import SYSTEM_BUNDLES, trust_store_path
 from ._analyze import analyze_der, load_and_analyze, pem_to_der_list, signature_verifies
+from ._policy import CA_POLICY, EE_POLICY, ProfileNote, bc_not_critical, first_weak_key
 
 __all__ = [
     "SYSTEM_BUNDLES",
@@ -80,14 +79,6 @@ __all__ = [
     "load_trust_store",
     "match_hostname",
 ]
-
-SYSTEM_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Arch
-    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
-    "/etc/ssl/cert.pem",  # macOS, FreeBSD, OpenBSD
-    "/etc/ssl/ca-bundle.pem",  # openSUSE
-)
-"""Where ``--trust-store system`` looks, after OpenSSL's own default CA file."""
 
 _CACHE_SIZE = 65536
 """Distinct CA certificates (and CA-to-CA signature checks) remembered per run."""
@@ -189,13 +180,24 @@ class TrustStore:
         "_digests",
         "_store",
         "name",
+        "public",
         "roots",
         "skipped",
         "source",
     )
 
-    def __init__(self, *, name: str, source: str, roots: Sequence[Cert], skipped: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        source: str,
+        roots: Sequence[Cert],
+        skipped: int = 0,
+        public: bool | None = None,
+    ) -> None:
         self.name = name
+        self.public = name in ("certifi", "system") if public is None else public
+        """Publicly trusted roots (a browser root program): Certificate Transparency applies."""
         """``certifi``, ``system`` or the bundle's path, as given."""
         self.source = source
         """The file the roots were read from."""
@@ -270,19 +272,7 @@ def load_trust_store(spec: str = "certifi") -> TrustStore:
     Raises :class:`~chainscan.UsageError` naming the file when it cannot be read or holds no
     certificate.
     """
-    if spec == "certifi":
-        path = Path(certifi.where())
-    elif spec == "system":
-        default = ssl.get_default_verify_paths().cafile
-        found = [p for p in (default, *SYSTEM_BUNDLES) if p and Path(p).is_file()]
-        if not found:
-            raise UsageError(
-                "--trust-store system: no system CA bundle found (looked for "
-                f"{', '.join(p for p in (default, *SYSTEM_BUNDLES) if p)})"
-            )
-        path = Path(found[0])
-    else:
-        path = Path(spec)
+    path = trust_store_path(spec)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -369,10 +359,14 @@ class ChainLink:
     sha256: str
     spki_sha256: str | None
     subject: str | None
-    source: Literal["sent", "store"]
-    """``sent`` by the server, or taken from the trust ``store``."""
+    source: Literal["sent", "store", "fetched"]
+    """``sent`` by the server, taken from the trust ``store``, or ``fetched`` from an AIA URL
+    (only in the completed chain, see ``_completion``)."""
     position: int | None
     """Position in the served chain (None for a certificate from the store)."""
+    cn: str | None = None
+    not_after: str | None = None
+    """ISO 8601 UTC; lets ``pins`` date a pin on a store root the server did not send."""
 
 
 End = Literal["anchor", "self-signed", "missing-issuer", "unparsable"]
@@ -400,6 +394,8 @@ class TrustVerdict:
     a ``missing-issuer``, or an ``unparsable`` certificate."""
     anchor_in_store: bool = False
     """The walk reached a root of the trust store."""
+    notes: tuple[ProfileNote, ...] = ()
+    """Relaxations of the CA/Browser Forum profile the chain needed (``_policy``)."""
 
 
 _ENCOUNTERED = re.compile(r"\s*\(encountered processing <Certificate\(subject=<Name\((.*?)\)>.*$")
@@ -421,6 +417,26 @@ def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
         return signature_verifies(child, parent)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         return False
+
+
+def _notes(
+    certs: Sequence[Cert],
+    anchor: x509.Certificate | None,
+    store: TrustStore,
+) -> tuple[ProfileNote, ...]:
+    """The profile relaxations the served CA certificates (and the anchor) need."""
+    notes = [
+        ProfileNote(code="basic-constraints-not-critical", position=position, label=cert.label)
+        for position, cert in enumerate(certs)
+        if position > 0 and cert.facts.is_ca and bc_not_critical(cert.cert)
+    ]
+    if anchor is not None and bc_not_critical(anchor):
+        root = store.root_of(anchor)
+        if root is not None and not any(c.sha256 == root.sha256 for c in certs):
+            notes.append(
+                ProfileNote(code="basic-constraints-not-critical", position=None, label=root.label)
+            )
+    return tuple(notes)
 
 
 class Verifier:
@@ -524,6 +540,7 @@ class Verifier:
                 PolicyBuilder()
                 .store(self.store.store)
                 .time(now)
+                .extension_policies(ca_policy=CA_POLICY, ee_policy=EE_POLICY)
                 .build_server_verifier(_verifier_subject(name, leaf.facts.sans))
             )
             built = verifier.verify(leaf.cert, intermediates)
@@ -537,8 +554,10 @@ class Verifier:
                 served.setdefault(sent.sha256, index)  # the first of duplicates
             parsed = {id(sent.cert): sent for sent in certs if sent.cert is not None}
             links = []
+            facts_built = []
             for cert in built:
                 facts = self._facts_of(cert, parsed)
+                facts_built.append(facts)
                 position = served.get(facts.sha256)
                 links.append(
                     ChainLink(
@@ -547,7 +566,26 @@ class Verifier:
                         subject=facts.subject,
                         source="sent" if position is not None else "store",
                         position=position,
+                        cn=facts.cn,
+                        not_after=facts.not_after,
                     )
+                )
+            notes = _notes(certs, built[-1] if built else None, self.store)
+            weak = first_weak_key(facts_built)
+            path_built = tuple(link.position for link in links if link.position is not None)
+            if weak is not None:  # the verifier does not check key sizes; clients do
+                index, why = weak
+                label = facts_built[index].cn or facts_built[index].subject or "a certificate"
+                return TrustVerdict(
+                    store=self.store.name,
+                    trusted=False,
+                    reason=f"{label!r} has {why}: browsers, rustls and OpenSSL refuse it",
+                    error=None,
+                    chain=tuple(links),
+                    path=path_built,
+                    end="anchor",
+                    anchor_in_store=True,
+                    notes=notes,
                 )
             return TrustVerdict(
                 store=self.store.name,
@@ -555,9 +593,10 @@ class Verifier:
                 reason=None,
                 error=None,
                 chain=tuple(links),
-                path=tuple(link.position for link in links if link.position is not None),
+                path=path_built,
                 end="anchor",
                 anchor_in_store=True,
+                notes=notes,
             )
         path, end, anchor = self._walk(certs)
         return TrustVerdict(
@@ -569,6 +608,7 @@ class Verifier:
             path=path,
             end=end,
             anchor_in_store=anchor is not None,
+            notes=_notes(certs, anchor.cert if anchor is not None else None, self.store),
         )
 
     def _facts_of(self, cert: x509.Certificate, parsed: dict[int, Cert]) -> CertFacts:
@@ -596,6 +636,8 @@ class Verifier:
                 subject=certs[p].facts.subject,
                 source="sent",
                 position=p,
+                cn=certs[p].facts.cn,
+                not_after=certs[p].facts.not_after,
             )
             for p in path
             if p < len(certs)
@@ -608,6 +650,8 @@ class Verifier:
                     subject=anchor.facts.subject,
                     source="store",
                     position=None,
+                    cn=anchor.facts.cn,
+                    not_after=anchor.facts.not_after,
                 )
             )
         return tuple(links)

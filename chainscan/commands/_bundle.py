@@ -42,7 +42,9 @@ The Android build setting the guide also asks for (Project Settings > Native > A
 Network Trust Config = Allow Pinned) lives in the IDE project, so it is printed as a next step.
 
 This module is the pure core (plus the file reads of *collect* and *plan* and the writes of
-*apply*); ``_bundle_cli`` parses the arguments and prints the plan.
+*apply*); ``_bundle_cli`` parses the arguments and prints the plan. What earlier runs wrote is
+tracked in ``.chainscan-bundle.json`` (``_bundle_track``): :func:`plan_bundle` compares it with
+this run's writes, so stale files are named, and removed with ``--prune`` (a ``remove`` write).
 """
 
 from __future__ import annotations
@@ -58,17 +60,20 @@ from .._errors import OutputError, UsageError
 from .._files import atomic_write
 from ..analysis._analyze import pem_to_der_list
 from ..output._naming import cert_filename
+from ._bundle_track import Stale, Track, load, stale_files
 from ._pins import PinPlan, PinWarning, format_warnings, voltmx_map
 
 __all__ = [
     "CERT_DIRS",
     "INFOPLIST",
     "PIN_CHOICES",
+    "BundlePlan",
     "BundledCert",
     "Write",
     "apply",
     "bundle_warnings",
     "collect_certs",
+    "plan_bundle",
     "plan_writes",
 ]
 
@@ -99,7 +104,7 @@ PIN_CHOICES = {
 
 _MAX_FILE = 1024 * 1024
 
-State = Literal["new", "replace", "unchanged"]
+State = Literal["new", "replace", "unchanged", "remove"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,14 +211,19 @@ def _json_bytes(value: dict[str, Any]) -> bytes:
     return (json.dumps(value, indent=4, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def plan_infoplist(app: Path, key: str) -> Write:
-    """Set ``key`` to true in infoplist_configuration.json, keeping every other key."""
+def plan_infoplist(app: Path, key: str, remove: Sequence[str] = ()) -> Write:
+    """Set ``key`` to true in infoplist_configuration.json, keeping every other key (but the
+    ``remove`` keys, which an earlier run set and ``--prune`` takes back)."""
     config, old = _load_json_object(app, INFOPLIST)
-    if config.get(key) is True and old is not None:
+    dropped = [k for k in remove if k in config and k != key]
+    if config.get(key) is True and old is not None and not dropped:
         return Write(path=INFOPLIST, data=old, state="unchanged", note=f'"{key}": true')
+    for name in dropped:
+        del config[name]
     config[key] = True
     data = _json_bytes(config)
-    return Write(path=INFOPLIST, data=data, state=_state(old, data), note=f'"{key}": true')
+    note = f'"{key}": true' + "".join(f', "{k}" removed' for k in dropped)
+    return Write(path=INFOPLIST, data=data, state=_state(old, data), note=note)
 
 
 def plan_cert_writes(app: Path, certs: Sequence[BundledCert], extension: str) -> list[Write]:
@@ -234,11 +244,16 @@ def plan_cert_writes(app: Path, certs: Sequence[BundledCert], extension: str) ->
     return writes
 
 
-def plan_public_keys(app: Path, pins: dict[str, list[str]]) -> list[Write]:
+def plan_public_keys(
+    app: Path, pins: dict[str, list[str]], drop: Sequence[str] = ()
+) -> list[Write]:
+    """``public_keys.json`` in each folder: these hosts' pins, the others kept (but ``drop``,
+    hosts an earlier run wrote that ``--prune`` takes back)."""
     writes = []
     for folder in CERT_DIRS:
         rel = f"{folder}/{PUBLIC_KEYS}"
         current, old = _load_json_object(app, rel)
+        current = {k: v for k, v in current.items() if k not in drop or k in pins}
         kept = [host for host in current if host not in pins]
         merged = {**current, **pins}
         data = _json_bytes(merged)
@@ -269,6 +284,9 @@ def apply(app: Path, writes: Sequence[Write]) -> None:
         _check_inside(app, write.path)
     for write in writes:
         if write.state == "unchanged":
+            continue
+        if write.state == "remove":
+            _check_inside(app, write.path).unlink(missing_ok=True)
             continue
         target = _check_inside(app, write.path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -310,3 +328,69 @@ def plan_writes(
     writes = plan_cert_writes(app, certs, "cer" if cer else "der")
     writes.append(plan_infoplist(app, PLIST_KEYS["certificates"]))
     return writes, f"{len(certs)} certificates of {len(plan.pinned)} hosts"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundlePlan:
+    """Every file of a bundle run, what it bundles, and what earlier runs left behind."""
+
+    writes: list[Write]
+    """This run's files, then (``--prune``) the removals."""
+    what: str
+    stale: tuple[Stale, ...]
+    """Files earlier runs wrote that this one does not."""
+    old_settings: tuple[str, ...]
+    """``infoplist_configuration.json`` keys earlier runs set that no longer apply."""
+    old_hosts: tuple[str, ...]
+    """``public_keys.json`` hosts earlier runs wrote that this one does not."""
+    record: Track
+    """What to remember after this run (written by the CLI after :func:`apply`)."""
+
+
+def plan_bundle(
+    app: Path, plan: PinPlan, *, public_keys: bool, product: str, cer: bool, prune: bool
+) -> BundlePlan:
+    """:func:`plan_writes`, compared with what earlier runs wrote (``_bundle_track``)."""
+    track = load(app)
+    key = PLIST_KEYS[product] if public_keys else PLIST_KEYS["certificates"]
+    old_settings = tuple(k for k in track.settings if k != key)
+    pins_map = voltmx_map(plan) if public_keys else {}
+    old_hosts = tuple(h for h in track.public_key_hosts if h not in pins_map) if public_keys else ()
+    if public_keys:
+        writes = plan_public_keys(app, pins_map, old_hosts if prune else ())
+        what = f"public-key pins of {len(plan.pinned)} hosts"
+    else:
+        certs = collect_certs(plan)
+        writes = plan_cert_writes(app, certs, "cer" if cer else "der")
+        what = f"{len(certs)} certificates of {len(plan.pinned)} hosts"
+    writes.append(plan_infoplist(app, key, old_settings if prune else ()))
+    stale = tuple(stale_files(app, track, (w.path for w in writes)))
+    if prune:
+        writes += [
+            Write(path=item.path, data=b"", state="remove", note="stale: an earlier run wrote it")
+            for item in stale
+            if item.state == "prunable"
+        ]
+    kept = {item.path: item.sha256 for item in stale if item.state == "changed" or not prune}
+    written = {
+        w.path: hashlib.sha256(w.data).hexdigest()
+        for w in writes
+        if w.path != INFOPLIST and w.state != "remove"
+    }
+    if public_keys:
+        hosts: tuple[str, ...] = (*pins_map, *(() if prune else old_hosts))
+    else:
+        hosts = () if prune else track.public_key_hosts
+    record = Track(
+        files={**kept, **written},
+        settings=(key, *(() if prune else old_settings)),
+        public_key_hosts=hosts,
+    )
+    return BundlePlan(
+        writes=writes,
+        what=what,
+        stale=stale,
+        old_settings=old_settings,
+        old_hosts=old_hosts,
+        record=record,
+    )

@@ -2,6 +2,11 @@
 defaults, finding and reading a scan's manifest, writing an output file atomically, and the
 plain-text table. No logic of any one command lives here.
 
+Text for people goes through :func:`chainscan._untrusted.terminal_safe`: :func:`error` escapes
+the whole message (one line), :func:`text_table` every cell (names come from servers), and each
+command passes its finished text through ``terminal_safe(text, newlines=True)`` before writing
+it (see ``chainscan/_untrusted.py`` for the rule).
+
 Every command reports a problem with its arguments or inputs the same way: the core raises
 :class:`~chainscan.UsageError` (or another :class:`~chainscan.ChainscanError`: an
 ``OutputError`` for a destination it refuses), and :func:`run` prints ``PROG: error: MESSAGE``
@@ -19,6 +24,7 @@ from typing import Any
 from .._errors import ChainscanError, UsageError
 from .._files import atomic_write
 from .._models import WARN_DAYS
+from .._untrusted import terminal_safe
 from ..manifest._model import MANIFEST_NAMES, ManifestEntry
 from ..manifest._reader import find_manifest, read_entries
 
@@ -45,7 +51,7 @@ def run(prog: str, body: Callable[[], int]) -> int:
 
 
 def error(prog: str, message: str) -> None:
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(terminal_safe(f"{prog}: error: {message}"), file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,9 +118,11 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def text_table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
-    """Rows as lines of left-aligned columns two spaces apart (the last one unpadded)."""
+    """Rows as lines of left-aligned columns two spaces apart (the last one unpadded); every
+    cell is escaped for the terminal first (``terminal_safe``: one line, no control)."""
     if not rows:
         return []
+    rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return [
         indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()

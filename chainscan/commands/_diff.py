@@ -60,6 +60,9 @@ CHANGE_KINDS: dict[str, str] = {
     "whether their keys changed: intermediate pins break if so)",
     "newly-untrusted": "OLD's chain was trusted, NEW's is not (see trust.reason)",
     "newly-trusted": "OLD's chain was not trusted, NEW's is",
+    "newly-revoked": "NEW's leaf is revoked (its CRL or OCSP responder says so), OLD's was not",
+    "needs-completion": "NEW's chain as sent stops short and is trusted only once the missing "
+    "intermediate is fetched (browsers), which OLD's was not",
     "new-problems": "problem codes in NEW that OLD did not have",
     "newly-expiring": "a certificate of NEW's chain is expired or expires within --warn-days of "
     "NEW's scan, and was not so at OLD's",
@@ -89,8 +92,8 @@ class Change:
     key: EntryKey
 
     def to_json(self) -> dict[str, Any]:
-        host, port, address, sni = self.key
-        return {
+        host, port, address, sni = self.key[:4]
+        out = {
             "kind": self.kind,
             "target": self.target,
             "host": host,
@@ -99,6 +102,9 @@ class Change:
             "sni": sni,
             "message": self.message,
         }
+        if len(self.key) == 5:
+            out["protocol"] = self.key[4]
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,9 +117,11 @@ class DiffResult:
 
 
 def target_label(key: EntryKey) -> str:
-    host, port, address, sni = key
+    host, port, address, sni = key[:4]
     where = f"[{host}]" if ":" in host else host
     text = f"{where}:{port}"
+    if len(key) == 5:
+        text = f"{key[4]}://{text}"
     if address:
         text += f"{{{address}}}"
     if sni and sni != host:
@@ -140,6 +148,15 @@ def _day(text: object) -> str:
 
 def _trusted(entry: ManifestEntry) -> bool | None:
     return None if entry.trust is None else entry.trust.trusted
+
+
+def _completed_by(entry: ManifestEntry) -> str | None:
+    """The fetched certificates that make the entry's chain trusted (``completion``), if any."""
+    completion = entry.completion
+    if completion is None or completion.trusted is not True or _trusted(entry) is not False:
+        return None
+    names = [f"{subject!r} (from {url})" for subject, url in completion.added]
+    return ", ".join(names) or None
 
 
 def _expiring(
@@ -205,6 +222,15 @@ def _compare(
             add("newly-untrusted", str(reason or "not trusted"))
         elif was is False and now is True:
             add("newly-trusted", "the chain is trusted now")
+        if "revoked" in new.problem_codes and "revoked" not in old.problem_codes:
+            message = next(p.message for p in new.problems if p.code == "revoked")
+            add("newly-revoked", message or "the leaf is revoked")
+        missing, missed = _completed_by(new), _completed_by(old)
+        if missing and not missed:
+            add(
+                "needs-completion",
+                f"trusted by browsers only: the server should also send {missing}",
+            )
         appeared = sorted(set(new.problem_codes) - set(old.problem_codes) - _EXPIRY_CODES)
         if appeared:
             add("new-problems", ", ".join(appeared))

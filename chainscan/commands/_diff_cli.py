@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
+from .._untrusted import terminal_safe
 from ..manifest._model import JSON_NAME, parse_time
 from ..manifest._reader import read_entries, read_header
 from ._common import add_warn_days, manifest_path, new_parser, run, text_table
@@ -97,7 +98,7 @@ def render_table(result: DiffResult, pins: PinCheck | None, pins_file: str | Non
     lines = []
     for name, side in (("OLD", result.old), ("NEW", result.new)):
         lines.append(
-            f"{name}  {side.label}  (scanned {side.time:%Y-%m-%d %H:%M} UTC, "
+            f"{name}  {terminal_safe(side.label)}  (scanned {side.time:%Y-%m-%d %H:%M} UTC, "
             f"{result.counts[name.lower()]} targets)"
         )
     lines.append("")
@@ -117,8 +118,9 @@ def render_table(result: DiffResult, pins: PinCheck | None, pins_file: str | Non
         broken = [h for h in pins.hosts if h.status == "broken"]
         lines += [
             "",
-            f"PIN CHECK  {pins_file} ({pins.format}): {len(pins.hosts)} pinned hosts, "
-            f"{len(broken)} broken" + ("  -> FAIL" if pins.failed else "  -> ok"),
+            f"PIN CHECK  {terminal_safe(pins_file)} ({pins.format}): "
+            f"{len(pins.hosts)} pinned hosts, {len(broken)} broken"
+            + ("  -> FAIL" if pins.failed else "  -> ok"),
         ]
         rows = []
         for host in pins.hosts:
@@ -167,5 +169,5 @@ def _diff(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result_json(result, pins, pins_file), indent=2) + "\n")
     else:
-        sys.stdout.write(render_table(result, pins, pins_file))
+        sys.stdout.write(terminal_safe(render_table(result, pins, pins_file), newlines=True))
     return 1 if pins is not None and pins.failed else 0

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from .._errors import UsageError
 from .._models import CertFacts
+from .._untrusted import terminal_safe
 from ..analysis._analyze import (
     analyze_der,
     basic_constraints_ca,
@@ -350,13 +351,14 @@ def read_file(path: Path) -> list[Material]:
 
 
 def _text_value(value: Any) -> str:
+    """One field on one line; names a certificate chose are escaped (``terminal_safe``)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) if value else "-"
-    return str(value)
+        return ", ".join(terminal_safe(v) for v in value) if value else "-"
+    return terminal_safe(value)
 
 
 _SKIP_TEXT = {"source", "kind", "position", "file"}
@@ -366,7 +368,7 @@ def render_text(items: Sequence[Material]) -> str:
     blocks = []
     for item in items:
         fields = item.to_json()
-        lines = [f"{item.label}: {item.kind}"]
+        lines = [f"{terminal_safe(item.label)}: {item.kind}"]
         width = max(len(k) for k in fields)
         for key, value in fields.items():
             if key in _SKIP_TEXT or (key == "parse_error" and value is None):

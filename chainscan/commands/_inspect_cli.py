@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import UsageError
+from .._untrusted import json_terminal_safe, terminal_safe
 from ._common import new_parser
 from ._inspect import Material, read_file, render_json, render_text
 
@@ -38,7 +39,10 @@ def main(argv: Sequence[str]) -> int:
         try:
             items.extend(read_file(path))
         except UsageError as exc:  # this file only: report it, read the others
-            print(f"{PROG}: {exc}", file=sys.stderr)
+            print(terminal_safe(f"{PROG}: {exc}"), file=sys.stderr)
             failed = True
-    sys.stdout.write(render_json(items) if args.json else render_text(items))
+    if args.json:
+        sys.stdout.write(json_terminal_safe(render_json(items)))
+    else:
+        sys.stdout.write(terminal_safe(render_text(items), newlines=True))
     return 1 if failed else 0

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._untrusted import terminal_safe
 from ._common import new_parser, run
 from ._merge import merge_outputs
 
@@ -49,10 +50,10 @@ def _merge(args: argparse.Namespace, argv: Sequence[str]) -> int:
     report = merge_outputs(args.output, args.sources, argv=["merge", *argv])
     if not args.quiet:
         summary = report.summary
-        print(
+        message = (
             f"{report.entries} entries (ok {summary['ok']}, failed {summary['failed']}, "
             f"invalid {summary['invalid']}), {report.duplicates} duplicates dropped"
-            f"{'' if report.complete else '; a source run was incomplete'}: {report.manifest}",
-            file=sys.stderr,
+            f"{'' if report.complete else '; a source run was incomplete'}: {report.manifest}"
         )
+        print(terminal_safe(message), file=sys.stderr)
     return 0

@@ -63,7 +63,7 @@ from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
 from .._models import WARN_DAYS
-from ..manifest._model import ROLES, CertEntry, ManifestEntry, parse_time, short_pin
+from ..manifest._model import ROLES, CertEntry, ManifestEntry, Trust, parse_time, short_pin
 
 __all__ = [
     "FORMATS",
@@ -80,12 +80,14 @@ __all__ = [
     "Scan",
     "canonical_pin",
     "format_warnings",
+    "ios_lists",
     "merge_scans",
     "observations_from_entries",
     "okhttp_pattern",
     "pin_name",
     "plan_json",
     "plan_pins",
+    "private_ca",
     "render",
     "voltmx_map",
 ]
@@ -120,6 +122,9 @@ class ChainCert:
     """Path relative to the scan's output folder."""
     is_ca: bool | None = None
     parse_error: str | None = None
+    source: Literal["sent", "store"] = "sent"
+    """``store``: the root of the verified chain, from the trust store (the manifest's
+    ``trust.chain``), which the server did not send."""
 
     @property
     def pin(self) -> str | None:
@@ -147,6 +152,10 @@ class Observation:
     """The scan's output folder (where ``file`` paths start)."""
     source: str = ""
     """The manifest the entry came from."""
+    anchor: ChainCert | None = None
+    """The root of the verified chain when the trust store supplied it (not sent)."""
+    trusted: bool | None = None
+    """The manifest's ``trust.trusted``: None when the scan did not record trust."""
 
     @property
     def endpoint(self) -> str:
@@ -157,7 +166,12 @@ class Observation:
         return where if self.port is None else f"{where}:{self.port}"
 
     def certs(self, role: str) -> tuple[ChainCert, ...]:
-        return tuple(c for c in self.chain if c.role == role)
+        """The certificates of ``role``; for ``root``, the verified chain's root too."""
+        return tuple(c for c in self.all_certs() if c.role == role)
+
+    def all_certs(self) -> tuple[ChainCert, ...]:
+        """The chain as sent, then the trust store's root of the verified chain (if any)."""
+        return self.chain if self.anchor is None else (*self.chain, self.anchor)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,14 +248,18 @@ class PinWarning:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PinOptions:
-    """What to pin and how. Every field has the CLI's default."""
+    """What to pin and how. Every field but ``roles`` has the CLI's default."""
 
     roles: tuple[str, ...] = ("intermediate",)
-    """Certificate roles to pin (``--pin``)."""
+    """Certificate roles to pin (``--pin``; the CLI's default is intermediate and root)."""
     backups: tuple[Backup, ...] = ()
     include_subdomains: bool = False
+    """Every host's pins cover its subdomains."""
+    subdomain_hosts: tuple[str, ...] = ()
+    """These hosts' pins cover their subdomains (``--include-subdomains HOST``, ``*.HOST``)."""
     expiration: str | None = None
-    """``yyyy-MM-dd``, ``auto`` (earliest expiry of the pinned certificates), or None."""
+    """``yyyy-MM-dd``, ``auto`` (the latest expiry of the pinned certificates: after it no pin
+    of the set can match a valid chain), or None."""
     warn_days: int = WARN_DAYS
     hosts: tuple[str, ...] = ()
     """Only these names (empty: every host of the scan)."""
@@ -251,6 +269,21 @@ class PinOptions:
     """TrustKit ``TSKReportUris``."""
     language: Literal["kotlin", "java"] = "kotlin"
     """OkHttp snippet language."""
+    certificate_transparency: bool = False
+    """Android: ``<certificateTransparency enabled="true"/>`` in each ``<domain-config>``."""
+    trust_anchors: tuple[tuple[str, str], ...] = ()
+    """Android: (host, raw resource name) of a private CA to trust for that host, written as
+    ``<trust-anchors><certificates src="@raw/NAME"/>`` (the CLI saves the certificate)."""
+
+    def anchor_for(self, host: str) -> str | None:
+        """The raw resource name of the private CA ``host`` trusts, if any."""
+        return next((name for h, name in self.trust_anchors if h == host), None)
+
+    def subdomains_for(self, host: str) -> bool:
+        """Whether ``host``'s pins cover its subdomains."""
+        return self.include_subdomains or pin_name(host) in {
+            pin_name(h) for h in self.subdomain_hosts
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,6 +310,8 @@ class PinGroup:
     hosts: tuple[str, ...]
     pins: tuple[Pin, ...]
     expiration: str | None = None
+    anchor: str | None = None
+    """Android: the raw resource name of the private CA these hosts trust."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,10 +332,13 @@ class PinPlan:
 
     def groups(self) -> tuple[PinGroup, ...]:
         """Pinned hosts with identical pin sets, together, in order of first host."""
-        order: list[frozenset[str]] = []
-        members: dict[frozenset[str], list[HostPins]] = {}
+        order: list[tuple[frozenset[str], str | None]] = []
+        members: dict[tuple[frozenset[str], str | None], list[HostPins]] = {}
         for host in self.pinned:
-            key = frozenset(p.spki_sha256 for p in host.pins)
+            key = (
+                frozenset(p.spki_sha256 for p in host.pins),
+                self.options.anchor_for(host.host),
+            )
             if key not in members:
                 order.append(key)
                 members[key] = []
@@ -314,6 +352,7 @@ class PinPlan:
                     hosts=tuple(h.host for h in hosts),
                     pins=hosts[0].pins,
                     expiration=min(dates) if dates else None,
+                    anchor=key[1],
                 )
             )
         return tuple(groups)
@@ -338,6 +377,36 @@ def _chain_cert(cert: CertEntry) -> ChainCert:
         is_ca=facts.is_ca,
         parse_error=facts.parse_error or None,
     )
+
+
+def _trust(trust: Trust | None, chain: Sequence[ChainCert]) -> tuple[bool | None, ChainCert | None]:
+    """(``trust.trusted``, the store root of the verified chain unless the server sent it)."""
+    if trust is None:
+        return None, None
+    if trust.trusted is not True or not trust.chain:
+        return trust.trusted, None
+    last = trust.chain[-1]
+    if last.source != "store" or not last.spki_sha256:
+        return trust.trusted, None
+    if any(c.sha256 == last.sha256 for c in chain):
+        return trust.trusted, None
+    cn = last.cn
+    if cn is None and last.subject:
+        parts = last.subject.split(",")
+        cn = next((part[3:] for part in parts if part.upper().startswith("CN=")), None)
+    anchor = ChainCert(
+        position=len(chain),
+        role="root",
+        spki_sha256=last.spki_sha256,
+        sha256=last.sha256,
+        cn=cn,
+        subject=last.subject,
+        issuer=last.subject,
+        not_after=last.not_after,
+        is_ca=True,
+        source="store",
+    )
+    return trust.trusted, anchor
 
 
 def pin_name(host: str) -> str:
@@ -366,6 +435,7 @@ def observations_from_entries(
             reason = entry.error_kind or entry.status or "no chain"
             failures.append((name, reason))
             continue
+        trusted, anchor = _trust(entry.trust, certs)
         observations.append(
             Observation(
                 name=name,
@@ -377,6 +447,8 @@ def observations_from_entries(
                 dir=entry.dir or None,
                 root=root,
                 source=source,
+                anchor=anchor,
+                trusted=trusted,
             )
         )
     return Scan(observations=tuple(observations), failures=tuple(failures))
@@ -613,8 +685,9 @@ class _HostPlanner:
             return None
         if wanted != "auto":
             return wanted
+        # the date after which no pin of the set can match a valid chain: the latest expiry
         dates = [t for t in (parse_time(p.not_after) for p in live) if t is not None]
-        return f"{min(dates):%Y-%m-%d}" if dates else None
+        return f"{max(dates):%Y-%m-%d}" if dates else None
 
 
 def plan_pins(
@@ -660,13 +733,47 @@ def plan_pins(
     )
 
 
+_PRIVATE_CA = {
+    "android": "no trust store the scan used trusts its chain (a private CA?): Android checks "
+    'trust before pins, so add its CA as <trust-anchors><certificates src="@raw/..."/> in '
+    "its <domain-config> (the CA certificate in res/raw; with -o chainscan writes both), or "
+    "every connection fails",
+    "ios": "no trust store the scan used trusts its chain (a private CA?): ATS checks trust "
+    "before pins, so the app must trust that CA in code (URLSessionDelegate server trust "
+    "with SecTrustSetAnchorCertificates), or every connection fails",
+    "trustkit": "no trust store the scan used trusts its chain (a private CA?): TrustKit checks "
+    "trust before pins, so the app must trust that CA in code (SecTrustSetAnchorCertificates "
+    "in the session delegate), or every connection fails",
+    "okhttp": "no trust store the scan used trusts its chain (a private CA?): OkHttp checks "
+    "trust before pins, so the client must trust that CA in code (HandshakeCertificates."
+    "Builder().addTrustedCertificate(...) and sslSocketFactory), or every connection fails",
+    "voltmx": "no trust store the scan used trusts its chain (a private CA?): the app checks "
+    "trust before pins, so bundle the CA certificate too (chainscan bundle), or every "
+    "connection fails",
+}
+"""Per format: what a chain that no public store trusts needs besides pins."""
+
+
+def private_ca(host: HostPins) -> tuple[Observation, ChainCert] | None:
+    """The CA certificate to trust for a host whose chains no store trusts: the topmost CA the
+    server sent (its root if sent, else the last intermediate); None when trusted or none."""
+    for obs in host.observations:
+        if obs.trusted is not False:
+            continue
+        cas = [c for c in obs.chain if c.role in ("root", "intermediate") and c.file]
+        if cas:
+            roots = [c for c in cas if c.role == "root"]
+            return obs, (roots or cas)[-1]
+    return None
+
+
 def format_warnings(plan: PinPlan, fmt: str) -> tuple[PinWarning, ...]:
     """The plan's warnings plus those only one format has reason to give."""
     extra = []
     if fmt == "ios":
         flagged = {w.host for w in plan.warnings if w.kind == "too-few-pins"}
         for host in plan.pinned:
-            leaf, ca = _ios_lists(host.pins)
+            leaf, ca = ios_lists(host.pins)
             if host.host in flagged or not (leaf and ca):
                 continue
             for key, pins in (("NSPinnedLeafIdentities", leaf), ("NSPinnedCAIdentities", ca)):
@@ -680,6 +787,30 @@ def format_warnings(plan: PinPlan, fmt: str) -> tuple[PinWarning, ...]:
                             host=host.host,
                         )
                     )
+    if fmt in ("android", "trustkit"):
+        # one line per date: the same news for every host it concerns
+        dates: dict[str, list[str]] = {}
+        for host in plan.pinned:
+            if host.expiration:
+                dates.setdefault(host.expiration, []).append(host.host)
+        platform = "Android" if fmt == "android" else "TrustKit"
+        for date, names in sorted(dates.items()):
+            extra.append(
+                PinWarning(
+                    kind="expiration",
+                    message=f"after {date} {platform} stops enforcing the pins of "
+                    f"{_plural(len(names), 'host')} ({', '.join(names)}): the app connects "
+                    "unpinned from then on until it is updated",
+                )
+            )
+    if fmt in ("android", "ios", "trustkit", "okhttp", "voltmx"):
+        for host in plan.pinned:
+            if fmt == "android" and plan.options.anchor_for(host.host):
+                continue  # its CA is written as a trust anchor
+            if host.observations and all(o.trusted is False for o in host.observations):
+                extra.append(
+                    PinWarning(kind="private-ca", message=_PRIVATE_CA[fmt], host=host.host)
+                )
     if fmt in ("ios", "trustkit"):
         for host in plan.pinned:
             if _is_ip(host.host):
@@ -724,8 +855,9 @@ def _xml_char(ch: str) -> bool:
 
 
 def _comment(text: str) -> str:
-    """Text safe inside ``<!-- -->``: XML characters only, one line, no ``--``."""
-    safe = "".join(ch if _xml_char(ch) else "?" for ch in text)
+    """Text safe inside ``<!-- -->``: printable XML characters only (no control, bidi or other
+    format character: the file may be printed on a terminal), one line, no ``--``."""
+    safe = "".join(ch if _xml_char(ch) and ch.isprintable() else "?" for ch in text)
     while "--" in safe:
         safe = safe.replace("--", "- -")
     return safe + " " if safe.endswith("-") else safe
@@ -750,7 +882,6 @@ _PLIST_HEAD = (
 
 
 def _render_android(plan: PinPlan) -> str:
-    sub = "true" if plan.options.include_subdomains else "false"
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
         "<!-- res/xml/network_security_config.xml, written by chainscan pins.",
@@ -763,9 +894,20 @@ def _render_android(plan: PinPlan) -> str:
     for group in plan.groups():
         lines.append("    <domain-config>")
         for host in group.hosts:
+            sub = "true" if plan.options.subdomains_for(host) else "false"
             lines.append(
                 f"        <domain includeSubdomains={quoteattr(sub)}>{escape(host)}</domain>"
             )
+        if plan.options.certificate_transparency:
+            lines.append('        <certificateTransparency enabled="true"/>')
+        if group.anchor:
+            lines += [
+                "        <!-- private CA: no public trust store has it; the certificate is "
+                f"res/raw/{_comment(group.anchor)}.der -->",
+                "        <trust-anchors>",
+                f"            <certificates src={quoteattr('@raw/' + group.anchor)}/>",
+                "        </trust-anchors>",
+            ]
         expiration = f" expiration={quoteattr(group.expiration)}" if group.expiration else ""
         lines.append(f"        <pin-set{expiration}>")
         for pin in group.pins:
@@ -810,7 +952,7 @@ def _render_okhttp(plan: PinPlan) -> str:
     adds = []
     for group in plan.groups():
         for host in group.hosts:
-            pattern = quote(okhttp_pattern(host, plan.options.include_subdomains))
+            pattern = quote(okhttp_pattern(host, plan.options.subdomains_for(host)))
             adds.append(f"    .add(\n        {pattern},")
             for index, pin in enumerate(group.pins):
                 comma = "," if index < len(group.pins) - 1 else ""
@@ -847,7 +989,7 @@ def _render_okhttp(plan: PinPlan) -> str:
     return "\n".join(head + adds + tail) + "\n"
 
 
-def _ios_lists(pins: Sequence[Pin]) -> tuple[list[Pin], list[Pin]]:
+def ios_lists(pins: Sequence[Pin]) -> tuple[list[Pin], list[Pin]]:
     """(leaf identities, CA identities); unknown-kind backups go in every list written."""
     leaf = [p for p in pins if p.kind == "leaf"]
     ca = [p for p in pins if p.kind == "ca"]
@@ -871,12 +1013,12 @@ def _render_ios(plan: PinPlan) -> str:
         "\t\t<dict>",
     ]
     for host in plan.pinned:
-        leaf, ca = _ios_lists(host.pins)
+        leaf, ca = ios_lists(host.pins)
         lines += [
             f"\t\t\t<key>{escape(host.host)}</key>",
             "\t\t\t<dict>",
             "\t\t\t\t<key>NSIncludesSubdomains</key>",
-            f"\t\t\t\t{_bool_xml(plan.options.include_subdomains)}",
+            f"\t\t\t\t{_bool_xml(plan.options.subdomains_for(host.host))}",
         ]
         for key, pins in (("NSPinnedCAIdentities", ca), ("NSPinnedLeafIdentities", leaf)):
             if not pins:
@@ -916,7 +1058,10 @@ def _render_trustkit(plan: PinPlan) -> str:
             "\t\t\t\t<key>TSKEnforcePinning</key>",
             f"\t\t\t\t{_bool_xml(options.enforce)}",
             "\t\t\t\t<key>TSKIncludeSubdomains</key>",
-            f"\t\t\t\t{_bool_xml(options.include_subdomains)}",
+            f"\t\t\t\t{_bool_xml(options.subdomains_for(host.host))}",
+            # never report pin failures to the vendor's server: only to --report-uri
+            "\t\t\t\t<key>TSKDisableDefaultReportUri</key>",
+            "\t\t\t\t<true/>",
         ]
         if host.expiration:
             lines += [
@@ -944,7 +1089,7 @@ def voltmx_map(plan: PinPlan) -> dict[str, list[str]]:
     for host in plan.pinned:
         pins = [p.spki_sha256 for p in host.pins]
         out[host.host] = pins
-        if plan.options.include_subdomains and not _is_ip(host.host):
+        if plan.options.subdomains_for(host.host) and not _is_ip(host.host):
             out[f"*.{host.host}"] = list(pins)
     return out
 
@@ -967,6 +1112,7 @@ def _cert_json(cert: ChainCert, pinned: set[str]) -> dict[str, Any]:
         "file": cert.file,
         "pinned": cert.spki_sha256 in pinned,
         "parse_error": cert.parse_error,
+        "source": cert.source,
     }
 
 
@@ -992,7 +1138,7 @@ def plan_json(plan: PinPlan, fmt: str = "json") -> dict[str, Any]:
             {
                 "host": host.host,
                 "pinned": host.pinned,
-                "include_subdomains": options.include_subdomains,
+                "include_subdomains": options.subdomains_for(host.host),
                 "expiration": host.expiration,
                 "pins": [_pin_json(p) for p in host.pins],
                 "endpoints": [
@@ -1002,7 +1148,7 @@ def plan_json(plan: PinPlan, fmt: str = "json") -> dict[str, Any]:
                         "address": obs.address,
                         "sni": obs.sni,
                         "source": obs.source,
-                        "certificates": [_cert_json(c, pinned) for c in obs.chain],
+                        "certificates": [_cert_json(c, pinned) for c in obs.all_certs()],
                     }
                     for obs in host.observations
                 ],
@@ -1046,7 +1192,7 @@ def _render_text(plan: PinPlan) -> str:
         rows: list[tuple[str, ...]] = []
         shown: set[tuple[str | None, str | None]] = set()
         for obs in host.observations:
-            for cert in obs.chain:
+            for cert in obs.all_certs():
                 if (cert.sha256, cert.spki_sha256) in shown:
                     continue
                 shown.add((cert.sha256, cert.spki_sha256))

@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .._errors import UsageError
+from .._untrusted import json_terminal_safe, terminal_safe
 from ._common import add_warn_days, error, new_parser, read_scan, run, write_text_atomically
 from ._inspect import read_file
+from ._pin_anchors import save_private_cas
+from ._pin_check import check_file
+from ._pin_rules import RULES, Violation, apply_rules, refused_hosts
 from ._pins import (
     FORMATS,
     ROLES,
@@ -110,9 +114,59 @@ def _date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (yyyy-MM-dd) or 'auto'") from None
 
 
-def print_warnings(warnings: Sequence[PinWarning], prog: str, stream: TextIO) -> None:
+DEFAULT_ROLES = ("intermediate", "root")
+"""Two pins per host out of the box: the issuing CA sent, and the root of the verified chain
+(from the trust store when the server does not send it)."""
+
+
+def print_warnings(
+    warnings: Sequence[PinWarning],
+    prog: str,
+    stream: TextIO,
+    *,
+    errors: Sequence[Violation] = (),
+    quiet_kinds: Sequence[str] = (),
+) -> None:
+    """Errors, then warnings: grouped by kind, one line per host and kind, and a count.
+
+    A host refused by an ``error`` rule gets its error lines only (the JSON keeps the rest).
+    """
+    refused = set(refused_hosts(errors))
+    hidden = set(quiet_kinds)
+    for refusal in sorted(
+        (e for e in errors if e.severity == "error"), key=lambda e: list(RULES).index(e.rule)
+    ):
+        print(
+            terminal_safe(
+                f"{prog}: error: {refusal.host}: {refusal.message}; left out [{refusal.rule}]"
+            ),
+            file=stream,
+        )
+    lines: dict[tuple[str, str | None, str], list[str]] = {}
     for warning in warnings:
-        print(f"{prog}: warning: {warning} [{warning.kind}]", file=stream)
+        if warning.kind in hidden or (warning.host is not None and warning.host in refused):
+            continue
+        # one line per host and kind; host-less warnings each have a line of their own
+        key = (warning.kind, warning.host, "" if warning.host else warning.message)
+        lines.setdefault(key, []).append(warning.message)
+    order = list(dict.fromkeys(kind for kind, _host, _message in lines))
+    kinds: dict[str, int] = {}
+    for kind, host, message in sorted(lines, key=lambda key: order.index(key[0])):
+        messages = lines[(kind, host, message)]
+        more = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
+        where = f"{host}: " if host else ""
+        print(terminal_safe(f"{prog}: warning: {where}{messages[0]}{more} [{kind}]"), file=stream)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    counts = [f"{n} {k}" for k, n in kinds.items()]
+    rules: dict[str, int] = {}
+    for refusal in errors:
+        if refusal.severity == "error":
+            rules[refusal.rule] = rules.get(refusal.rule, 0) + 1
+    if refused:
+        why = ", ".join(f"{n} {r}" for r, n in rules.items())
+        counts.insert(0, f"{len(refused)} hosts left out ({why})")
+    if len(refused) + sum(kinds.values()) > 1:
+        print(terminal_safe(f"{prog}: summary: {'; '.join(counts)}"), file=stream)
 
 
 DESCRIPTION = """\
@@ -132,18 +186,30 @@ formats:
 """
 
 EPILOG = """\
-warnings (stderr, and in --format json):
+refused hosts (stderr "error: HOST: ... [rule]"; the other hosts are written):
+  each format is checked against its platform's start-up rules; a host that would crash the
+  app or fail every connection is left out: trustkit: no Public Suffix List suffix (IP,
+  .internal, .corp, .local, .lan, .test...), includeSubdomains on a public suffix, fewer than
+  2 pins while enforcing; ios: IP address, an identity list with no live key (backups only);
+  okhttp: a pattern CertificatePinner.add() throws on; android, voltmx: not an ASCII host
+  name. Internationalized names are written as IDNA A-labels. See docs/pins.md.
+
+warnings (stderr, grouped with a count summary; all of them in --format json):
   fewer than 2 pins, a backup pin found in the live chain, a pinned leaf or intermediate
-  expiring within --warn-days, chains that disagree across addresses or runs.
+  expiring within --warn-days, chains that disagree across addresses or runs, a private CA the
+  app must trust (android -o: saved to res/raw and written as <trust-anchors>), the date an
+  --expiration switches pinning off.
 
 exit codes:
-  0  written (warnings or not)       1  nothing to pin, or --strict and warnings
-  2  usage error or unreadable input
+  0  written (warnings or not)       1  nothing to pin, a host left out (unless
+  2  usage error or unreadable input    --allow-partial), or --strict and warnings
+  --check FILE: 0 no rule broken, 1 a rule broken (or --strict and a warning), 2 unreadable
 
 examples:
   chainscan pins out/ --format android -o app/src/main/res/xml/network_security_config.xml
   chainscan pins out/ --format trustkit --pin leaf --pin intermediate --expiration auto
   chainscan pins out/ --format okhttp --backup spare-ca-key.pem --include-subdomains
+  chainscan pins --check app/src/main/res/xml/network_security_config.xml
 """
 
 
@@ -152,11 +218,9 @@ def add_backup(group: Any, help: str) -> None:
     group.add_argument("--backup", action="append", default=[], metavar="PIN_OR_FILE", help=help)
 
 
-def add_host(group: Any) -> None:
+def add_host(group: Any, help: str = "only this host (repeatable)") -> None:
     """``--host NAME`` (repeatable): only these hosts of the scan."""
-    group.add_argument(
-        "--host", action="append", default=[], metavar="NAME", help="only this host (repeatable)"
-    )
+    group.add_argument("--host", action="append", default=[], metavar="NAME", help=help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,11 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "sources",
         metavar="OUT_OR_MANIFEST",
-        nargs="+",
+        nargs="*",
         type=Path,
         help="chainscan output folder, or its manifest.jsonl / manifest.json (several allowed)",
     )
-    parser.add_argument("-f", "--format", required=True, choices=FORMATS)
+    parser.add_argument("-f", "--format", choices=FORMATS, help="required unless --check")
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        type=Path,
+        help="lint a pin configuration (any format chainscan writes, hand-edited or not) "
+        "against its platform's rules instead of writing one; exit 1 if it breaks one",
+    )
     parser.add_argument(
         "-o", "--output", metavar="FILE", type=Path, help="write here instead of stdout"
     )
@@ -177,26 +248,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--pin",
         action="append",
         metavar="ROLE",
-        help="leaf, intermediate, root or all; repeat or comma-separate (default: intermediate)",
+        help="leaf, intermediate, root or all; repeat or comma-separate (default: "
+        "intermediate,root; root is the root of the verified chain, from the trust store when "
+        "the server does not send it)",
     )
     add_backup(
         what,
         "backup pin: base64 SHA-256 value, or a spare public key, CSR, private key or "
         "certificate file (PEM or DER); repeatable; added to every host",
     )
-    add_host(what)
+    add_host(what, "only this host (repeatable); *.NAME: NAME, its pins covering its subdomains")
     how = parser.add_argument_group("how")
     how.add_argument(
         "--include-subdomains",
-        action="store_true",
-        help="pins cover subdomains too (okhttp: **.host; voltmx: host and *.host)",
+        action="append",
+        nargs="?",
+        const="*",
+        metavar="HOST",
+        help="pins cover subdomains too, of every host or of HOST (repeatable) "
+        "(okhttp: **.host; voltmx: host and *.host)",
     )
     how.add_argument(
         "--expiration",
         type=_date,
         metavar="DATE",
         help="yyyy-MM-dd after which the pins are no longer enforced (android, trustkit), or "
-        "'auto' for the earliest expiry of the pinned certificates",
+        "'auto': the latest expiry of the pinned certificates, after which no pin of the set "
+        "can match a valid chain. Pinning is OFF after that date",
     )
     add_warn_days(
         how, "warn about pinned leaves and intermediates expiring within N days (default: 30)"
@@ -217,47 +295,159 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="URL",
-        help="trustkit: TSKReportUris entry (repeatable)",
+        help="trustkit: TSKReportUris entry (repeatable); TSKDisableDefaultReportUri is "
+        "always true, so reports go only there",
+    )
+    how.add_argument(
+        "--certificate-transparency",
+        action="store_true",
+        help='android: <certificateTransparency enabled="true"/> in each <domain-config> '
+        "(Android 16+; ignored by older versions)",
+    )
+    how.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 when some hosts were left out because their platform would refuse them",
+    )
+    how.add_argument(
+        "--quiet-warnings",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="no stderr line for warnings of this kind (repeatable; the json keeps them)",
     )
     how.add_argument("--strict", action="store_true", help="exit 1 when there is any warning")
     how.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
     return parser
 
 
+def _subdomain_options(
+    args: argparse.Namespace,
+) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    """(every host, these hosts, the --host filter) from --include-subdomains and *.HOST."""
+    values = args.include_subdomains or []
+    every = "*" in values
+    named = [v for v in values if v != "*"]
+    hosts = []
+    for host in args.host:
+        if host.startswith("*."):
+            named.append(host[2:])
+            hosts.append(host[2:])
+        else:
+            hosts.append(host)
+    return every, tuple(named), tuple(hosts)
+
+
 def main(argv: Sequence[str], *, now: dt.datetime | None = None) -> int:
-    args = build_parser().parse_args(list(argv))
-    return run(PROG, lambda: _pins(args, now))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    moment = dt.datetime.now(dt.UTC) if now is None else now
+    if args.check is not None:
+        if args.sources:
+            parser.error("--check FILE takes no scan folders")
+        return run(PROG, lambda: _check(args, moment.date()))
+    if not args.sources or args.format is None:
+        parser.error("the following arguments are required: OUT_OR_MANIFEST, -f/--format")
+    for value in args.include_subdomains or []:
+        if "/" in value or Path(value).exists():  # "--include-subdomains out/" took the folder
+            parser.error(
+                f"--include-subdomains {value!r} looks like a scan folder, not a host name: "
+                "put --include-subdomains after the scan folders, or write "
+                "--include-subdomains=HOST"
+            )
+    return run(PROG, lambda: _pins(args, moment))
 
 
-def _pins(args: argparse.Namespace, now: dt.datetime | None) -> int:
+def _pins(args: argparse.Namespace, moment: dt.datetime) -> int:
+    every, named, hosts = _subdomain_options(args)
     options = PinOptions(
-        roles=parse_roles(args.pin, PinOptions().roles),
+        roles=parse_roles(args.pin, DEFAULT_ROLES),
         backups=load_backups(args.backup),
-        include_subdomains=args.include_subdomains,
+        include_subdomains=every,
+        subdomain_hosts=named,
         expiration=args.expiration,
         warn_days=args.warn_days,
-        hosts=tuple(args.host),
+        hosts=hosts,
         enforce=not args.no_enforce,
         report_uris=tuple(args.report_uri),
         language=args.language,
+        certificate_transparency=args.certificate_transparency,
     )
     scan = load_scan(args.sources)
-    plan = plan_pins(scan, options, now=now, sources=[str(s) for s in args.sources])
-    warnings = format_warnings(plan, args.format)
+    planned = plan_pins(scan, options, now=moment, sources=[str(s) for s in args.sources])
+    warnings = format_warnings(planned, args.format)
+    plan, violations = apply_rules(planned, args.format, today=moment.date())
+    errors = [v for v in violations if v.severity == "error"]
+    saved: tuple[Path, ...] = ()
+    if args.format == "android" and args.output is not None:
+        try:
+            plan, saved = save_private_cas(plan, args.output)
+        except (OSError, ValueError) as exc:
+            error(PROG, f"a private CA certificate: {exc}")
+            return 2
+        warnings = format_warnings(plan, args.format)
+    warnings += tuple(v.warning() for v in violations if v.severity == "warning")
     if not args.quiet:
-        print_warnings(warnings, PROG, sys.stderr)
+        print_warnings(warnings, PROG, sys.stderr, errors=errors, quiet_kinds=args.quiet_warnings)
     if not plan.pinned and args.format not in ("json", "text"):
         error(PROG, "no host could be pinned; nothing written")
         return 1
     text = render(plan, args.format)
+    if args.format == "text":  # for people, on screen or in a file: escaped (see _untrusted)
+        text = terminal_safe(text, newlines=True)
     if args.output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(json_terminal_safe(text) if args.format in ("json", "voltmx") else text)
     else:
         try:
             write_text_atomically(args.output, text)
         except OSError as exc:
             error(PROG, f"{args.output}: {exc.strerror or exc}")
             return 2
+    for path in saved:
+        print(
+            terminal_safe(f"{PROG}: saved the private CA {path} (trusted as a <trust-anchors>)"),
+            file=sys.stderr,
+        )
     if not plan.pinned or (args.strict and warnings):
+        return 1
+    if errors and not args.allow_partial:
+        return 1
+    return 0
+
+
+def _check(args: argparse.Namespace, today: dt.date) -> int:
+    """``--check FILE``: 0 no rule broken (warnings aside, unless --strict); 1 a rule broken;
+    2 unreadable."""
+    path: Path = args.check
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        error(PROG, f"{path}: {exc.strerror or exc}")
+        return 2
+    try:
+        result = check_file(data, today=today)
+    except ValueError as exc:
+        error(PROG, f"{path}: {exc}")
+        return 2
+    if args.format is not None and args.format != result.format:
+        error(PROG, f"{path}: a {result.format} configuration, not {args.format}")
+        return 2
+    hidden = set(args.quiet_warnings)
+    errors = [v for v in result.violations if v.severity == "error"]
+    warnings = [v for v in result.violations if v.severity == "warning" and v.rule not in hidden]
+    for violation in errors + warnings:
+        print(
+            terminal_safe(
+                f"{path}: {violation.severity}: {violation.host}: {violation.message} "
+                f"[{violation.rule}]"
+            )
+        )
+    print(
+        terminal_safe(
+            f"{path}: {result.format}, {len(result.hosts)} hosts: {len(errors)} errors, "
+            f"{len(warnings)} warnings"
+        )
+    )
+    if errors or (args.strict and warnings):
         return 1
     return 0

@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .._models import WARN_DAYS, CertFacts
+from .._untrusted import terminal_safe
 from ..analysis._problems import PROBLEMS
-from ..manifest._model import ManifestEntry
+from ..manifest._model import Completion, ManifestEntry
 from ._common import text_table
 from ._diff import target_label
 
@@ -50,6 +51,9 @@ class HostRow:
     not_after: dt.datetime | None = None
     problems: tuple[str, ...] = ()
     deployments: str | None = None
+    completed: bool | None = None
+    """``completion.trusted``: the chain with the fetched intermediates (None: none fetched)."""
+    completion_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +123,18 @@ def _row(entry: ManifestEntry) -> HostRow | None:
         not_after=None if leaf is None else leaf.expires,
         problems=entry.problem_codes,
         deployments=None if entry.deployments is None else entry.deployments.verdict or None,
+        completed=None if entry.completion is None else entry.completion.trusted,
+        completion_reason=None if entry.completion is None else _completion_text(entry.completion),
     )
+
+
+def _completion_text(completion: Completion) -> str:
+    if completion.trusted is True:
+        fetched = "; ".join(f"{subject} from {url}" for subject, url in completion.added)
+        return f"trusted once completed (browsers); the server should send {fetched}"
+    errors = "; ".join(f"{url}: {error}" for url, error in completion.errors)
+    reason = completion.reason or "not trusted"
+    return f"still untrusted after fetching: {reason}" + (f" ({errors})" if errors else "")
 
 
 def build_report(
@@ -224,7 +239,7 @@ def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
 def render_text(report: Report, *, top: int = 10) -> str:
     c = report.counts
     lines = [
-        f"chainscan report: {report.source}",
+        f"chainscan report: {terminal_safe(report.source)}",
         f"  {c.get('targets', 0)} targets: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, "
         f"{c.get('invalid', 0)} invalid",
     ]
@@ -264,6 +279,10 @@ def render_text(report: Report, *, top: int = 10) -> str:
     untrusted = [r for r in report.rows if r.status == "ok" and r.trusted is False]
     lines += ["", f"untrusted ({len(untrusted)}):"]
     lines += _columns([(r.target, r.trust_reason or "-") for r in untrusted]) or ["  none"]
+    completed = [r for r in report.rows if r.completed is not None]
+    if completed:  # only scans that fetched a missing intermediate have this section
+        lines += ["", f"missing intermediates fetched (AIA) ({len(completed)}):"]
+        lines += _columns([(r.target, r.completion_reason or "-") for r in completed])
     mismatched = [r for r in report.rows if r.status == "ok" and r.hostname_matches is False]
     lines += ["", f"hostname mismatch ({len(mismatched)}):"]
     lines += _columns(

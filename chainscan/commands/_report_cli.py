@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._untrusted import terminal_safe
 from ._common import (
     add_warn_days,
     error,
@@ -65,7 +66,7 @@ def _report(args: argparse.Namespace) -> int:
     _manifest, entries = read_scan(args.source)
     report = build_report(entries, source=str(args.source), warn_days=args.warn_days)
     if not args.quiet:
-        sys.stdout.write(render_text(report, top=args.top))
+        sys.stdout.write(terminal_safe(render_text(report, top=args.top), newlines=True))
     if args.html is not None:
         try:
             write_text_atomically(args.html, render_html(report))
@@ -73,5 +74,5 @@ def _report(args: argparse.Namespace) -> int:
             error(PROG, f"{args.html}: {exc.strerror or exc}")
             return 2
         if not args.quiet:
-            print(f"\nHTML report: {args.html}")
+            print("\n" + terminal_safe(f"HTML report: {args.html}"))
     return 0

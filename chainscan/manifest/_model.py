@@ -69,8 +69,9 @@ Role = Literal["leaf", "intermediate", "root"]
 ROLES: tuple[Role, ...] = ("leaf", "intermediate", "root")
 """Certificate roles, in chain order."""
 
-EntryKey = tuple[str, int, str | None, str | None]
-""":attr:`Target.key` as read back from a manifest entry: host, port, requested address, SNI."""
+EntryKey = tuple[str, int, str | None, str | None] | tuple[str, int, str | None, str | None, str]
+""":attr:`Target.key` as read back from a manifest entry: host, port, requested address, SNI,
+and the ``protocol`` of a STARTTLS target (direct-TLS entries have none: four items)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,12 +121,12 @@ def entry_key(entry: Mapping[str, Any]) -> EntryKey | None:
     if not isinstance(host, str) or not isinstance(port, int) or isinstance(port, bool):
         return None
     address, sni = entry.get("requested_address"), entry.get("sni")
-    return (
-        host,
-        port,
-        address if isinstance(address, str) else None,
-        sni if isinstance(sni, str) else None,
-    )
+    address = address if isinstance(address, str) else None
+    sni = sni if isinstance(sni, str) else None
+    protocol = entry.get("protocol")
+    if isinstance(protocol, str):
+        return (host, port, address, sni, protocol)
+    return (host, port, address, sni)
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,6 +261,9 @@ class TrustLink:
     """``sent`` or ``store``."""
     position: int | None
     """Its position in the served chain (None for a store root)."""
+    cn: str | None = None
+    not_after: str | None = None
+    """ISO 8601 UTC (absent from manifests written before these fields)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,6 +291,8 @@ class Trust:
                     subject=_str(link.get("subject")),
                     source=_str(link.get("source")),
                     position=_int(link.get("position")),
+                    cn=_str(link.get("cn")),
+                    not_after=_str(link.get("not_after")),
                 )
                 for link in _maps(data.get("chain"))
             ),
@@ -365,6 +371,36 @@ class Deployments:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    """The ``completion`` object: the chain completed with AIA-fetched intermediates."""
+
+    trusted: bool | None
+    """Trusted once completed (what browsers see)."""
+    reason: str | None
+    added: tuple[tuple[str | None, str | None], ...] = ()
+    """(subject, URL) of each fetched certificate the completed chain uses."""
+    errors: tuple[tuple[str | None, str | None], ...] = ()
+    """(URL, error) of each fetch that gave nothing usable."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Completion:
+        return cls(
+            trusted=_bool(data.get("trusted")),
+            reason=_str(data.get("reason")),
+            added=tuple(
+                (_str(link.get("subject")), _str(link.get("url")))
+                for link in _maps(data.get("chain"))
+                if link.get("source") == "fetched"
+            ),
+            errors=tuple(
+                (_str(fetch.get("url")), _str(fetch.get("error")))
+                for fetch in _maps(data.get("fetched"))
+                if fetch.get("error")
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestEntry:
     """One line of ``manifest.jsonl`` (one item of ``manifest.json``'s ``targets``)."""
 
@@ -396,6 +432,10 @@ class ManifestEntry:
     hostname: Hostname | None = None
     problems: tuple[ProblemEntry, ...] = ()
     deployments: Deployments | None = None
+    protocol: str | None = None
+    """The plaintext dialogue before TLS (``smtp``, ...); None for direct TLS."""
+    completion: Completion | None = None
+    """Present only when the scan fetched a missing intermediate (AIA)."""
     analysed: bool = False
     """True when the entry has the inventory fields (a ``trust`` key, even null)."""
 
@@ -404,6 +444,7 @@ class ManifestEntry:
         """The entry of a decoded manifest line; never raises (see the module docstring)."""
         trust, hostname = _map(data.get("trust")), _map(data.get("hostname"))
         deployments = _map(data.get("deployments"))
+        completion = _map(data.get("completion"))
         return cls(
             input=InputLine.from_json(_map(data.get("input"))),
             host=_str(data.get("host")),
@@ -442,6 +483,8 @@ class ManifestEntry:
                 for p in _maps(data.get("problems"))
             ),
             deployments=None if deployments is None else Deployments.from_json(deployments),
+            protocol=_str(data.get("protocol")),
+            completion=None if completion is None else Completion.from_json(completion),
             analysed="trust" in data,
         )
 
@@ -450,6 +493,8 @@ class ManifestEntry:
         """The target's identity (:attr:`chainscan.Target.key`); None for an invalid line."""
         if self.host is None or self.port is None:
             return None
+        if self.protocol is not None:
+            return (self.host, self.port, self.requested_address, self.sni, self.protocol)
         return (self.host, self.port, self.requested_address, self.sni)
 
     @property

@@ -15,7 +15,9 @@ manifests of millions of entries, whichever file is given.
 every command reads. :func:`read_manifest_entries` gives the decoded dicts: for the callers that
 copy entries verbatim (``merge``) or need one raw field (``--overwrite`` reads ``dir``).
 :func:`read_header` reads the header of a ``manifest.json`` (its first line) without the
-entries. Nothing here imports the writer.
+entries. Nothing here imports the writer. The one reader of a manifest that does not come
+through here is the writer's own ``--resume`` read-back (``OutputDir._read_back``): it works on
+byte offsets, to cut a torn last line before appending, and so reads the raw lines itself.
 """
 
 from __future__ import annotations

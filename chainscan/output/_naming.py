@@ -18,7 +18,8 @@ import hashlib
 import ipaddress
 import re
 
-from .._models import Target
+from .._models import Target, TargetKey
+from ..scan._starttls._table import PROTOCOLS
 
 __all__ = [
     "MAX_DIRNAME",
@@ -111,8 +112,15 @@ def target_dirname(target: Target) -> str:
     different targets share a folder only if they share the readable part and a 32-bit hash.
     Examples: ``example.com_443``, ``example.com_443_192.0.2.7``,
     ``192.0.2.7_443_sni_example.com``, ``__1_8443~1a2b3c4d``.
+
+    A target reached through a plaintext dialogue (``Target.protocol``, e.g. ``smtp``) gets
+    the protocol as a first part: ``smtp_mail.example.com_25``. Its second part is a host,
+    never a port number (no host is all digits), so it cannot be read as a direct-TLS name,
+    whose second part is the port; direct-TLS names are exactly what they were before.
     """
     parts = [target.host, str(target.port)]
+    if target.protocol is not None:
+        parts.insert(0, target.protocol)
     if target.address is not None:
         parts.append(target.address)
     if target.sni != _default_sni(target.host):
@@ -149,13 +157,16 @@ def _default_sni(host: str) -> str | None:
     return None
 
 
-def _decode(name: str) -> tuple[str, int, str | None, str | None] | None:
+def _decode(name: str) -> TargetKey | None:
     """The target key a readable folder name stands for, or None if it stands for none.
 
     :func:`target_dirname` keeps a name without a hash only if this gives back the target's
     own key; since this is a function of the name alone, such names cannot collide.
     """
     tokens = name.split("_")
+    if len(tokens) >= 3 and tokens[0] in PROTOCOLS and not _PORT.fullmatch(tokens[1]):
+        key = _decode("_".join(tokens[1:]))
+        return None if key is None or len(key) != 4 else (*key, tokens[0])
     if len(tokens) < 2 or not _PORT.fullmatch(tokens[1]):
         return None
     host, port, rest = tokens[0], int(tokens[1]), tokens[2:]

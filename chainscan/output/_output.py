@@ -65,6 +65,7 @@ from ..analysis._analyze import der_to_pem
 from ..analysis._entry import EntryBuilder
 from ..manifest._model import JSON_NAME, JSONL_NAME, SCHEMA, EntryKey, entry_key
 from ..manifest._reader import TARGETS_CLOSE, TARGETS_OPEN, read_manifest_entries
+from ._fetched import save_fetched
 from ._naming import cert_filename, target_dirname
 
 if TYPE_CHECKING:
@@ -404,7 +405,23 @@ class OutputDir:
                 f"cannot write {exc.filename or folder}: {os_reason(exc)};"
                 " the manifest up to the previous target is intact"
             ) from None
-        return self._entry_builder.entry(analysed, files, dirname)
+        entry = self._entry_builder.entry(analysed, files, dirname)
+        if "completion" in entry:  # fetched intermediates: saved apart, in fetched/
+            try:
+                save_fetched(
+                    folder,
+                    dirname,
+                    entry["completion"],
+                    result.fetched,
+                    self.cert_format,
+                    _write_file,
+                )
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot write {exc.filename or folder}: {os_reason(exc)};"
+                    " the manifest up to the previous target is intact"
+                ) from None
+        return entry
 
     def _append(self, fd: int, line: bytes) -> None:
         try:

@@ -3,7 +3,7 @@ child process."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TypeVar
 
 import trio
@@ -13,7 +13,9 @@ __all__ = ["batches", "line_batches"]
 _T = TypeVar("_T")
 
 
-async def batches(receive: trio.MemoryReceiveChannel[_T], limit: int) -> AsyncIterator[list[_T]]:
+async def batches(
+    receive: trio.MemoryReceiveChannel[_T], limit: int
+) -> AsyncGenerator[list[_T], None]:
     """Wait for one item, then take every item already waiting (up to ``limit``); repeat until
     the channel ends. A writer that handles a batch at a time pays its per-call cost (a thread
     hop, a pipe write) once per batch, and a quiet channel still gets each item at once."""
@@ -30,7 +32,7 @@ async def batches(receive: trio.MemoryReceiveChannel[_T], limit: int) -> AsyncIt
         yield batch
 
 
-async def line_batches(stream: trio.abc.ReceiveStream) -> AsyncIterator[list[bytes]]:
+async def line_batches(stream: trio.abc.ReceiveStream) -> AsyncGenerator[list[bytes], None]:
     """The whole lines (each with its newline) of each chunk read from ``stream``, as they come; a
     torn last line (the writer died mid-line) is dropped."""
     pending = b""

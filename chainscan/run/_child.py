@@ -22,9 +22,11 @@ Every child follows the same rules, whatever its stage:
 * **Batching**: the parent reads whatever whole lines the pipe holds (``_batch.line_batches``;
   a torn last line, from a child that died mid-write, is dropped) and appends them in batches.
 * **Errors**: a write error in the child (a full disk) is sent as its last line: ``!`` and the
-  error's message, after the lines of the targets finished before it. The parent appends those
-  lines, then raises ``OutputError`` with that message: the scan stops at once, and the run
-  reports the file and the error exactly as the thread writer would.
+  error's message, after the lines of the targets finished before it (:func:`write_results`:
+  all of them for the writer process, which writes one target at a time; none of the failing
+  batch for a scanning process, which writes a batch's folders in parallel). The parent appends
+  those lines, then raises ``OutputError`` with that message: the scan stops at once, and the
+  run reports the file and the error exactly as the thread writer would.
 * **Death**: a child that exits with a non-zero code without an error line is reported as
   ``NAME stopped unexpectedly (exit code N)`` and stops the scan too. Not while the run is
   being interrupted: a signal may stop a child before it can handle it, and the manifest is
@@ -45,6 +47,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -91,8 +94,13 @@ def options_to_json(options: ScanOptions) -> dict[str, Any]:
 
 
 def options_from_json(raw: dict[str, Any]) -> ScanOptions:
-    """The inverse of :func:`options_to_json`."""
-    return ScanOptions(**{**raw, "cert_format": CertFormat(raw["cert_format"])})
+    """The inverse of :func:`options_to_json` (JSON lists back to the tuples they were)."""
+    values: dict[str, Any] = dict(raw)
+    for key in ("fetch_allow", "fetch_deny"):
+        if key in values:
+            values[key] = tuple(values[key])
+    values["cert_format"] = CertFormat(raw["cert_format"])
+    return ScanOptions(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,16 +228,17 @@ class Child:
         stdout = self._proc.stdout
         assert stdout is not None
         async with sink:
-            async for lines in line_batches(stdout):
-                for index, line in enumerate(lines):
-                    if line.startswith(ERROR_PREFIX):
-                        message = line[len(ERROR_PREFIX) :].decode("utf-8", "replace").strip()
-                        self.error = message
-                        if index:
-                            await sink.send(lines[:index])
-                        await sink.send(OutputError(message))
-                        return
-                await sink.send(lines)
+            async with aclosing(line_batches(stdout)) as chunks:
+                async for lines in chunks:
+                    for index, line in enumerate(lines):
+                        if line.startswith(ERROR_PREFIX):
+                            message = line[len(ERROR_PREFIX) :].decode("utf-8", "replace").strip()
+                            self.error = message
+                            if index:
+                                await sink.send(lines[:index])
+                            await sink.send(OutputError(message))
+                            return
+                    await sink.send(lines)
             await self.stop()
             failure = self.failure(interrupted=interrupted())
             if failure is not None:
@@ -246,8 +255,10 @@ async def _append(
             counted = await trio.to_thread.run_sync(output.append_lines, lines)
             display.update_counts(counted)
 
-    async with receive:
-        async for batch in batches(receive, _APPEND_BATCH):
+    # ``receive`` stays open when this raises: a closed channel would break the senders'
+    # pending sends before the error cancels them (and add their errors to this one).
+    async with aclosing(batches(receive, _APPEND_BATCH)) as chunks:
+        async for batch in chunks:
             lines: list[bytes] = []
             for item in batch:
                 if isinstance(item, ChainscanError):

@@ -3,6 +3,12 @@
 Progress is drawn with ``rich`` only when stderr is a terminal and ``-q`` was not given; when
 stderr is a pipe or a file (CI logs, cron) nothing but warnings, bad lines and the summary is
 written, one plain line each.
+
+Everything written here goes through :func:`chainscan._untrusted.terminal_safe` (one line per
+message: newlines are escaped too), because messages quote input lines, file names and
+whatever a server sent. The rich console is built with ``emoji=False`` (so a host name
+holding ``:warning:`` is not turned into a picture) and otherwise reads the environment as rich
+does: ``NO_COLOR`` drops the progress bar's colours, ``TERM=dumb`` its animation.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from rich.progress import (
 )
 
 from .._models import BadLine, ScanResult, Status
+from .._untrusted import terminal_safe
 
 __all__ = ["Display"]
 
@@ -40,7 +47,7 @@ class Display:
         self._bad_shown = 0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        self._console = Console(file=self._stream, highlight=False, soft_wrap=True)
+        self._console = Console(file=self._stream, highlight=False, soft_wrap=True, emoji=False)
 
     @property
     def live(self) -> bool:
@@ -65,11 +72,14 @@ class Display:
         self._task = self._progress.add_task("scan", total=total, ok=0, failed=0, rate="0")
         self._progress.start()
 
+    def _line(self, text: str) -> None:
+        self._console.print(terminal_safe(text), markup=False)
+
     def warn(self, message: str) -> None:
-        self._console.print(f"chainscan: warning: {message}", markup=False)
+        self._line(f"chainscan: warning: {message}")
 
     def error(self, message: str) -> None:
-        self._console.print(f"chainscan: error: {message}", markup=False)
+        self._line(f"chainscan: error: {message}")
 
     def update(self, items: list[ScanResult | BadLine]) -> None:
         for item in items:
@@ -77,11 +87,9 @@ class Display:
                 self.counts[Status.INVALID] += 1
                 self.kinds["bad-input"] += 1
                 if self._bad_shown < MAX_BAD_LINES_SHOWN:
-                    self._console.print(f"{item}", markup=False)
+                    self._line(str(item))
                 elif self._bad_shown == MAX_BAD_LINES_SHOWN:
-                    self._console.print(
-                        "... more bad lines: see the manifest (status 'invalid')", markup=False
-                    )
+                    self._line("... more bad lines: see the manifest (status 'invalid')")
                 self._bad_shown += 1
                 continue
             self.counts[item.status] += 1
@@ -127,4 +135,4 @@ class Display:
 
     def summary(self, seconds: float, where: str) -> None:
         if not self.quiet:
-            self._console.print(f"{self.summary_line(seconds)}; manifest: {where}", markup=False)
+            self._line(f"{self.summary_line(seconds)}; manifest: {where}")

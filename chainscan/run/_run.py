@@ -3,7 +3,13 @@
     input lines ──(thread, batches)──► Scheduler ──channel──► writer task ──(thread)──► OutputDir
                                                                    └──► Display (progress)
 
-The writer takes whatever results are waiting (up to ``_WRITE_BATCH``) and hands them to a
+Each mode is a part slotted into that line (``_execute``): the *source* of results is the local
+``Scheduler`` or, with ``--dask``, a cluster (``_dask``); the *writer* works in threads or in a
+child process (``--writer``, ``_writer_process``); ``--shard`` narrows the input before either
+(``_shard``); and ``--workers`` replaces source and writer with child processes that scan and
+write, leaving this process the input and the manifest (``_workers``).
+
+The thread writer takes whatever results are waiting (up to ``_WRITE_BATCH``) and hands them to a
 worker thread, which analyses the certificates and writes files and manifest lines; the event
 loop keeps handshaking meanwhile. A signal (SIGINT, SIGTERM) cancels the scheduler only: the
 writer still drains every result already produced, then ``manifest.json`` is written and marked
@@ -19,12 +25,14 @@ manifest marked incomplete; if ``manifest.json`` cannot be written either, both 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import trio
 
@@ -126,32 +134,209 @@ def _messages(error: BaseException) -> list[str]:
     return [str(error)]
 
 
-async def _write_all(
-    receive: trio.MemoryReceiveChannel[ScanResult | BadLine], output: OutputDir, display: Display
+class _Source(Protocol):
+    """Where results come from: ``Scheduler.run`` or ``run_dask``. Sends every result (and
+    every BadLine) of ``items`` to ``send`` and closes it."""
+
+    async def __call__(
+        self,
+        items: Iterable[Target | BadLine],
+        send: trio.MemorySendChannel[ScanResult | BadLine],
+        *,
+        skip: Callable[[Target], bool],
+    ) -> None: ...
+
+
+class _Writer(Protocol):
+    """Where results go: threads of this process or the writer process. Returns when every
+    result of ``receive`` is in the manifest."""
+
+    async def __call__(
+        self,
+        receive: trio.MemoryReceiveChannel[ScanResult | BadLine],
+        output: OutputDir,
+        options: ScanOptions,
+        display: Display,
+        *,
+        interrupted: Callable[[], bool],
+    ) -> None: ...
+
+
+async def _write_in_threads(
+    receive: trio.MemoryReceiveChannel[ScanResult | BadLine],
+    output: OutputDir,
+    options: ScanOptions,
+    display: Display,
+    *,
+    interrupted: Callable[[], bool],
 ) -> None:
-    async with receive:
-        async for batch in batches(receive, _WRITE_BATCH):
+    # ``receive`` stays open on an error: closing it would break the scheduler's sends
+    # before the error cancels them.
+    async with aclosing(batches(receive, _WRITE_BATCH)) as chunks:
+        async for batch in chunks:
             await trio.to_thread.run_sync(output.write, batch)
             display.update(batch)
 
 
-def _writer_in_process(config: RunConfig) -> bool:
+def _writer_mode(config: RunConfig) -> Literal["process", "thread"] | None:
+    """Where a single scanning process writes; None with ``--workers`` (the workers write)."""
+    if config.workers > 1:
+        return None
     if config.writer == "auto":
-        return writer_process_useful()
-    return config.writer == "process"
+        return "process" if writer_process_useful() else "thread"
+    return config.writer
 
 
-async def _scan(config: RunConfig, display: Display) -> RunReport:
-    options = config.options
-    # With worker processes the sockets are theirs: each fits its own share to its limit.
-    concurrency, warning = (
-        fit_concurrency(options.concurrency)
-        if config.workers == 1 and config.dask is None
-        else (options.concurrency, None)
+def _source(config: RunConfig, options: ScanOptions) -> _Source:
+    if config.dask is not None:
+        from ._dask import run_dask  # the optional extra: imported only when asked for
+
+        return functools.partial(run_dask, config.dask, options)
+    return Scheduler(options).run
+
+
+def _writer(config: RunConfig) -> _Writer:
+    if _writer_mode(config) == "process":
+        return functools.partial(write_in_process, batch_size=_WRITE_BATCH)
+    return _write_in_threads
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """The run's input, ready to read: items (sharded), what to skip, and a count of them."""
+
+    items: Iterable[Target | BadLine]
+    skip: Callable[[Target], bool]
+    """Targets already done: duplicates, and those of the run being resumed."""
+    tally: _Tally
+
+
+def _open_input(config: RunConfig, options: ScanOptions, output: OutputDir) -> _Input:
+    """Open the input, then prepare the output folder: a missing or binary input file must not
+    leave a new, empty scan behind, and a bad output folder is refused before any connection."""
+    lines = open_lines(config.input)  # raises InputError now for a missing file
+    try:
+        done_keys = output.prepare()
+    except BaseException:
+        lines.close()
+        raise
+    dedup = Deduplicator()
+    for key in done_keys:
+        dedup.add_key(key)
+    tally = _Tally()
+    targets = iter_targets(
+        lines,
+        source=config.input,
+        default_port=options.default_port,
+        sni=options.sni,
+        starttls=options.starttls,
     )
+    return _Input(select_shard(tally.count(targets), config.shard), dedup.seen, tally)
+
+
+class _Signals:
+    """SIGINT and SIGTERM: the first stops the scan (``scan_scope``; what was scanned is still
+    written), the second stops the writing too (``abort_scope``)."""
+
+    def __init__(self, display: Display) -> None:
+        self._display = display
+        self.scan_scope = trio.CancelScope()
+        self.abort_scope = trio.CancelScope()
+        self.received: int | None = None
+        """The first signal, if any."""
+
+    def interrupted(self) -> bool:
+        return self.received is not None
+
+    async def watch(self, task_status: trio.TaskStatus[None]) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if self.received is None:
+                    self.received = signum
+                    self._display.warn("interrupted: finishing the manifest (again to abort now)")
+                    self.scan_scope.cancel()
+                else:  # stop writing too: results not written yet are scanned again on resume
+                    self._display.warn("interrupted again: writing manifest.json and stopping")
+                    self.abort_scope.cancel()
+
+
+async def _execute(
+    config: RunConfig,
+    options: ScanOptions,
+    output: OutputDir,
+    source: _Input,
+    display: Display,
+    signals: _Signals,
+) -> None:
+    """Scan ``source`` into ``output`` in the mode ``config`` picks (see the module docstring)."""
+    if config.workers > 1:
+        await run_workers(
+            workers=config.workers,
+            options=options,
+            output=output,
+            items=source.items,
+            skip=source.skip,
+            display=display,
+            scan_scope=signals.scan_scope,
+        )
+        return
+    produce = _source(config, options)
+    write = _writer(config)
+    send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
+
+    async def scan() -> None:
+        with signals.scan_scope:
+            await produce(source.items, send, skip=source.skip)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(scan)
+        await write(receive, output, options, display, interrupted=signals.interrupted)
+
+
+def _run_record(
+    config: RunConfig,
+    options: ScanOptions,
+    *,
+    started: str,
+    seconds: float,
+    interrupted: int | None,
+    error: str | None,
+) -> dict[str, Any]:
+    """The ``run`` header of ``manifest.json`` (docs/manifest.md)."""
+    return {
+        "started": started,
+        "finished": _utc_now(),
+        "seconds": round(seconds, 3),
+        "input": config.input,
+        "output": str(config.output),
+        "argv": list(config.argv),
+        "options": _options_json(options),
+        "resumed": config.resume,
+        "workers": config.workers,
+        "writer": _writer_mode(config),
+        "shard": None if config.shard is None else str(config.shard),
+        "dask": config.dask,
+        "interrupted": signal.Signals(interrupted).name if interrupted else None,
+        "error": error,
+    }
+
+
+def _fitted_options(config: RunConfig, display: Display) -> ScanOptions:
+    """The options, ``--concurrency`` lowered to what the descriptor limit allows. With
+    worker processes the sockets are theirs: each fits its own share to its limit."""
+    options = config.options
+    if config.workers > 1 or config.dask is not None:
+        return options
+    concurrency, warning = fit_concurrency(options.concurrency)
     if warning:
         display.warn(warning)
         options = replace(options, concurrency=concurrency)
+    return options
+
+
+async def _scan(config: RunConfig, display: Display) -> RunReport:
+    options = _fitted_options(config, display)
     output = OutputDir(
         config.output,
         cert_format=options.cert_format,
@@ -161,126 +346,45 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
     )
     started_wall = time.monotonic()
     started = _utc_now()
-    # The input first: a missing or binary file must not leave a new, empty scan behind.
-    lines = open_lines(config.input)  # raises InputError now for a missing file
-    try:
-        done_keys = output.prepare()  # refuses a bad output folder before any connection
-    except BaseException:
-        lines.close()
-        raise
-    dedup = Deduplicator()
-    for key in done_keys:
-        dedup.add_key(key)
-    tally = _Tally()
-    items = select_shard(
-        tally.count(
-            iter_targets(
-                lines, source=config.input, default_port=options.default_port, sni=options.sni
-            )
-        ),
-        config.shard,
-    )
+    source = _open_input(config, options, output)
     display.start(count_lines(config.input))
-    scheduler = Scheduler(options)
-    send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
-    interrupted: int | None = None
+    signals = _Signals(display)
     error: str | None = None
-    scan_scope = trio.CancelScope()
-
-    async def produce() -> None:
-        with scan_scope:
-            if config.dask is not None:
-                from ._dask import run_dask  # the optional extra: imported only when asked for
-
-                await run_dask(config.dask, options, items, send, skip=dedup.seen)
-            else:
-                await scheduler.run(items, send, skip=dedup.seen)
-
-    async def watch_signals(task_status: trio.TaskStatus[None]) -> None:
-        nonlocal interrupted
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            task_status.started()
-            async for signum in signals:
-                if interrupted is None:
-                    interrupted = signum
-                    display.warn("interrupted: finishing the manifest (again to abort now)")
-                    scan_scope.cancel()
-                else:  # stop writing too: results not written yet are scanned again on resume
-                    display.warn("interrupted again: writing manifest.json and stopping")
-                    abort_scope.cancel()
-
-    async def scan_in_workers() -> None:
-        await run_workers(
-            workers=config.workers,
-            options=options,
-            output=output,
-            items=items,
-            skip=dedup.seen,
-            display=display,
-            scan_scope=scan_scope,
-        )
-
-    abort_scope = trio.CancelScope()
     try:
-        with abort_scope:
+        with signals.abort_scope:
             async with trio.open_nursery() as nursery:
-                await nursery.start(watch_signals)
-                if config.workers > 1:
-                    await scan_in_workers()
-                elif _writer_in_process(config):
-                    nursery.start_soon(produce)
-                    await write_in_process(
-                        receive,
-                        output,
-                        options,
-                        display,
-                        batch_size=_WRITE_BATCH,
-                        interrupted=lambda: scan_scope.cancel_called,
-                    )
-                else:
-                    nursery.start_soon(produce)
-                    await _write_all(receive, output, display)
+                await nursery.start(signals.watch)
+                await _execute(config, options, output, source, display, signals)
                 nursery.cancel_scope.cancel()
     except* ChainscanError as group:  # a write error, raised inside the nursery: stop, report
         error = "; ".join(_messages(group))
     finally:
         display.stop()
-        run = {
-            "started": started,
-            "finished": _utc_now(),
-            "seconds": round(time.monotonic() - started_wall, 3),
-            "input": config.input,
-            "output": str(config.output),
-            "argv": list(config.argv),
-            "options": _options_json(options),
-            "resumed": config.resume,
-            "workers": config.workers,
-            "writer": None
-            if config.workers > 1
-            else ("process" if _writer_in_process(config) else "thread"),
-            "shard": None if config.shard is None else str(config.shard),
-            "dask": config.dask,
-            "interrupted": signal.Signals(interrupted).name if interrupted else None,
-            "error": error,
-        }
+        run = _run_record(
+            config,
+            options,
+            started=started,
+            seconds=time.monotonic() - started_wall,
+            interrupted=signals.received,
+            error=error,
+        )
         manifest: Path | None = None
         try:
-            manifest = output.close(run=run, complete=interrupted is None and error is None)
+            manifest = output.close(run=run, complete=signals.received is None and error is None)
         except ChainscanError as exc:  # e.g. the disk is full: keep the first error too
             error = f"{error}; {exc}" if error else str(exc)
-    if tally.items == 0 and interrupted is None and error is None:
+    if source.tally.items == 0 and signals.received is None and error is None:
         display.warn(
             f"{'standard input' if config.input == '-' else config.input} has no targets:"
             " it is empty or holds only blank lines and comments"
         )
-    seconds = time.monotonic() - started_wall
     summary = output.summary
     return RunReport(
         counts={status: summary[status] for status in Status},
         error_kinds=dict(summary["by_error_kind"]),
-        seconds=seconds,
+        seconds=time.monotonic() - started_wall,
         manifest=manifest,
-        signal=interrupted,
+        signal=signals.received,
         error=error,
     )
 

@@ -10,10 +10,11 @@ CONFIG``, see ``_child``) and becomes a dispatcher and a manifest writer::
     worker i: Scheduler ──► write its targets' certificate files ──► stdout (manifest lines)
     main: every worker's stdout ──► append to manifest.jsonl, progress
 
-* **Sharding** is by the address a target names (``{ip}`` or an IP literal), else by its host
-  name, hashed: one name or one explicit address always lands on one worker, so its per-address
-  cap holds exactly. Distinct names that resolve to one address may land on different workers:
-  then at most ``--per-ip × N`` connections reach that address at once.
+* **Sharding** (``_partition.shard_of``) is by the address a target names (``{ip}`` or an IP
+  literal), else by its host name, hashed: one name or one explicit address always lands on one
+  worker, so its per-address cap holds exactly. Distinct names that resolve to one address may
+  land on different workers: then at most ``--per-ip × N`` connections reach that address at
+  once.
 * **Limits are divided**: each worker gets ``ceil(concurrency / N)`` slots and ``rate / N``
   connections per second, so the run as a whole keeps the limits given.
 * **Back-pressure**: a worker admits a bounded number of targets (its scheduler reads its stdin
@@ -38,6 +39,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import aclosing
 from typing import BinaryIO
 
 import orjson
@@ -167,13 +169,14 @@ async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
     async with trio.open_nursery() as nursery:
         await nursery.start(watch)
         nursery.start_soon(produce)
-        async for batch in batches(receive, _WRITE_BATCH):
-            results = [r for r in batch if isinstance(r, ScanResult)]
-            if not await trio.to_thread.run_sync(
-                functools.partial(write_results, output, results, out, inline=False)
-            ):
-                failed = True  # the error line is sent: stop scanning (``receive`` stays open,
-                break  # so no sender breaks before the cancellation reaches it)
+        async with aclosing(batches(receive, _WRITE_BATCH)) as chunks:
+            async for batch in chunks:
+                results = [r for r in batch if isinstance(r, ScanResult)]
+                if not await trio.to_thread.run_sync(
+                    functools.partial(write_results, output, results, out, inline=False)
+                ):
+                    failed = True  # the error line is sent: stop scanning (``receive`` stays open,
+                    break  # so no sender breaks before the cancellation reaches it)
         nursery.cancel_scope.cancel()
     return 1 if failed else 0
 

@@ -43,6 +43,7 @@ import signal
 import struct
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from typing import BinaryIO
 
 import trio
@@ -90,14 +91,15 @@ async def write_in_process(
         # scheduler's sends before the error cancels them.
         (child,) = children
         try:
-            async for batch in batches(receive, batch_size):
-                bad = [item for item in batch if isinstance(item, BadLine)]
-                if bad:
-                    await local.send(bad)
-                results = [item for item in batch if isinstance(item, ScanResult)]
-                if results:
-                    data = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
-                    await child.stdin.send_all(_HEADER.pack(len(data)) + data)
+            async with aclosing(batches(receive, batch_size)) as chunks:
+                async for batch in chunks:
+                    bad = [item for item in batch if isinstance(item, BadLine)]
+                    if bad:
+                        await local.send(bad)
+                    results = [item for item in batch if isinstance(item, ScanResult)]
+                    if results:
+                        data = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
+                        await child.stdin.send_all(_HEADER.pack(len(data)) + data)
         except trio.BrokenResourceError:
             # The child is gone and its collector says why (and stops the scan). While the
             # run is interrupted it does not: what is left is not written, --resume does it.

@@ -15,6 +15,16 @@ that can go wrong out there is translated here into an :class:`~chainscan.ErrorK
   timer. The scheduler adds the total per-target deadline on top.
 * At most ``max_handshake_bytes`` are read from a server; more is ``too-large``. At most
   ``max_chain_length`` certificates are kept.
+* A target with a ``protocol`` (SMTP, IMAP, PostgreSQL, ...) first runs that protocol's
+  plaintext dialogue (:mod:`chainscan.scan._starttls`, pure) on the connection, under the same
+  ``handshake_timeout`` as the handshake that follows, reading at most
+  :data:`~chainscan.scan._starttls.MAX_DIALOGUE_BYTES` before TLS starts. A direct-TLS target
+  skips it at the cost of one attribute test.
+* Huge chains: when OpenSSL refuses the server's Certificate message (over 100 KiB), the same
+  address is tried once more, still inside the gate (one more connect and handshake timeout,
+  within the target's deadline), with a TLS 1.2
+  ClientHello, and the chain is read from the plaintext records by ``_records`` (bounded by
+  ``max_handshake_bytes`` too). Only if that fails as well is the result ``too-large``.
 
 Why plain sockets and ``wait_readable``
 ---------------------------------------
@@ -47,8 +57,10 @@ from contextlib import AbstractAsyncContextManager, suppress
 import trio
 
 from .._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
+from ._records import FlightError, FlightReader
 from ._resolve import Address, ResolveFailed, Resolver
-from ._tls import Handshake, HandshakeFailed
+from ._starttls import MAX_DIALOGUE_BYTES, DialogueFailed, make_dialogue, server_words
+from ._tls import Handshake, HandshakeFailed, client_context
 
 __all__ = ["Gate", "probe"]
 
@@ -151,6 +163,124 @@ async def _handshake(
     return hs
 
 
+async def _dialogue(sock: socket.socket, protocol: str, target: Target) -> None:
+    """Run ``protocol``'s plaintext dialogue up to "start TLS now". Raises DialogueFailed
+    (the server's fault, or an unknown protocol) or OSError."""
+    dialogue = make_dialogue(protocol, target.sni or target.host)
+    out = dialogue.start()
+    if out:
+        await _send_all(sock, out)
+    received = 0
+    while not dialogue.ready:
+        await _wait_readable(sock)
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            continue
+        if not data:
+            dialogue.receive_eof()
+        received += len(data)
+        if received > MAX_DIALOGUE_BYTES:
+            raise DialogueFailed(
+                ErrorKind.TOO_LARGE,
+                f"{protocol}: the server sent over {MAX_DIALOGUE_BYTES} bytes before TLS"
+                f" could start, beginning {server_words(dialogue.head)}",
+            )
+        out = dialogue.receive(data)
+        if out:
+            await _send_all(sock, out)
+
+
+_TLS12: list[ssl.SSLContext] = []
+"""The TLS 1.2 client context of the huge-chain reader, made on first use."""
+
+
+def _tls12_context() -> ssl.SSLContext:
+    if not _TLS12:
+        ctx = client_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        _TLS12.append(ctx)
+    return _TLS12[0]
+
+
+def _cipher_name(suite: int) -> str | None:
+    for cipher in _tls12_context().get_ciphers():
+        if cipher["id"] & 0xFFFF == suite:
+            return str(cipher["name"])
+    return None
+
+
+async def _read_flight(
+    sock: socket.socket, server_name: str | None, options: ScanOptions
+) -> ProbeOutcome | tuple[tuple[bytes, ...], int, int]:
+    """Send a TLS 1.2 ClientHello and read the Certificate message from the records."""
+    hello = Handshake(_tls12_context(), server_name).start()
+    await _send_all(sock, hello)
+    reader = FlightReader()
+    received = 0
+    while True:
+        await _wait_readable(sock)
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            continue
+        if not data:
+            raise FlightError("the server closed the connection before its certificates")
+        received += len(data)
+        if received > options.max_handshake_bytes:
+            raise FlightError(f"over {options.max_handshake_bytes} bytes without the certificates")
+        flight = reader.feed(data)
+        if flight is not None:
+            return flight.chain, flight.version, flight.cipher_suite
+
+
+async def _large_chain(
+    target: Target,
+    address: Address,
+    options: ScanOptions,
+    refused: ProbeOutcome,
+    timings: Timings,
+    deadline: float,
+) -> ProbeOutcome:
+    """The chain OpenSSL refused as too large, read from a TLS 1.2 flight; else ``refused``."""
+    ip = address.ip
+    try:
+        with trio.fail_at(deadline), socket.socket(address.family, socket.SOCK_STREAM) as sock:
+            sock.setblocking(False)
+            await _connect(sock, address.sockaddr)
+            if target.protocol is not None:  # the same plaintext dialogue first
+                await _dialogue(sock, target.protocol, target)
+            read = await _read_flight(sock, target.sni, options)
+    except (OSError, FlightError, DialogueFailed, trio.TooSlowError) as exc:
+        why = (
+            exc.message
+            if isinstance(exc, FlightError | DialogueFailed)
+            else ("timed out" if isinstance(exc, trio.TooSlowError) else str(exc.strerror or exc))
+        )
+        return ProbeOutcome(
+            error_kind=refused.error_kind,
+            error=f"{refused.error}; the TLS 1.2 retry read no chain either ({why})",
+            address=ip,
+        )
+    if isinstance(read, ProbeOutcome):  # pragma: no cover - _read_flight returns or raises
+        return read
+    chain, version, suite = read
+    if not chain:
+        return ProbeOutcome(
+            error_kind=ErrorKind.NO_CERTIFICATE,
+            error=f"{ip} sent an empty Certificate message",
+            address=ip,
+        )
+    return ProbeOutcome(
+        chain=chain[: options.max_chain_length],
+        chain_sent=len(chain),
+        address=ip,
+        tls_version="TLSv1.2" if version == 0x0303 else f"0x{version:04x}",
+        cipher=_cipher_name(suite),
+        timings=timings,
+    )
+
+
 async def _attempt(
     target: Target,
     address: Address,
@@ -184,17 +314,37 @@ async def _attempt(
         t1 = trio.current_time()
         try:
             with trio.move_on_after(options.handshake_timeout) as hs_scope:
+                if target.protocol is not None:
+                    await _dialogue(sock, target.protocol, target)
                 done = await _handshake(sock, context, target.sni, options, ip)
         except HandshakeFailed as exc:
+            if exc.kind is ErrorKind.NOT_TLS and target.protocol is not None:
+                return ProbeOutcome(
+                    error_kind=ErrorKind.PROTOCOL_ERROR,
+                    error=f"{ip}: {target.protocol}: the server agreed to start TLS, then did not"
+                    f" speak TLS ({exc.message})",
+                    address=ip,
+                )
+            refused = ProbeOutcome(error_kind=exc.kind, error=f"{ip}: {exc.message}", address=ip)
+            if exc.kind is not ErrorKind.TOO_LARGE:
+                return refused
+            timings = Timings(resolve=resolve_time, connect=t1 - t0)
+            budget = options.connect_timeout + options.handshake_timeout
+            return await _large_chain(
+                target, address, options, refused, timings, trio.current_time() + budget
+            )
+        except DialogueFailed as exc:
             return ProbeOutcome(error_kind=exc.kind, error=f"{ip}: {exc.message}", address=ip)
         except OSError as exc:
             kind, message = _os_error(exc, "handshake", ip)
             return ProbeOutcome(error_kind=kind, error=message, address=ip)
         if hs_scope.cancelled_caught:
+            what = "the TLS handshake"
+            if target.protocol is not None:
+                what = f"the {target.protocol} dialogue and the TLS handshake"
             return ProbeOutcome(
                 error_kind=ErrorKind.TIMEOUT_HANDSHAKE,
-                error=f"{ip} did not complete the TLS handshake within "
-                f"{options.handshake_timeout:g}s",
+                error=f"{ip} did not complete {what} within {options.handshake_timeout:g}s",
                 address=ip,
             )
         if isinstance(done, ProbeOutcome):

@@ -71,11 +71,13 @@ from .._models import (
     Status,
     Target,
 )
+from ._aia import ChainCompleter
 from ._deployments import DeploymentProber
 from ._intake import take_input
 from ._limits import AddressLimiter, RateLimiter, backoff_delays
 from ._probe import Gate, probe
 from ._resolve import Resolver
+from ._revocation import RevocationChecker
 from ._tls import client_context
 
 __all__ = ["FollowUp", "ProbeFn", "Scheduler"]
@@ -283,11 +285,22 @@ class Scheduler:
         context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
         follow_up: FollowUp | None = None,
+        completer: ChainCompleter | None = None,
     ) -> None:
         self.options = options
         self._probe = probe_fn
         self._follow_up = follow_up or (DeploymentProber(options) if options.deployments else None)
         self._resolver = resolver or Resolver()
+        self._completer = completer or (
+            ChainCompleter(options, self._resolver) if options.fetch else None
+        )
+        """Fetches missing intermediates (AIA) after a handshake, in the target's deadline."""
+        self._revocation = (
+            RevocationChecker(options, self._completer)
+            if self._completer is not None and options.revocation != "off"
+            else None
+        )
+        """Asks the leaf's CRL / OCSP responder (``--revocation``), after the completer."""
         self._context = context or client_context()
         self._rng = rng or random.Random()
         self._limits = _Limits(
@@ -340,6 +353,12 @@ class Scheduler:
     ) -> None:
         try:
             result = await self.scan_one(target)
+            if self._completer is not None and result.chain:
+                remaining = max(0.0, self.options.deadline - result.elapsed)
+                deadline = trio.current_time() + remaining
+                result = await self._completer(result, deadline)
+                if self._revocation is not None:
+                    result = await self._revocation(result, deadline)
             if self._follow_up is not None:
                 result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
             # ``send.send`` without its yield when the channel has room (the common case).

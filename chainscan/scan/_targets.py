@@ -27,7 +27,7 @@ Grammar (``port`` is 1-65535 in decimal; leading zeros allowed)::
     line      = [target] [comment]
     target    = endpoint | endpoint "{" ip "}"
     endpoint  = url | hostport
-    url       = "https://" hostport ["/" ...] ["?" ...] ["#" ...]   (scheme case-insensitive)
+    url       = scheme "://" hostport ["/" ...] ["?" ...] ["#" ...]   (scheme case-insensitive)
     hostport  = host [":" port] | "[" ipv6 "]" [":" port] | ipv6
     host      = name | ipv4
 
@@ -51,9 +51,20 @@ Rules:
   form) connects to ``ip`` and sends ``name``; the part before ``{`` may be any name form above
   (host, host:port or URL) but not an IP address. ``--sni NAME`` replaces the SNI of every
   target, IP targets included.
-* **Schemes.** Only ``https://`` URLs are accepted; any other ``scheme://`` is an error, since
-  a ``http://`` or ``ftp://`` target most likely does not speak TLS on that port. For other TLS
-  services write ``host:port``. URLs must not contain user info (``user:pass@``).
+* **Schemes.** ``https://`` URLs are direct TLS on ``default_port`` unless
+  they name a port. The STARTTLS schemes (``smtp``, ``submission``, ``lmtp``, ``imap``,
+  ``pop3``, ``ftp``, ``ldap``, ``xmpp``, ``xmpp-server``, ``postgres``, ``mysql``, ``rdp``
+  and their aliases, see :mod:`chainscan.scan._starttls._table`) set :attr:`Target.protocol`
+  and default to the protocol's own port (``smtp://mail.example.com`` is port 25,
+  ``submission://`` 587), and the implicit-TLS schemes (``smtps`` 465, ``imaps`` 993,
+  ``pop3s`` 995, ``ldaps`` 636, ``ftps`` 990, ``xmpps`` 5223) are direct TLS on theirs. Any
+  other ``scheme://`` (``http://``) is an error. URLs must not contain user info
+  (``user:pass@``).
+* **Protocol of a line without a scheme** comes from ``starttls`` (``--starttls``): ``auto``
+  (the default) picks the STARTTLS protocol of a well-known port (25 and 587 SMTP, 110 POP3,
+  143 IMAP, 21 FTP, 389 LDAP, 5222/5269 XMPP, 5432 PostgreSQL, 3306 MySQL, 3389 RDP) and
+  direct TLS on every other port; ``none`` is always direct TLS; a protocol name applies that
+  protocol to every such line.
 * **Limits.** A line is at most :data:`MAX_LINE` (4096) characters, comment included, and may
   not contain control characters other than tab. Files are read as UTF-8 (a leading BOM is
   ignored; LF or CRLF line ends); a line with bytes that are not UTF-8 is a bad line, not a
@@ -87,6 +98,15 @@ import idna
 
 from .._errors import InputError, UsageError
 from .._models import BadLine, Target
+from ._starttls._table import (
+    AUTO,
+    AUTO_PORTS,
+    DIRECT_SCHEMES,
+    NONE,
+    PROTOCOLS,
+    SCHEMES,
+    protocol_port,
+)
 
 MAX_LINE = 4096
 """Longest accepted line, in characters, comment included, line end excluded."""
@@ -129,6 +149,10 @@ class NumberedLine(NamedTuple):
     text: str
 
 
+_NO_SCHEME = "<no scheme>"
+"""_parse_target's protocol when the line has no scheme: ``starttls`` decides."""
+
+
 class _Bad(Exception):
     """Internal: the line is not a target; the message is the BadLine reason. Never escapes."""
 
@@ -143,15 +167,17 @@ def parse_line(
     source: str,
     default_port: int = DEFAULT_PORT,
     sni: str | None = None,
+    starttls: str = AUTO,
 ) -> Target | BadLine | None:
     """Parse one input line: a Target, a BadLine saying what is wrong, or None.
 
     None means there is nothing to scan: a blank line or a comment. ``text`` may still end in
-    ``\\n`` or ``\\r\\n``. ``sni`` (``--sni``) replaces the SNI of the target. Never raises
-    because of ``text``; raises :class:`~chainscan.UsageError` if ``default_port`` or ``sni``
-    is invalid (see :func:`check_options`).
+    ``\\n`` or ``\\r\\n``. ``sni`` (``--sni``) replaces the SNI of the target; ``starttls``
+    (``--starttls``) chooses the protocol of a line without a scheme. Never raises because of
+    ``text``; raises :class:`~chainscan.UsageError` if ``default_port``, ``sni`` or
+    ``starttls`` is invalid (see :func:`check_options`).
     """
-    forced_sni = check_options(default_port=default_port, sni=sni)
+    forced_sni = check_options(default_port=default_port, sni=sni, starttls=starttls)
     body = _strip_line_end(text)
     if line == 1 and body.startswith("\ufeff"):
         body = body[1:]
@@ -168,26 +194,46 @@ def parse_line(
             )
         if not target_text:
             return None
-        host, port, address, host_is_ip = _parse_target(target_text, default_port)
+        host, port, address, host_is_ip, protocol = _parse_target(target_text, default_port)
     except _Bad as exc:
         return BadLine(source=source, line=line, raw=raw, reason=str(exc))
     if forced_sni is not None:
         target_sni: str | None = forced_sni
     else:
         target_sni = None if host_is_ip else host
+    if protocol is _NO_SCHEME:
+        if starttls == AUTO:
+            protocol = AUTO_PORTS.get(port)
+        else:
+            protocol = None if starttls == NONE else starttls
     return Target(
-        host=host, port=port, sni=target_sni, address=address, raw=raw, line=line, source=source
+        host=host,
+        port=port,
+        sni=target_sni,
+        address=address,
+        raw=raw,
+        line=line,
+        source=source,
+        protocol=protocol,
     )
 
 
-def check_options(*, default_port: int = DEFAULT_PORT, sni: str | None = None) -> str | None:
+def check_options(
+    *, default_port: int = DEFAULT_PORT, sni: str | None = None, starttls: str = AUTO
+) -> str | None:
     """Validate the options that apply to every line; return the ``sni`` as an A-label.
 
-    Raises :class:`~chainscan.UsageError` for a port outside 1-65535, or an ``sni`` that is not
-    a valid host name (IP addresses are not allowed in SNI, RFC 6066 section 3).
+    Raises :class:`~chainscan.UsageError` for a port outside 1-65535, an ``sni`` that is not
+    a valid host name (IP addresses are not allowed in SNI, RFC 6066 section 3), or a
+    ``starttls`` that is not ``auto``, ``none`` or a protocol name.
     """
     if not 1 <= default_port <= 65535:
         raise UsageError(f"default port {default_port} is out of range (1-65535)")
+    if starttls not in PROTOCOLS and starttls not in (AUTO, NONE):
+        raise UsageError(
+            f"unknown --starttls {_show(starttls)}: give auto, none or one of"
+            f" {', '.join(PROTOCOLS)}"
+        )
     return None if sni is None else _encode_sni(sni)
 
 
@@ -224,8 +270,11 @@ def _show(value: str) -> str:
     return repr(value)
 
 
-def _parse_target(text: str, default_port: int) -> tuple[str, int, str | None, bool]:
-    """``text`` (stripped, non-empty, no comment) -> (host, port, address, host_is_ip)."""
+def _parse_target(text: str, default_port: int) -> tuple[str, int, str | None, bool, str | None]:
+    """``text`` (stripped, non-empty, no comment) -> (host, port, address, host_is_ip, protocol).
+
+    ``protocol`` is the scheme's (None for direct TLS), or ``_NO_SCHEME`` without one.
+    """
     if "\ufffd" in text:
         raise _Bad(
             "line is not valid UTF-8 (it contains U+FFFD, the replacement character);"
@@ -237,21 +286,21 @@ def _parse_target(text: str, default_port: int) -> tuple[str, int, str | None, b
             " host:port, [ipv6]:port or https://host:port/"
         )
     if "{" not in text and "}" not in text:
-        host, port, host_is_ip = _parse_endpoint(text, default_port)
-        return host, port, None, host_is_ip
+        host, port, host_is_ip, protocol = _parse_endpoint(text, default_port)
+        return host, port, None, host_is_ip, protocol
     braces = _BRACES.fullmatch(text)
     if braces is None:
         raise _Bad(
             "misplaced '{' or '}': to connect to an IP address and send a name as SNI,"
             " write name{ip} or name:port{ip} at the end of the line, e.g. example.com{192.0.2.1}"
         )
-    host, port, host_is_ip = _parse_endpoint(braces[1], default_port)
+    host, port, host_is_ip, protocol = _parse_endpoint(braces[1], default_port)
     if host_is_ip:
         raise _Bad(
             f"{_show(braces[1])} before '{{' is an IP address: write the host name to send as"
             " SNI before '{' and the IP address to connect to inside, e.g. example.com{192.0.2.1}"
         )
-    return host, port, _parse_brace_address(braces[2]), False
+    return host, port, _parse_brace_address(braces[2]), False, protocol
 
 
 def _parse_brace_address(text: str) -> str:
@@ -267,8 +316,8 @@ def _parse_brace_address(text: str) -> str:
     )
 
 
-def _parse_endpoint(text: str, default_port: int) -> tuple[str, int, bool]:
-    """A URL or host[:port] -> (host, port, host_is_ip)."""
+def _parse_endpoint(text: str, default_port: int) -> tuple[str, int, bool, str | None]:
+    """A URL or host[:port] -> (host, port, host_is_ip, protocol or _NO_SCHEME)."""
     scheme = _SCHEME.match(text)
     if scheme is None:
         if "/" in text:
@@ -276,16 +325,22 @@ def _parse_endpoint(text: str, default_port: int) -> tuple[str, int, bool]:
                 f"unexpected '/' in {_show(text)}: write a URL as https://host/path,"
                 " otherwise host or host:port"
             )
-        return _parse_hostport(text, default_port, in_url=False)
-    if scheme[1].lower() != "https":
+        return (*_parse_hostport(text, default_port, in_url=False), _NO_SCHEME)
+    name = scheme[1].lower()
+    protocol: str | None
+    if name in DIRECT_SCHEMES:
+        protocol, port = None, DIRECT_SCHEMES[name] or default_port
+    elif name in SCHEMES:
+        protocol, port = SCHEMES[name], protocol_port(name)
+    else:
         raise _Bad(
-            f"only https:// URLs are accepted, not {scheme[0]}; for another TLS service"
-            " write host:port"
+            f"unknown scheme {scheme[0]}: write https://, a STARTTLS scheme such as smtp://,"
+            " imap:// or postgres:// (see --help), or host:port"
         )
     authority = _AUTHORITY_END.split(text[scheme.end() :], maxsplit=1)[0]
     if "@" in authority:
-        raise _Bad("URLs with user info ('user@') are not accepted: write https://host:port/")
-    return _parse_hostport(authority, default_port, in_url=True)
+        raise _Bad(f"URLs with user info ('user@') are not accepted: write {name}://host:port/")
+    return (*_parse_hostport(authority, port, in_url=True), protocol)
 
 
 def _parse_hostport(text: str, default_port: int, *, in_url: bool) -> tuple[str, int, bool]:
@@ -407,6 +462,7 @@ def iter_targets(
     source: str,
     default_port: int = DEFAULT_PORT,
     sni: str | None = None,
+    starttls: str = AUTO,
 ) -> Iterator[Target | BadLine]:
     """Parse lines one at a time, skipping blank lines and comments.
 
@@ -415,8 +471,8 @@ def iter_targets(
     (BadLines pass through). Options are checked now (:func:`check_options`); the lines only as
     the result is iterated, so any iterable, however long, streams.
     """
-    check_options(default_port=default_port, sni=sni)
-    return _iter_targets(lines, source, default_port, sni)
+    check_options(default_port=default_port, sni=sni, starttls=starttls)
+    return _iter_targets(lines, source, default_port, sni, starttls)
 
 
 def _iter_targets(
@@ -424,13 +480,21 @@ def _iter_targets(
     source: str,
     default_port: int,
     sni: str | None,
+    starttls: str,
 ) -> Iterator[Target | BadLine]:
     for position, item in enumerate(lines, start=1):
         if isinstance(item, BadLine):
             yield item
             continue
         number, text = (position, item) if isinstance(item, str) else item
-        parsed = parse_line(text, line=number, source=source, default_port=default_port, sni=sni)
+        parsed = parse_line(
+            text,
+            line=number,
+            source=source,
+            default_port=default_port,
+            sni=sni,
+            starttls=starttls,
+        )
         if parsed is not None:
             yield parsed
 
@@ -462,7 +526,7 @@ class Deduplicator:
     def add_key(self, key: Iterable[str | int | None]) -> None:
         """Remember a key without a Target, e.g. one read back from a manifest to resume.
 
-        ``key`` is :attr:`Target.key` or the same four values in a list (as JSON gives them).
+        ``key`` is :attr:`Target.key` or the same values in a list (as JSON gives them).
         """
         self._insert(_digest(tuple(key)))
 
@@ -599,15 +663,17 @@ def count_lines(path: str) -> int | None:
 
 
 def load_targets(
-    path: str, *, default_port: int = DEFAULT_PORT, sni: str | None = None
+    path: str, *, default_port: int = DEFAULT_PORT, sni: str | None = None, starttls: str = AUTO
 ) -> Iterator[Target | BadLine]:
     """``iter_targets(open_lines(path), source=path, ...)``: a file's targets, streamed.
 
     Raises :class:`~chainscan.InputError` now for a file that cannot be read (see
     :func:`open_lines`), :class:`~chainscan.UsageError` for bad options.
     """
-    check_options(default_port=default_port, sni=sni)
-    return iter_targets(open_lines(path), source=path, default_port=default_port, sni=sni)
+    check_options(default_port=default_port, sni=sni, starttls=starttls)
+    return iter_targets(
+        open_lines(path), source=path, default_port=default_port, sni=sni, starttls=starttls
+    )
 
 
 def _describe(path: str) -> str:
