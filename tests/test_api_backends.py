@@ -139,9 +139,7 @@ def test_leaving_early_cancels_and_closes_every_connection(
     assert silent_server.wait_for(all_closed)
 
 
-def test_the_callers_cancellation_stops_the_scan(
-    backend: str, silent_server: ServerHandle
-) -> None:
+def test_the_callers_cancellation_stops_the_scan(backend: str, silent_server: ServerHandle) -> None:
     silent = [f"s{i}.test:{silent_server.port}{{127.0.0.1}}" for i in range(10)]
     outcome: list[bool] = []
 
@@ -211,9 +209,7 @@ def test_inventory_fields_match_the_manifests(
 ) -> None:
     bundle = tmp_path / "roots.pem"
     bundle.write_bytes(pki.root.pem)
-    options = ScanOptions(
-        concurrency=10, rate=0, per_ip=0, trust_store=str(bundle), deadline=10
-    )
+    options = ScanOptions(concurrency=10, rate=0, per_ip=0, trust_store=str(bundle), deadline=10)
     got: list[ScanResult | BadLine] = []
 
     async def body() -> None:
@@ -309,3 +305,48 @@ def test_asyncio_guest_host_passes_the_basics(tls_server: ServerHandle) -> None:
 
     anyio.run(body, backend="asyncio")
     assert len(got) == 1
+
+
+def test_inventory_takes_a_fetched_intermediate_into_account_as_the_manifest_does(
+    backend: str, tmp_path: Path
+) -> None:
+    """A leaf served alone, its intermediate fetched from its AIA URL (a loopback HTTP server):
+    the API's problems name the gap exactly as the manifest's do."""
+    from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID
+
+    from .http_servers import HttpServer, Route
+    from .pki import CA
+    from .servers import TLSServer, served_chain
+
+    root = CA("api aia root")
+    inter = root.child_ca("api aia intermediate")
+    bundle = tmp_path / "root.pem"
+    bundle.write_bytes(root.pem)
+    got: list[ScanResult | BadLine] = []
+    with HttpServer({"/inter.der": Route(body=inter.der)}) as http:
+        url = http.url("/inter.der")
+        access = x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(url)
+        )
+        leaf = inter.issue(
+            "alone.test", extra_extensions=[x509.AuthorityInformationAccess([access])]
+        )
+        options = ScanOptions(
+            rate=0, per_ip=0, deadline=10, trust_store=str(bundle), fetch_allow=("127.0.0.1/32",)
+        )
+        with TLSServer({None: served_chain(tmp_path, leaf)}) as tls:
+
+            async def body() -> None:
+                got.extend(
+                    await chainscan.scan_all(named(tls, ["alone.test"]), options, inventory=True)
+                )
+
+            run(backend, body)
+    (result,) = got
+    assert isinstance(result, ScanResult) and result.fetched and result.inventory is not None
+    fields = Inventory.from_options(options).entry_fields(result)
+    assert [(p.code, p.message) for p in result.inventory.problems] == [
+        (p["code"], p["message"]) for p in fields["problems"]
+    ]
+    assert "should also send 'api aia intermediate'" in result.inventory.problems[0].message

@@ -40,10 +40,13 @@ class ChainInventory:
     certs: tuple[CertFacts, ...]
     """Facts of each certificate as served, leaf first (what ``analyze_der`` gives)."""
     trust: TrustVerdict
-    """Verified against ``ScanOptions.trust_store``: trusted or not, why, the chain built."""
+    """The chain as sent, verified against ``ScanOptions.trust_store``: trusted or not, why,
+    the chain built (the manifest's ``trust``; a fetched completion is not part of it)."""
     hostname: HostnameCheck
     problems: tuple[Problem, ...]
-    """Each with a stable ``code`` (``expired``, ``incomplete-chain``, ...) and a message."""
+    """Each with a stable ``code`` (``expired``, ``incomplete-chain``, ...) and a message; as in
+    the manifest, revocation answers and fetched intermediates (``ScanOptions.fetch``,
+    ``revocation``) are taken into account."""
 
 
 class Inventorizer:
@@ -63,7 +66,7 @@ class Inventorizer:
             return item
         name = requested_name(item.target.host, item.target.sni)
         try:
-            analysis = self._inventory.analyze(item.chain, name)
+            judged = self._inventory.judge(item, name)
         except Exception as exc:  # a bug of ours or a dependency's: never lose the result
             reason = f"internal error while analysing: {type(exc).__name__}: {exc}"[:300]
             verdict = TrustVerdict(
@@ -80,6 +83,7 @@ class Inventorizer:
                 item,
                 inventory=ChainInventory(certs=(), trust=verdict, hostname=check, problems=()),
             )
+        analysis = judged.analysis
         leaf = analysis.certs[0].facts if analysis.certs else None
         parsed = leaf is not None and leaf.spki_sha256 is not None
         check = HostnameCheck(
@@ -93,6 +97,6 @@ class Inventorizer:
                 certs=tuple(cert.facts for cert in analysis.certs),
                 trust=analysis.verdict,
                 hostname=check,
-                problems=analysis.problems,
+                problems=judged.problems,
             ),
         )
