@@ -296,6 +296,7 @@ ENTRY_POINTS: dict[str, EntryPoint] = {
         EntryPoint(module="benchmarks.api_backends", needs=(NGINX,), optional=(GIT,)),
         EntryPoint(module="benchmarks.fleet", needs=(NGINX,)),
         EntryPoint(module="benchmarks.chart", needs=(MATPLOTLIB,)),
+        EntryPoint(module="benchmarks.show_bench", needs=(OPENSSL,), optional=(GIT,)),
     )
 }
 """Every command under ``benchmarks/``; ``tests/test_benchmark_setup.py`` checks it is complete."""

@@ -5,18 +5,25 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from ._errors import ChainscanError
-from ._models import CertFormat, ScanOptions
+from ._models import CertFormat, ScanOptions, Target
 from .commands._common import new_parser, non_negative_int
-from .run._display import Display
-from .run._run import RunConfig, run_scan
-from .run._shard import Shard, parse_shard
+from .scan._inputs import MAX_RANGE
 from .scan._starttls._table import AUTO, NONE, PROTOCOLS
+
+if TYPE_CHECKING:
+    from .run._run import RunConfig
+    from .run._shard import Shard
+
+# The scan's machinery (trio, rich, the writer) is imported when a scan starts: ``chainscan
+# show`` and the other commands are dispatched from here and must not pay for it.
 
 __all__ = ["main"]
 
@@ -38,6 +45,9 @@ input lines (one per line; '#' comments and blank lines are skipped):
   192.0.2.7:443  [2001:db8::1]:443  2001:db8::1
   https://example.com:8443/some/path
   example.com:443{192.0.2.7}  connect to 192.0.2.7, send SNI example.com
+  example.com{192.0.2.7}:443  the same
+  192.0.2.0/24  192.0.2.0/28:8443  [2001:db8::]/120:8443   every address of a range
+  (a CSV file with a header line naming a 'host' column is read as a spreadsheet: see --csv)
   smtp://mail.example.com     STARTTLS first; the scheme's port (25) unless one is given
 
 STARTTLS (plaintext first, then TLS): schemes smtp:// (25), submission:// (587),
@@ -48,6 +58,9 @@ STARTTLS (plaintext first, then TLS): schemes smtp:// (25), submission:// (587),
   port (443, 465, 636, 990, 993, 995, 5223, ...); none is always direct TLS. Implicit-TLS
   schemes smtps:// imaps:// pop3s:// ldaps:// ftps:// xmpps:// are direct TLS on their ports.
 
+one host at a glance (no output folder; its own --help):
+  chainscan show HOST[:PORT] ...                  the chain each serves, verdicts, pins, now
+
 commands that read a scan (each has its own --help):
   chainscan pins OUT --format android|okhttp|ios|trustkit|voltmx|json|text
   chainscan bundle OUT --kony-app WORKSPACE/APP   certificates into a Kony / Volt MX app
@@ -55,12 +68,15 @@ commands that read a scan (each has its own --help):
   chainscan diff OLD NEW [--pins FILE]            what changed; the pin gate for CI
   chainscan report OUT [--html FILE]              problems, expiries, a self-contained page
   chainscan merge OUT DIR...                      join --shard outputs into one scan
+  chainscan export OUT --csv FILE | --sqlite FILE  spreadsheet rows, SQL tables
 
 exit codes:
   0    every target returned a chain
   1    some targets failed or some lines were invalid (see the manifest)
   2    usage error, unreadable input, unusable output folder, or a write error (full disk)
-  130  interrupted by Ctrl-C (143: SIGTERM); the manifest is written and marked incomplete
+  3    the input holds no target (empty, or only blank lines and comments)
+  130  interrupted by Ctrl-C (143: SIGTERM); the manifest is written and marked incomplete,
+       and the command that finishes the scan (the same with --resume) is printed
 
 examples:
   chainscan hosts.txt -o out/
@@ -69,22 +85,33 @@ examples:
 """
 
 
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    """``text`` as a finite number, or the argparse error naming what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = int(_number(text, int, "a whole number"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a number of seconds")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
 
 
 def _rate(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a number of connections per second")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (unlimited) or more, got {text}")
     return value
@@ -107,7 +134,7 @@ def _default_port(port: int | None, starttls: str) -> int:
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = int(_number(text, int, "a port number"))
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is out of range (1-65535)")
     return value
@@ -123,6 +150,8 @@ def _cidr(text: str) -> str:
 
 
 def _shard(text: str) -> Shard:
+    from .run._shard import parse_shard
+
     try:
         return parse_shard(text)
     except ValueError as exc:
@@ -151,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="DIR",
         type=Path,
-        help="output folder (default: outputs/<FILE name without extension>)",
+        help="output folder (default: outputs/<FILE name without extension>); '-' prints the "
+        "manifest entries on standard output as JSON Lines and keeps no folder",
     )
     parser.add_argument("--version", action="version", version=f"chainscan {__version__}")
     target = parser.add_argument_group("targets")
@@ -165,6 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target.add_argument(
         "--sni", metavar="NAME", help="send this SNI name to every target instead of its own"
+    )
+    target.add_argument(
+        "--csv",
+        action="store_const",
+        const=True,
+        default=None,
+        help="read FILE as CSV with a header (columns host, port, ip, sni, protocol; others "
+        "ignored); without it, a FILE whose first line is such a header is read as CSV anyway",
+    )
+    target.add_argument(
+        "--max-range",
+        type=_positive_int,
+        default=MAX_RANGE,
+        metavar="N",
+        help="largest CIDR range (192.0.2.0/24, [2001:db8::]/120:8443) one line may give, in "
+        "addresses; a larger one is an invalid line (default: %(default)s, a /16)",
     )
     target.add_argument(
         "--starttls",
@@ -274,7 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the results of a previous scan in DIR",
     )
+    out.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="also print each manifest entry on standard output as one JSON line, as results "
+        "arrive (for jq); messages and progress stay on stderr. '-o -' does the same without "
+        "keeping an output folder",
+    )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
+    out.add_argument(
+        "--no-color",
+        action="store_true",
+        help="no colour in the progress bar and messages (also: the NO_COLOR environment "
+        "variable, set to anything)",
+    )
     inventory = parser.add_argument_group("inventory (see docs/inventory.md)")
     inventory.add_argument(
         "--trust-store",
@@ -342,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig:
+    from .run._run import RunConfig
+
     output = args.output
     if output is None:
         stem = "stdin" if args.input == "-" else Path(args.input).stem or "scan"
@@ -378,16 +439,32 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         shard=args.shard,
         dask=args.dask,
         argv=tuple(argv),
+        csv_input=args.csv,
+        max_range=args.max_range,
+        jsonl=sys.stdout.buffer if args.jsonl else None,
     )
 
 
+def _show_hint(input_name: str) -> str:
+    """A hint for ``chainscan example.com``: FILE is not a file but reads as a target."""
+    from .scan._targets import parse_line
+
+    if input_name == "-" or Path(input_name).exists():
+        return ""
+    if not isinstance(parse_line(input_name, line=1, source="<argv>"), Target):
+        return ""
+    return f" (to look at that host, not a list: chainscan show {input_name})"
+
+
 SUBCOMMANDS: dict[str, str] = {
+    "show": "chainscan.commands._show_cli",
     "pins": "chainscan.commands._pins_cli",
     "bundle": "chainscan.commands._bundle_cli",
     "inspect": "chainscan.commands._inspect_cli",
     "diff": "chainscan.commands._diff_cli",
     "report": "chainscan.commands._report_cli",
     "merge": "chainscan.commands._merge_cli",
+    "export": "chainscan.commands._export_cli",
 }
 """``chainscan NAME ...`` -> module whose ``main(argv) -> int`` runs it (imported on use)."""
 
@@ -401,18 +478,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.dask is not None and args.workers > 1:
         parser.error("--dask and --workers exclude each other: Dask runs the worker processes")
-    display = Display(quiet=args.quiet)
+    from .run._display import Display
+    from .run._run import run_scan
+
+    display = Display(quiet=args.quiet, color=not args.no_color)
+    to_stdout = args.output == Path("-")
+    if to_stdout and (args.resume or args.overwrite):
+        parser.error("-o - keeps no folder: --resume and --overwrite need -o DIR")
+    scratch = None
+    if to_stdout:  # the scan still writes its files: into a folder removed at the end
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="chainscan-")
+        args.output = Path(scratch) / "scan"
+        args.jsonl = True
     try:
         config = config_from_args(args, argv)
         report = run_scan(config, display)
     except ChainscanError as exc:
-        display.error(str(exc))
+        display.error(str(exc) + _show_hint(args.input))
         return 2
+    finally:
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
     if report.error:
         display.error(report.error)
     if report.manifest is not None:
-        display.summary(report.seconds, str(report.manifest))
+        whole = (report.counts, report.error_kinds) if config.resume else None
+        where = "standard output" if to_stdout else str(report.manifest)
+        display.summary(report.seconds, where, whole)
+    if report.signal is not None and report.manifest is not None:
+        display.warn(f"the scan is incomplete; to finish it: {_resume_command(argv, config)}")
     return report.exit_code
+
+
+def _resume_command(argv: Sequence[str], config: RunConfig) -> str:
+    """The command line that finishes an interrupted scan: the same, with --resume."""
+    import shlex
+
+    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
+    if (
+        "-o" not in kept
+        and "--output" not in kept
+        and not any(a.startswith("--output=") for a in kept)
+    ):
+        kept += ["-o", str(config.output)]
+    command = shlex.join(["chainscan", *kept, "--resume"])
+    if config.input == "-":
+        command += " (with the same input on standard input)"
+    return command
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import BinaryIO
 __all__ = [
     "O_BINARY",
     "atomic_write",
+    "current_umask",
     "fsync_dir",
     "is_plain_name",
     "os_reason",
@@ -58,6 +60,7 @@ def atomic_write(
     ``tmp``: the temporary file to use (default: a fresh ``mkstemp`` name, ``.NAME.*.tmp``, in
     ``path``'s folder). ``durable``: ``fsync`` the file before the rename and the folder after.
     The temporary file is removed on any failure; the ``OSError`` (or interruption) goes on.
+    The file gets the mode of the one it replaces, or a new file's mode under the umask.
     """
     if tmp is None:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -73,6 +76,9 @@ def atomic_write(
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
+            # mkstemp makes 0600 files: give the file the mode it replaces, else the umask's
+            with contextlib.suppress(OSError, NotImplementedError):
+                os.chmod(handle.fileno(), _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -80,6 +86,30 @@ def atomic_write(
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits a file written to ``path`` should get: those of the file it replaces,
+    or those a new file gets under the process's umask (``0o666 & ~umask``)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``/proc``), else by
+    setting and restoring it."""
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/self/status", encoding="ascii", errors="replace") as status,
+    ):
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:

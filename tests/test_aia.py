@@ -322,6 +322,17 @@ def test_report_lists_the_hosts_that_need_completion(aia_scan: Aia) -> None:
     assert "good.test" not in section
 
 
+def test_the_html_report_lists_them_too(aia_scan: Aia, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    code, _, err = run("report", str(aia_scan.out), "--html", str(page), "-q")
+    assert code == 0, err
+    html = page.read_text()
+    section = html.split("<h2>Missing intermediates fetched (AIA)</h2>")[1].split("<h2>")[0]
+    assert "der.test" in section and "the server should send" in section
+    assert "slow.test" in section and "still untrusted" in section
+    assert "good.test" not in section
+
+
 def test_diff_says_when_a_chain_starts_to_need_completion(tmp_path: Path) -> None:
     root = CA("diff root")
     inter = root.child_ca("diff intermediate")

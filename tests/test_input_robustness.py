@@ -116,9 +116,9 @@ def test_a_file_without_targets_says_so(tmp_path: Path, data: bytes, stdin: bool
     hosts.write_bytes(data)
     out = tmp_path / "out"
     proc = chainscan("-" if stdin else str(hosts), "-o", str(out), stdin=data if stdin else None)
-    assert proc.returncode == 0
+    assert proc.returncode == 3  # fails visibly: a CI job fed an empty list must not pass
     source = "standard input" if stdin else str(hosts)
-    assert f"chainscan: warning: {source} has no targets" in proc.stderr
+    assert f"chainscan: error: {source} has no targets" in proc.stderr
     assert "0 targets" in proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["targets"] == [] and manifest["run"]["complete"] is True

@@ -28,7 +28,8 @@ class HostnameCheck:
     name: str
     """The name asked for: the SNI name, else the host (an IP literal)."""
     matches: bool | None
-    """Whether a subjectAltName of the leaf covers ``name``; None if the leaf is unparsable."""
+    """Whether a subjectAltName of the leaf covers ``name``; None if the leaf is unparsable or
+    the name is not checked (see ``hostname`` in docs/inventory.md)."""
     matched_by: str | None
     """The subjectAltName entry that matched, e.g. ``DNS:*.example.com``."""
 
@@ -84,12 +85,9 @@ class Inventorizer:
                 inventory=ChainInventory(certs=(), trust=verdict, hostname=check, problems=()),
             )
         analysis = judged.analysis
-        leaf = analysis.certs[0].facts if analysis.certs else None
-        parsed = leaf is not None and leaf.spki_sha256 is not None
+        hostname = analysis.hostname_json()  # the manifest's own rule, word for word
         check = HostnameCheck(
-            name=name,
-            matches=(analysis.matched is not None) if parsed else None,
-            matched_by=analysis.matched,
+            name=hostname["name"], matches=hostname["matches"], matched_by=hostname["matched_by"]
         )
         return replace(
             item,

@@ -30,7 +30,14 @@ from ._verify import (
     match_hostname,
 )
 
-__all__ = ["EMPTY_FIELDS", "ChainAnalysis", "Inventory", "Judged", "requested_name"]
+__all__ = [
+    "EMPTY_FIELDS",
+    "ChainAnalysis",
+    "Inventory",
+    "Judged",
+    "name_checked",
+    "requested_name",
+]
 
 EMPTY_FIELDS: dict[str, Any] = {
     "trust": None,
@@ -46,10 +53,17 @@ def requested_name(host: str, sni: str | None) -> str:
     return sni or host
 
 
+def name_checked(sni: str | None, sans: Sequence[str]) -> bool:
+    """Whether the hostname is checked: a name was sent as SNI, or (for an IP target without
+    SNI) the leaf carries IP subjectAltNames, so it claims to be for addresses. Without either,
+    nobody asked for a name, and a mismatch would be noise (docs/inventory.md, Hostname)."""
+    return sni is not None or any(san.startswith("IP:") for san in sans)
+
+
 class ChainAnalysis:
     """Trust, hostname and problems of one served chain."""
 
-    __slots__ = ("certs", "ct", "matched", "name", "problems", "verdict")
+    __slots__ = ("certs", "checked", "ct", "matched", "name", "problems", "verdict")
 
     def __init__(
         self,
@@ -59,10 +73,12 @@ class ChainAnalysis:
         matched: str | None,
         problems: tuple[Problem, ...],
         ct: dict[str, Any] | None = None,
+        checked: bool = True,
     ) -> None:
         self.ct = ct
         """The entry's ``ct`` object (embedded SCTs), or None when there is nothing to say."""
         self.certs = tuple(certs)
+        self.checked = checked
         self.verdict = verdict
         self.name = name
         self.matched = matched
@@ -94,7 +110,7 @@ class ChainAnalysis:
         parsed = leaf is not None and leaf.spki_sha256 is not None
         return {
             "name": self.name,
-            "matches": (self.matched is not None) if parsed else None,
+            "matches": (self.matched is not None) if parsed and self.checked else None,
             "matched_by": self.matched,
         }
 
@@ -178,12 +194,15 @@ class Inventory:
         name: str,
         now: dt.datetime | None = None,
         extra: Sequence[Problem] = (),
+        sni_sent: bool = True,
     ) -> ChainAnalysis:
         """Trust, hostname and problems of a served chain (DER, leaf first) for ``name``.
 
-        ``extra``: problems found apart (revocation), judged with the rest.
+        ``extra``: problems found apart (revocation), judged with the rest. ``sni_sent``
+        False: ``name`` is an IP target's address and no SNI was sent, so the hostname is
+        checked only if the leaf carries IP SANs (:func:`name_checked`).
         """
-        return self._analyze_certs(self.load_chain(chain), name, now, extra)
+        return self._analyze_certs(self.load_chain(chain), name, now, extra, sni_sent)
 
     def _analyze_certs(
         self,
@@ -191,10 +210,12 @@ class Inventory:
         name: str,
         now: dt.datetime | None = None,
         extra: Sequence[Problem] = (),
+        sni_sent: bool = True,
     ) -> ChainAnalysis:
         moment = self._clock() if now is None else now
         verdict = self._verifier.verify(certs, name, moment)
         leaf = certs[0].facts if certs else None
+        checked = sni_sent or leaf is None or name_checked(None, leaf.sans)
         matched = match_hostname(name, leaf.sans) if leaf is not None else None
         ct_problems, ct = (
             ct_check(
@@ -216,8 +237,11 @@ class Inventory:
             now=moment,
             warn_days=self.warn_days,
             extra=[*ct_problems, *extra],
+            check_name=checked,
         )
-        return ChainAnalysis(certs, enforce(verdict, problems), name, matched, problems, ct)
+        return ChainAnalysis(
+            certs, enforce(verdict, problems), name, matched, problems, ct, checked=checked
+        )
 
     def entry_fields(
         self, item: ScanResult | BadLine, certs: Sequence[Cert] | None = None
@@ -272,10 +296,11 @@ class Inventory:
             if item.revocation
             else (None, [])
         )
+        sent = item.target.sni is not None
         if certs is None:
-            analysis = self.analyze(item.chain, name, now, revocation_problems)
+            analysis = self.analyze(item.chain, name, now, revocation_problems, sent)
         else:
-            analysis = self._analyze_certs(certs, name, now, revocation_problems)
+            analysis = self._analyze_certs(certs, name, now, revocation_problems, sent)
         if not item.fetched:
             return Judged(analysis, tuple(analysis.problems), revocation, None)
         completion = complete(

@@ -229,7 +229,9 @@ def _weak_signature(position: int, facts: CertFacts) -> Problem | None:
     )
 
 
-def _leaf_problems(facts: CertFacts, name: str, matched: str | None) -> list[Problem]:
+def _leaf_problems(
+    facts: CertFacts, name: str, matched: str | None, check_name: bool = True
+) -> list[Problem]:
     found = []
     if facts.self_signed:
         found.append(
@@ -247,7 +249,7 @@ def _leaf_problems(facts: CertFacts, name: str, matched: str | None) -> list[Pro
                     message=f"{_label(0, facts)} has no subjectAltName{cn}",
                 )
             )
-        elif matched is None:
+        elif matched is None and check_name:
             names = ", ".join(facts.sans[:8]) + (", ..." if len(facts.sans) > 8 else "")
             found.append(
                 Problem(
@@ -348,10 +350,13 @@ def find_problems(
     now: dt.datetime,
     warn_days: int = WARN_DAYS,
     extra: Sequence[Problem] = (),
+    check_name: bool = True,
 ) -> tuple[Problem, ...]:
     """Every problem of a served chain (facts leaf first), in code order then position.
 
     ``extra``: problems found elsewhere (Certificate Transparency), sorted in with the rest.
+    ``check_name`` False: no name was asked (see ``_inventory.name_checked``), so no
+    ``hostname-mismatch``.
     """
     if not chain:
         return ()
@@ -363,7 +368,7 @@ def find_problems(
             problem = check(position, facts)
             if problem is not None:
                 found.append(problem)
-    found.extend(_leaf_problems(chain[0], name, matched))
+    found.extend(_leaf_problems(chain[0], name, matched, check_name))
     found.extend(_chain_problems(chain, verdict))
     for note in verdict.notes:
         role = "root" if note.position is None else role_of(note.position, chain[note.position])

@@ -13,6 +13,7 @@ SPKI pin (base64 SHA-256 of the DER SubjectPublicKeyInfo), computed by the same 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 from collections.abc import Sequence
@@ -364,7 +365,26 @@ def _text_value(value: Any) -> str:
 _SKIP_TEXT = {"source", "kind", "position", "file"}
 
 
-def render_text(items: Sequence[Material]) -> str:
+def _expiry(not_after: str, fields: dict[str, Any], now: dt.datetime) -> str:
+    """``in 79 days (valid)``, ``3 days ago (EXPIRED)``, ``... (NOT YET VALID)``."""
+    from ._show_text import days_left
+
+    left = days_left(not_after, now)
+    if left is None:
+        return "-"
+    begins = fields.get("not_before")
+    if left < 0:
+        return f"{-left} day{'s' if left != -1 else ''} ago (EXPIRED)"
+    when = f"in {left} day{'s' if left != 1 else ''}"
+    if isinstance(begins, str) and begins > now.strftime("%Y-%m-%dT%H:%M:%SZ"):
+        return f"{when} (NOT YET VALID)"
+    return f"{when} (valid)"
+
+
+def render_text(items: Sequence[Material], now: dt.datetime | None = None) -> str:
+    """Each item's fields, one per line; certificates get an ``expires`` line (days left and
+    status, as of ``now``, default the current time)."""
+    now = now or dt.datetime.now(dt.UTC)
     blocks = []
     for item in items:
         fields = item.to_json()
@@ -376,6 +396,8 @@ def render_text(items: Sequence[Material]) -> str:
             if item.facts is None and value in (None, []):
                 continue
             lines.append(f"  {key.ljust(width)}  {_text_value(value)}")
+            if key == "not_after" and isinstance(value, str):
+                lines.append(f"  {'expires'.ljust(width)}  {_expiry(value, fields, now)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 

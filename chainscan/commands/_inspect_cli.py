@@ -24,8 +24,20 @@ Offline: nothing is fetched.
 """
 
 
+EPILOG = """\
+Certificates get an 'expires' line: days left (or since expiry) and valid / EXPIRED / NOT YET
+VALID, as of now.
+
+exit codes:
+  0  every FILE was read
+  1  some FILE could not be read (missing, unreadable, not a certificate, key or CSR); the
+     others are still printed
+  2  usage error
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(PROG, DESCRIPTION)
+    parser = new_parser(PROG, DESCRIPTION, EPILOG)
     parser.add_argument("files", metavar="FILE", nargs="+", type=Path)
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of text")
     return parser

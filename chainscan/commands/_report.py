@@ -154,6 +154,7 @@ def build_report(
     verdicts: Counter[str] = Counter()
     certs: dict[str, tuple[dt.datetime, str, str, list[str]]] = {}
     analysed = False
+    chains = 0
     for entry in entries:
         counts["targets"] += 1
         counts[str(entry.status)] += 1
@@ -162,6 +163,7 @@ def build_report(
             continue
         rows.append(row)
         analysed = analysed or entry.analysed
+        chains += row.status == "ok"
         for code in row.problems:
             problem_targets[code] += 1
         if row.status != "ok":
@@ -212,7 +214,7 @@ def build_report(
         issuers=dict(issuers.most_common()),
         key_types=dict(key_types.most_common()),
         verdicts=dict(verdicts.most_common()),
-        analysed=analysed,
+        analysed=analysed or chains == 0,  # no chain at all: nothing was left unanalysed
     )
 
 
@@ -234,6 +236,22 @@ def _when(moment: dt.datetime, now: dt.datetime) -> str:
 
 def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return text_table(rows, indent="  ")
+
+
+def _grouped_reasons(rows: Sequence[HostRow], shown: int = 5) -> list[str]:
+    """``target  reason`` for a reason of one target; a reason shared by several is printed
+    once, with its targets (the first ``shown`` of them and how many more)."""
+    by_reason: dict[str, list[str]] = {}
+    for row in rows:
+        by_reason.setdefault(row.trust_reason or "-", []).append(row.target)
+    single = [(targets[0], reason) for reason, targets in by_reason.items() if len(targets) == 1]
+    lines = _columns(single)
+    for reason, targets in by_reason.items():
+        if len(targets) > 1:
+            more = f" +{len(targets) - shown}" if len(targets) > shown else ""
+            lines.append(f"  {reason}")
+            lines.append(f"    {len(targets)} targets: {', '.join(targets[:shown])}{more}")
+    return lines
 
 
 def render_text(report: Report, *, top: int = 10) -> str:
@@ -278,7 +296,7 @@ def render_text(report: Report, *, top: int = 10) -> str:
     lines += _columns(rows) or ["  none"]
     untrusted = [r for r in report.rows if r.status == "ok" and r.trusted is False]
     lines += ["", f"untrusted ({len(untrusted)}):"]
-    lines += _columns([(r.target, r.trust_reason or "-") for r in untrusted]) or ["  none"]
+    lines += _grouped_reasons(untrusted) or ["  none"]
     completed = [r for r in report.rows if r.completed is not None]
     if completed:  # only scans that fetched a missing intermediate have this section
         lines += ["", f"missing intermediates fetched (AIA) ({len(completed)}):"]
@@ -303,7 +321,7 @@ def render_text(report: Report, *, top: int = 10) -> str:
 
 _CSS = """
 :root { --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --muted: #57606a; --line: #d0d7de; }
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 78rem;
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 120rem;
        padding: 0 1rem; color: #1f2328; }
 h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 .muted { color: var(--muted); }
@@ -492,6 +510,20 @@ def render_html(report: Report) -> str:
             f'<td data-sort="{len(r.problems)}">{_badges(r.problems)}</td>'
             "</tr>"
         )
+    completed = "".join(
+        f"<tr><td>{_e(r.target)}</td>{_yes_no(r.completed)}"
+        f"<td>{_e(r.completion_reason or '-')}</td></tr>"
+        for r in report.rows
+        if r.completed is not None
+    )
+    completion = (
+        "<h2>Missing intermediates fetched (AIA)</h2>\n<p class='muted'>The server does not send "
+        "the whole chain: browsers complete it, apps and command-line clients do not.</p>\n"
+        "<table><thead><tr><th>target</th><th>trusted once completed</th><th>what to do</th>"
+        f"</tr></thead><tbody>{completed}</tbody></table>"
+        if completed
+        else ""
+    )
     soon = "".join(
         f"<tr><td class='nowrap'>{e.not_after:%Y-%m-%d}</td>"
         f"<td class='nowrap'>{_e(_when(e.not_after, now))}</td>"
@@ -522,7 +554,8 @@ def render_html(report: Report) -> str:
 <body>
 <h1>chainscan report</h1>
 <p class="muted">{_e(report.source)} · generated {now:%Y-%m-%d %H:%M} UTC ·
-<span id="host-count">{len(report.rows)}</span> targets</p>
+{report.counts.get("targets", 0)} targets, <span id="host-count">{len(report.rows)}</span> in the
+host table (invalid input lines are counted, not listed)</p>
 {note}
 <div class="cards">{"".join(f"<div class='card'><b>{n}</b>{_e(k)}</div>" for k, n in cards)}</div>
 <h2>Expiry timeline (leaf certificates)</h2>
@@ -538,6 +571,7 @@ def render_html(report: Report) -> str:
 <table><thead><tr><th>target</th><th>problems</th></tr></thead>
 <tbody>{by_host or "<tr><td colspan=2 class=muted>none</td></tr>"}</tbody></table>
 </div></div>
+{completion}
 <h2>Issuers and keys (leaf certificates)</h2>
 <div class="grid"><div>{_bars(report.issuers, "issuer")}</div>
 <div>{_bars(report.key_types, "key type")}</div></div>

@@ -38,6 +38,7 @@ exit codes:
 examples:
   chainscan report out/
   chainscan report out/ --html out/report.html -q
+  chainscan report out/ --json | jq '.hosts[] | select(.trusted == false) | .target'
 """
 
 
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="soonest expiries to list (default: %(default)s)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as one JSON object (counts, problems, expiries, hosts) instead "
+        "of text",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stdout")
     return parser
 
@@ -65,7 +72,11 @@ def main(argv: Sequence[str]) -> int:
 def _report(args: argparse.Namespace) -> int:
     _manifest, entries = read_scan(args.source)
     report = build_report(entries, source=str(args.source), warn_days=args.warn_days)
-    if not args.quiet:
+    if args.json:
+        from ._report_json import render_json
+
+        sys.stdout.write(render_json(report))
+    elif not args.quiet:
         sys.stdout.write(terminal_safe(render_text(report, top=args.top), newlines=True))
     if args.html is not None:
         try:
@@ -73,6 +84,6 @@ def _report(args: argparse.Namespace) -> int:
         except OSError as exc:
             error(PROG, f"{args.html}: {exc.strerror or exc}")
             return 2
-        if not args.quiet:
+        if not args.quiet and not args.json:
             print("\n" + terminal_safe(f"HTML report: {args.html}"))
     return 0

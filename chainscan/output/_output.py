@@ -51,7 +51,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -150,6 +150,8 @@ class OutputDir:
         self.inventory = inventory
         """Adds ``trust``, ``hostname``, ``problems``, ``deployments`` to entries (None: not)."""
         self._entry_builder = EntryBuilder(inventory)
+        self.echo: Callable[[bytes], None] | None = None
+        """Called with each manifest line once it is appended (``--jsonl``: to stdout)."""
 
     # ---- prepare
 
@@ -434,6 +436,8 @@ class OutputDir:
                 " the manifest up to the previous target is intact"
             ) from None
         self._size += len(line)
+        if self.echo is not None:
+            self.echo(line)
 
     def _sync_now_and_then(self, fd: int) -> None:
         if time.monotonic() - self._last_sync >= _FSYNC_INTERVAL:

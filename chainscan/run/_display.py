@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from typing import TextIO
 
 from rich.console import Console
@@ -22,11 +23,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from .._models import BadLine, ScanResult, Status
 from .._untrusted import terminal_safe
@@ -36,10 +39,33 @@ __all__ = ["Display"]
 MAX_BAD_LINES_SHOWN = 100
 
 
+class _Remaining(TimeRemainingColumn):
+    """rich's ETA, except at the end of a scan: when no more targets remain than may be in
+    flight at once, each of them ends by its deadline, so ``<= Ns`` is what can be promised."""
+
+    def __init__(self, in_flight: int | None, deadline: float | None) -> None:
+        super().__init__()
+        self._in_flight = in_flight
+        self._deadline = deadline
+
+    def render(self, task: Task) -> Text:
+        remaining = task.remaining
+        if (
+            self._in_flight is not None
+            and self._deadline is not None
+            and remaining is not None
+            and 0 < remaining <= self._in_flight
+        ):
+            return Text(f"<= {self._deadline:g}s", style="progress.remaining")
+        return super().render(task)
+
+
 class Display:
     """Counts results and tells the user about them."""
 
-    def __init__(self, *, quiet: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, *, quiet: bool = False, stream: TextIO | None = None, color: bool = True
+    ) -> None:
         self._stream = stream or sys.stderr
         self.quiet = quiet
         self.counts: Counter[str] = Counter()
@@ -47,29 +73,49 @@ class Display:
         self._bad_shown = 0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        self._console = Console(file=self._stream, highlight=False, soft_wrap=True, emoji=False)
+        # rich also leaves colour out when NO_COLOR is set, or the stream is not a terminal
+        self._console = Console(
+            file=self._stream,
+            highlight=False,
+            soft_wrap=True,
+            emoji=False,
+            no_color=None if color else True,  # None: rich reads NO_COLOR itself
+        )
 
     @property
     def live(self) -> bool:
         return self._progress is not None
 
-    def start(self, total: int | None) -> None:
-        """Begin the live progress bar (terminals only)."""
+    def start(
+        self, total: int | None, *, in_flight: int | None = None, deadline: float | None = None
+    ) -> None:
+        """Begin the live progress bar (terminals only).
+
+        ``total``: targets and bad lines expected (``scan._inputs.count_targets``), None if
+        unknown. ``in_flight`` (the concurrency) and ``deadline`` (per target) bound the end:
+        once every remaining target may already be in flight, the rate says nothing about when
+        the slowest (a tarpit) ends, so the ETA shows the deadline that bounds it instead.
+        """
         if self.quiet or not self._stream.isatty():
             return
         self._progress = Progress(
             TextColumn("[bold]chainscan"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("ok [green]{task.fields[ok]}[/] failed [red]{task.fields[failed]}[/]"),
+            TextColumn(
+                "ok [green]{task.fields[ok]}[/] failed [red]{task.fields[failed]}[/]"
+                " invalid {task.fields[invalid]}"
+            ),
             TextColumn("{task.fields[rate]}/s"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
-            TimeRemainingColumn(),
+            _Remaining(in_flight, deadline),
             console=self._console,
             transient=True,
         )
-        self._task = self._progress.add_task("scan", total=total, ok=0, failed=0, rate="0")
+        self._task = self._progress.add_task(
+            "scan", total=total, ok=0, failed=0, invalid=0, rate="0"
+        )
         self._progress.start()
 
     def _line(self, text: str) -> None:
@@ -113,7 +159,8 @@ class Display:
                 self._task,
                 advance=done,
                 ok=self.counts[Status.OK],
-                failed=self.counts[Status.FAILED] + self.counts[Status.INVALID],
+                failed=self.counts[Status.FAILED],
+                invalid=self.counts[Status.INVALID],
                 rate=f"{speed:.0f}" if speed else "-",
             )
 
@@ -133,6 +180,25 @@ class Display:
             + (f" ({kinds})" if kinds else "")
         )
 
-    def summary(self, seconds: float, where: str) -> None:
-        if not self.quiet:
-            self._line(f"{self.summary_line(seconds)}; manifest: {where}")
+    def summary(
+        self,
+        seconds: float,
+        where: str,
+        whole: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
+    ) -> None:
+        """The summary line; ``whole``: the manifest's counts by status and by error kind, for a
+        resumed run, whose own results are only part of the scan."""
+        if self.quiet:
+            return
+        line = self.summary_line(seconds)
+        if whole is not None:
+            counts, kinds = whole
+            by_kind = ", ".join(
+                f"{kind} {n}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])
+            )
+            line = (
+                f"this run: {line}; whole scan: {sum(counts.values())} targets: ok "
+                f"{counts.get(Status.OK, 0)}, failed {counts.get(Status.FAILED, 0)}, invalid "
+                f"{counts.get(Status.INVALID, 0)}" + (f" ({by_kind})" if by_kind else "")
+            )
+        self._line(f"{line}; manifest: {where}")

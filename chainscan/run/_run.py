@@ -32,17 +32,23 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 import trio
 
 from .._errors import ChainscanError
 from .._models import BadLine, ScanOptions, ScanResult, Status, Target
+from .._untrusted import json_terminal_safe
 from ..analysis._inventory import Inventory
 from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
+from ..scan._inputs import MAX_RANGE, count_targets, iter_inputs
 from ..scan._schedule import Scheduler
-from ..scan._targets import Deduplicator, count_lines, iter_targets, open_lines
+from ..scan._targets import (
+    Deduplicator,
+    check_options,
+    open_lines,
+)
 from ._batch import batches
 from ._display import Display
 from ._shard import Shard, select_shard
@@ -74,6 +80,13 @@ class RunConfig:
     dask: str | None = None
     """``--dask``: a scheduler address or ``local:N``; the scan runs on its workers (``_dask``)."""
     argv: tuple[str, ...] = ()
+    csv_input: bool | None = None
+    """``--csv``: read the input as CSV with a header (None: when its first line is one)."""
+    max_range: int = MAX_RANGE
+    """``--max-range``: addresses one CIDR line may stand for (``scan._inputs``)."""
+    jsonl: BinaryIO | None = None
+    """``--jsonl`` / ``-o -``: also write each manifest line here (standard output) as it is
+    appended; messages and progress stay on stderr."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +103,8 @@ class RunReport:
     """The signal that interrupted the run, if any."""
     error: str | None = None
     """A run-level error (output folder, input file), if the run stopped on one."""
+    no_targets: bool = False
+    """The input held no target and no invalid line (empty, or only comments): exit code 3."""
 
     @property
     def exit_code(self) -> int:
@@ -97,6 +112,8 @@ class RunReport:
             return 128 + self.signal
         if self.error is not None:
             return 2
+        if self.no_targets:
+            return 3
         if self.counts.get(Status.FAILED, 0) or self.counts.get(Status.INVALID, 0):
             return 1
         return 0
@@ -224,11 +241,13 @@ def _open_input(config: RunConfig, options: ScanOptions, output: OutputDir) -> _
     for key in done_keys:
         dedup.add_key(key)
     tally = _Tally()
-    targets = iter_targets(
+    targets = iter_inputs(
         lines,
         source=config.input,
         default_port=options.default_port,
         sni=options.sni,
+        csv_input=config.csv_input,
+        max_range=config.max_range,
         starttls=options.starttls,
     )
     return _Input(select_shard(tally.count(targets), config.shard), dedup.seen, tally)
@@ -335,7 +354,28 @@ def _fitted_options(config: RunConfig, display: Display) -> ScanOptions:
     return options
 
 
+class _Echo:
+    """Writes manifest lines to a stream (``--jsonl``); a reader that went away (``| head``)
+    stops the echo, not the scan: the manifest in the output folder is still complete."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream: BinaryIO | None = stream
+
+    def __call__(self, line: bytes) -> None:
+        if self._stream is None:
+            return
+        try:  # JSON escapes for what a terminal must not receive raw: jq reads the same value
+            self._stream.write(json_terminal_safe(line.decode("utf-8")).encode("utf-8"))
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            self._stream = None
+
+
 async def _scan(config: RunConfig, display: Display) -> RunReport:
+    # Every option first: a rejected run leaves the output folder as it found it.
+    check_options(default_port=config.options.default_port, sni=config.options.sni)
     options = _fitted_options(config, display)
     output = OutputDir(
         config.output,
@@ -344,10 +384,16 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
         overwrite=config.overwrite,
         inventory=Inventory.from_options(options),  # loads the trust store: UsageError if not
     )
+    if config.jsonl is not None:
+        output.echo = _Echo(config.jsonl)
     started_wall = time.monotonic()
     started = _utc_now()
     source = _open_input(config, options, output)
-    display.start(count_lines(config.input))
+    display.start(
+        count_targets(config.input, csv_input=config.csv_input, max_range=config.max_range),
+        in_flight=options.concurrency,
+        deadline=options.deadline,
+    )
     signals = _Signals(display)
     error: str | None = None
     try:
@@ -373,8 +419,9 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
             manifest = output.close(run=run, complete=signals.received is None and error is None)
         except ChainscanError as exc:  # e.g. the disk is full: keep the first error too
             error = f"{error}; {exc}" if error else str(exc)
-    if source.tally.items == 0 and signals.received is None and error is None:
-        display.warn(
+    no_targets = source.tally.items == 0 and signals.received is None and error is None
+    if no_targets:  # a CI job fed an empty list must not pass: exit code 3
+        display.error(
             f"{'standard input' if config.input == '-' else config.input} has no targets:"
             " it is empty or holds only blank lines and comments"
         )
@@ -386,6 +433,7 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
         manifest=manifest,
         signal=signals.received,
         error=error,
+        no_targets=no_targets,
     )
 
 

@@ -129,6 +129,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # Cc minus tab
 _SPACE = re.compile(r"\s")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _BRACES = re.compile(r"([^{}]*)\{([^{}]*)\}")
+_BRACES_PORT = re.compile(r"([^{}]*)(\{[^{}]*\}):([^{}:]*)")  # name{ip}:port
 _AUTHORITY_END = re.compile(r"[/?#]")
 _LOOKS_IPV6 = re.compile(r"[0-9A-Fa-f:.]+(?:%.*)?")
 _IPV6_TEXT = re.compile(r"[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?")  # zone: an interface name
@@ -288,6 +289,12 @@ def _parse_target(text: str, default_port: int) -> tuple[str, int, str | None, b
     if "{" not in text and "}" not in text:
         host, port, host_is_ip, protocol = _parse_endpoint(text, default_port)
         return host, port, None, host_is_ip, protocol
+    port_after = _BRACES_PORT.fullmatch(text)
+    if port_after is not None:  # name{ip}:port is name:port{ip}
+        name, address, port_text = port_after.groups()
+        if ":" in name.split("://", 1)[-1]:
+            raise _Bad(f"two ports in {_show(text)}: write name{{ip}}:port or name:port{{ip}}")
+        text = f"{name}:{port_text}{address}"
     braces = _BRACES.fullmatch(text)
     if braces is None:
         raise _Bad(
