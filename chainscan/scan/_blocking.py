@@ -21,20 +21,17 @@ This module never imports trio; ``tests/test_show.py`` checks it stays that way.
 
 from __future__ import annotations
 
-import errno
 import random
 import socket
 import ssl
 import time
 
 from .._models import TRANSIENT_KINDS, ErrorKind, ScanOptions, ScanResult, Status, Target, Timings
+from ._oserrors import os_error_kind
 from ._tls import Handshake, HandshakeFailed
 
 __all__ = ["fetch_chain"]
 
-_REFUSED = {errno.ECONNREFUSED}
-_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
-_RESET = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 _NEXT_ADDRESS = frozenset({ErrorKind.REFUSED, ErrorKind.UNREACHABLE, ErrorKind.TIMEOUT_CONNECT})
 _RECV_SIZE = 65536
 
@@ -47,19 +44,7 @@ class _Failed(Exception):
 
 
 def _os_failure(exc: OSError, during: str, ip: str) -> _Failed:
-    code = exc.errno
-    reason = exc.strerror or str(exc)
-    if code in _REFUSED:
-        return _Failed(ErrorKind.REFUSED, f"connection to {ip} refused")
-    if code in _RESET:
-        return _Failed(
-            ErrorKind.RESET, f"connection to {ip} reset by the server during the {during}"
-        )
-    if code in _UNREACHABLE:
-        return _Failed(ErrorKind.UNREACHABLE, f"{ip} is unreachable: {reason}")
-    return _Failed(
-        ErrorKind.LOCAL if during == "socket" else ErrorKind.RESET, f"{during} to {ip}: {reason}"
-    )
+    return _Failed(*os_error_kind(exc, during, ip))
 
 
 def _addresses(host: str, port: int) -> list[tuple[int, str, tuple[object, ...]]]:

@@ -57,6 +57,7 @@ from contextlib import AbstractAsyncContextManager, suppress
 import trio
 
 from .._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
+from ._oserrors import os_error_kind as _os_error_kind
 from ._records import FlightError, FlightReader
 from ._resolve import Address, ResolveFailed, Resolver
 from ._starttls import MAX_DIALOGUE_BYTES, DialogueFailed, make_dialogue, server_words
@@ -67,33 +68,12 @@ __all__ = ["Gate", "probe"]
 Gate = Callable[[str], AbstractAsyncContextManager[object]]
 """``gate(ip)``: held around each connection; the scheduler's limits live behind it."""
 
-_REFUSED = {errno.ECONNREFUSED}
-_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
-_RESET = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
-_LOCAL = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _IN_PROGRESS = {errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR}
 _RECV_SIZE = 65536
 
 _SockAddr = tuple[str, int] | tuple[str, int, int, int]
 _wait_readable = trio.lowlevel.wait_readable
 _wait_writable = trio.lowlevel.wait_writable
-
-
-def _os_error(exc: OSError, during: str, ip: str) -> tuple[ErrorKind, str]:
-    code = exc.errno
-    reason = exc.strerror or str(exc)
-    if code in _REFUSED:
-        return ErrorKind.REFUSED, f"connection to {ip} refused"
-    if code in _RESET:
-        return ErrorKind.RESET, f"connection to {ip} reset by the server during the {during}"
-    if code in _UNREACHABLE:
-        return ErrorKind.UNREACHABLE, f"{ip} is unreachable: {reason}"
-    if code in _LOCAL:
-        return ErrorKind.LOCAL, f"local resource exhausted during the {during}: {reason}"
-    if code == errno.ETIMEDOUT:
-        kind = ErrorKind.TIMEOUT_CONNECT if during == "connect" else ErrorKind.TIMEOUT_HANDSHAKE
-        return kind, f"{ip}: the kernel timed out the {during}"
-    return ErrorKind.LOCAL if during == "socket" else ErrorKind.RESET, f"{during} to {ip}: {reason}"
 
 
 async def _connect(sock: socket.socket, sockaddr: _SockAddr) -> None:
@@ -293,7 +273,7 @@ async def _attempt(
     try:
         sock = socket.socket(address.family, socket.SOCK_STREAM)
     except OSError as exc:
-        kind, message = _os_error(exc, "socket", ip)
+        kind, message = _os_error_kind(exc, "socket", ip)
         return ProbeOutcome(error_kind=kind, error=message, address=ip)
     with sock:
         sock.setblocking(False)
@@ -301,7 +281,7 @@ async def _attempt(
             with trio.move_on_after(options.connect_timeout) as connect_scope:
                 await _connect(sock, address.sockaddr)
         except OSError as exc:
-            kind, message = _os_error(exc, "connect", ip)
+            kind, message = _os_error_kind(exc, "connect", ip)
             return ProbeOutcome(error_kind=kind, error=message, address=ip)
         if connect_scope.cancelled_caught:
             return ProbeOutcome(
@@ -336,7 +316,7 @@ async def _attempt(
         except DialogueFailed as exc:
             return ProbeOutcome(error_kind=exc.kind, error=f"{ip}: {exc.message}", address=ip)
         except OSError as exc:
-            kind, message = _os_error(exc, "handshake", ip)
+            kind, message = _os_error_kind(exc, "handshake", ip)
             return ProbeOutcome(error_kind=kind, error=message, address=ip)
         if hs_scope.cancelled_caught:
             what = "the TLS handshake"

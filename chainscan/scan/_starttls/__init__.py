@@ -7,19 +7,10 @@ holds. The table of names, schemes and ports is :mod:`._table`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 
 from ..._models import ErrorKind
 from ._common import MAX_DIALOGUE_BYTES, Dialogue, DialogueFailed, server_words
-from ._ftp import FtpDialogue
-from ._imap import ImapDialogue
-from ._ldap import LdapDialogue
-from ._mysql import MysqlDialogue
-from ._pop3 import Pop3Dialogue
-from ._postgres import PostgresDialogue
-from ._rdp import RdpDialogue
-from ._smtp import LmtpDialogue, SmtpDialogue
-from ._xmpp import XmppDialogue, XmppServerDialogue
 
 __all__ = [
     "MAX_DIALOGUE_BYTES",
@@ -29,19 +20,21 @@ __all__ = [
     "server_words",
 ]
 
-_DIALOGUES: dict[str, Callable[[str], Dialogue]] = {
-    "smtp": SmtpDialogue,
-    "lmtp": LmtpDialogue,
-    "imap": ImapDialogue,
-    "pop3": Pop3Dialogue,
-    "ftp": FtpDialogue,
-    "ldap": LdapDialogue,
-    "xmpp": XmppDialogue,
-    "xmpp-server": XmppServerDialogue,
-    "postgres": PostgresDialogue,
-    "mysql": MysqlDialogue,
-    "rdp": RdpDialogue,
+_DIALOGUES: dict[str, tuple[str, str]] = {
+    "smtp": ("_smtp", "SmtpDialogue"),
+    "lmtp": ("_smtp", "LmtpDialogue"),
+    "imap": ("_imap", "ImapDialogue"),
+    "pop3": ("_pop3", "Pop3Dialogue"),
+    "ftp": ("_ftp", "FtpDialogue"),
+    "ldap": ("_ldap", "LdapDialogue"),
+    "xmpp": ("_xmpp", "XmppDialogue"),
+    "xmpp-server": ("_xmpp", "XmppServerDialogue"),
+    "postgres": ("_postgres", "PostgresDialogue"),
+    "mysql": ("_mysql", "MysqlDialogue"),
+    "rdp": ("_rdp", "RdpDialogue"),
 }
+"""Protocol name -> (module, class). Imported on first use: a scan (or ``chainscan show``) of
+HTTPS targets loads no dialogue, and the XMPP one pulls in ``urllib``."""
 
 
 def make_dialogue(protocol: str, domain: str) -> Dialogue:
@@ -50,10 +43,12 @@ def make_dialogue(protocol: str, domain: str) -> Dialogue:
     Raises DialogueFailed (``bad-input``) for a name that is none: a Target made through the
     API may carry anything, and the probe must not raise.
     """
-    make = _DIALOGUES.get(protocol)
-    if make is None:
+    where = _DIALOGUES.get(protocol)
+    if where is None:
         raise DialogueFailed(
             ErrorKind.BAD_INPUT,
             f"unknown protocol {protocol!r}: use one of {', '.join(_DIALOGUES)} or None",
         )
-    return make(domain)
+    module = importlib.import_module(f"{__name__}.{where[0]}")
+    dialogue: Dialogue = getattr(module, where[1])(domain)
+    return dialogue
