@@ -3,8 +3,11 @@
 The public API is what this module exports; everything else lives in private ``_modules``.
 """
 
+from ._api import ScanResults as ScanResults
 from ._api import open_scan as open_scan
+from ._api import open_scan_sync as open_scan_sync
 from ._api import scan_all as scan_all
+from ._api import scan_all_sync as scan_all_sync
 from ._errors import ChainscanError as ChainscanError
 from ._errors import InputError as InputError
 from ._errors import OutputError as OutputError
@@ -20,6 +23,11 @@ from ._models import Status as Status
 from ._models import Target as Target
 from ._models import Timings as Timings
 from .analysis._analyze import analyze_der as analyze_der
+from .analysis._chain_inventory import ChainInventory as ChainInventory
+from .analysis._chain_inventory import HostnameCheck as HostnameCheck
+from .analysis._problems import Problem as Problem
+from .analysis._verify import ChainLink as ChainLink
+from .analysis._verify import TrustVerdict as TrustVerdict
 from .scan._targets import Deduplicator as Deduplicator
 from .scan._targets import load_targets as load_targets
 from .scan._targets import parse_line as parse_line

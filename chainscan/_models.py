@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .analysis._chain_inventory import ChainInventory
 
 WARN_DAYS = 30
 """The default ``--warn-days`` of the scan and of every command: certificates expiring within
@@ -196,6 +200,9 @@ class ScanResult:
     """URLs of the chain's certificates fetched after the handshake (AIA caIssuers), in order."""
     revocation: tuple[RevocationCheck, ...] = ()
     """What the leaf's CRL and OCSP responder said (``--revocation``), in the order asked."""
+    inventory: ChainInventory | None = None
+    """Trust, hostname and problems of ``chain``: only from the library API opened with
+    ``inventory=True``, and only when there is a chain; None otherwise."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._models import WARN_DAYS, BadLine, ScanOptions, ScanResult
-from ._completion import complete, explain
+from ._completion import Completion, complete, explain
 from ._ct import ct_check
 from ._deployments import summarize
 from ._problems import Problem, enforce, find_problems, role_of
@@ -30,7 +30,14 @@ from ._verify import (
     match_hostname,
 )
 
-__all__ = ["EMPTY_FIELDS", "ChainAnalysis", "Inventory", "name_checked", "requested_name"]
+__all__ = [
+    "EMPTY_FIELDS",
+    "ChainAnalysis",
+    "Inventory",
+    "Judged",
+    "name_checked",
+    "requested_name",
+]
 
 EMPTY_FIELDS: dict[str, Any] = {
     "trust": None,
@@ -129,6 +136,18 @@ class ChainAnalysis:
                 }
             )
         return out
+
+
+class Judged(NamedTuple):
+    """One chain judged: the analysis as sent, and the problems with what came after."""
+
+    analysis: ChainAnalysis
+    problems: tuple[Problem, ...]
+    """``analysis.problems``, with a fetched intermediate's gap named (see ``_completion``)."""
+    revocation: dict[str, Any] | None
+    """The manifest's ``revocation`` object, when a CRL or OCSP URL was asked."""
+    completion: Completion | None
+    """The chain completed with fetched certificates, when something was fetched."""
 
 
 class Inventory:
@@ -236,48 +255,65 @@ class Inventory:
         now = self._clock()
         name = requested_name(item.target.host, item.target.sni)
         try:
-            revocation, revocation_problems = (
-                revocation_verdict(
-                    item.revocation,
-                    now,
-                    (certs[0] if certs else self._certs.get(item.chain[0], keep=False)).label,
-                )
-                if item.revocation
-                else (None, [])
-            )
-            sent = item.target.sni is not None
-            if certs is None:
-                analysis = self.analyze(item.chain, name, now, revocation_problems, sent)
-            else:
-                analysis = self._analyze_certs(certs, name, now, revocation_problems, sent)
+            judged = self.judge(item, name, now, certs)
+            analysis = judged.analysis
             fields = {
                 "trust": analysis.trust_json(),
                 "hostname": analysis.hostname_json(),
-                "problems": [p.to_json() for p in analysis.problems],
+                "problems": [p.to_json() for p in judged.problems],
                 "deployments": self._deployments(item, name, now) if self.deployments else None,
             }
             if analysis.ct is not None:  # only leaves with SCTs, or under a public root
                 fields["ct"] = analysis.ct
-            if revocation is not None:  # only when a CRL or OCSP URL was asked
-                fields["revocation"] = revocation
-            if item.fetched:  # only then: entries of chains that needed nothing stay as they were
-                completion = complete(
-                    analysis.certs,
-                    item.fetched,
-                    verifier=self._verifier,
-                    cache=self._certs,
-                    name=name,
-                    now=now,
-                    problems=analysis.problems,
-                )
-                problems = explain(analysis.problems, completion, analysis.verdict)
-                fields["problems"] = [p.to_json() for p in problems]
-                fields["completion"] = completion.to_json()
+            if judged.revocation is not None:  # only when a CRL or OCSP URL was asked
+                fields["revocation"] = judged.revocation
+            if judged.completion is not None:  # only with fetches: other entries stay as they were
+                fields["completion"] = judged.completion.to_json()
             return fields
         except Exception as exc:  # a bug of ours or a dependency's: never lose the entry
             reason = f"internal error while analysing: {type(exc).__name__}: {exc}"
             trust = {"store": self.store.name, "trusted": False, "reason": reason[:300]}
             return {**EMPTY_FIELDS, "trust": {**trust, "error": None, "chain": []}}
+
+    def judge(
+        self,
+        item: ScanResult,
+        name: str,
+        now: dt.datetime | None = None,
+        certs: Sequence[Cert] | None = None,
+    ) -> Judged:
+        """The analysis of ``item.chain`` (it must have one) with what the scan learnt after
+        the handshake: the revocation answers and the fetched intermediates. What
+        :meth:`entry_fields` writes, and the library API's ``inventory=True`` returns.
+        ``now``: the validation time (default: the clock's)."""
+        now = self._clock() if now is None else now
+        revocation, revocation_problems = (
+            revocation_verdict(
+                item.revocation,
+                now,
+                (certs[0] if certs else self._certs.get(item.chain[0], keep=False)).label,
+            )
+            if item.revocation
+            else (None, [])
+        )
+        sent = item.target.sni is not None
+        if certs is None:
+            analysis = self.analyze(item.chain, name, now, revocation_problems, sent)
+        else:
+            analysis = self._analyze_certs(certs, name, now, revocation_problems, sent)
+        if not item.fetched:
+            return Judged(analysis, tuple(analysis.problems), revocation, None)
+        completion = complete(
+            analysis.certs,
+            item.fetched,
+            verifier=self._verifier,
+            cache=self._certs,
+            name=name,
+            now=now,
+            problems=analysis.problems,
+        )
+        problems = explain(analysis.problems, completion, analysis.verdict)
+        return Judged(analysis, tuple(problems), revocation, completion)
 
     def _deployments(self, result: ScanResult, name: str, now: dt.datetime) -> dict[str, Any]:
         def describe(chain: tuple[bytes, ...]) -> Mapping[str, Any]:
