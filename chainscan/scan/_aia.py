@@ -89,7 +89,8 @@ def parse_certs(body: bytes) -> list[x509.Certificate]:
     raise ValueError("not a DER certificate or a PKCS#7 bundle of certificates")
 
 
-def _load(der: bytes) -> x509.Certificate | None:
+def load_certificate(der: bytes) -> x509.Certificate | None:
+    """``der`` parsed, subject and issuer included (they are parsed lazily); None if it fails."""
     try:
         cert = x509.load_der_x509_certificate(der)
         _names = (cert.subject, cert.issuer)
@@ -165,10 +166,10 @@ def anchor_subjects(store_spec: str) -> frozenset[bytes]:
 
 
 def top_of(
-    chain: Sequence[bytes], load: Callable[[bytes], x509.Certificate | None] = _load
+    chain: Sequence[bytes], load: Callable[[bytes], x509.Certificate | None] = load_certificate
 ) -> x509.Certificate | None:
     """The last certificate reached from the leaf through the sent certificates, by name."""
-    certs = [_load(der) if i == 0 else load(der) for i, der in enumerate(chain)]
+    certs = [load_certificate(der) if i == 0 else load(der) for i, der in enumerate(chain)]
     current = certs[0] if certs else None
     if current is None:
         return None
@@ -237,7 +238,7 @@ class ChainCompleter:
     def _load(self, der: bytes) -> x509.Certificate | None:
         if der in self._parsed:
             return self._parsed[der]
-        cert = _load(der)
+        cert = load_certificate(der)
         if len(self._parsed) < _PARSED_LIMIT:
             self._parsed[der] = cert
         return cert

@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from .._models import RevocationCheck, ScanOptions, ScanResult
-from ._aia import ChainCompleter, access_urls
+from ._aia import ChainCompleter, access_urls, load_certificate
 
 __all__ = ["MAX_URLS", "RevocationChecker", "crl_urls", "ocsp_urls"]
 
@@ -55,20 +55,11 @@ def ocsp_urls(cert: x509.Certificate) -> list[str]:
     return access_urls(cert, AuthorityInformationAccessOID.OCSP)
 
 
-def _load(der: bytes) -> x509.Certificate | None:
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        _names = (cert.subject, cert.issuer)
-    except Exception:
-        return None
-    return cert
-
-
 def _issuer(result: ScanResult, leaf: x509.Certificate) -> x509.Certificate | None:
     """The leaf's issuer: a sent certificate, else one fetched from AIA (by name)."""
     candidates = list(result.chain[1:]) + [der for f in result.fetched for der in f.certs]
     for der in candidates:
-        cert = _load(der)
+        cert = load_certificate(der)
         if cert is not None and cert.subject == leaf.issuer:
             return cert
     return None
@@ -83,7 +74,7 @@ class RevocationChecker:
         self._crl_max = options.crl_max_bytes
 
     async def __call__(self, result: ScanResult, deadline: float) -> ScanResult:
-        leaf = _load(result.chain[0]) if result.chain else None
+        leaf = load_certificate(result.chain[0]) if result.chain else None
         if leaf is None:
             return result
         crls = crl_urls(leaf)[:MAX_URLS] if self.mode in ("crl", "both") else []
