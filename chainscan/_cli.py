@@ -15,6 +15,8 @@ from ._errors import ChainscanError
 from ._models import CertFormat, ScanOptions, Target
 from .commands._common import (
     add_attempt_options,
+    add_trust_store,
+    add_warn_days,
     new_parser,
     non_negative_int,
     number,
@@ -289,19 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         "variable, set to anything)",
     )
     inventory = parser.add_argument_group("inventory (see docs/inventory.md)")
-    inventory.add_argument(
-        "--trust-store",
-        metavar="STORE",
-        default=_DEFAULTS.trust_store,
-        help="verify chains against 'certifi' (Mozilla's roots), 'system' or a PEM bundle file "
-        "(default: %(default)s)",
-    )
-    inventory.add_argument(
-        "--warn-days",
-        type=non_negative_int,
-        default=_DEFAULTS.warn_days,
-        metavar="N",
-        help="flag certificates expiring within N days as expires-soon (default: %(default)s)",
+    add_trust_store(inventory, _DEFAULTS)
+    add_warn_days(
+        inventory, "flag certificates expiring within N days as expires-soon (default: %(default)s)"
     )
     inventory.add_argument(
         "--deployments",

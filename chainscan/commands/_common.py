@@ -137,6 +137,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def add_trust_store(parser: Any, defaults: ScanOptions) -> None:
+    """``--trust-store STORE``, as the scan and ``chainscan show`` take it."""
+    parser.add_argument(
+        "--trust-store",
+        metavar="STORE",
+        default=defaults.trust_store,
+        help="verify chains against 'certifi' (Mozilla's roots), 'system' or a PEM bundle file "
+        "(default: %(default)s)",
+    )
+
+
 def add_warn_days(parser: Any, help: str) -> None:
     """``--warn-days N`` (default :data:`~chainscan._models.WARN_DAYS`) on a parser or group."""
     parser.add_argument(

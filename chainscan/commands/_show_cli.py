@@ -15,6 +15,7 @@ from .._models import WARN_DAYS, BadLine, CertFormat, ScanOptions, ScanResult, S
 from .._untrusted import terminal_safe
 from ._common import (
     add_attempt_options,
+    add_trust_store,
     add_warn_days,
     error,
     new_parser,
@@ -68,12 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sni", metavar="NAME", help="send this SNI name instead of the host")
     add_attempt_options(parser, _DEFAULTS)
-    parser.add_argument(
-        "--trust-store",
-        metavar="STORE",
-        default=_DEFAULTS.trust_store,
-        help="'certifi', 'system' or a PEM bundle file (default: %(default)s)",
-    )
+    add_trust_store(parser, _DEFAULTS)
     add_warn_days(
         parser, f"call certificates expiring within N days expires-soon (default: {WARN_DAYS})"
     )
