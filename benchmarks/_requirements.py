@@ -196,6 +196,8 @@ SHELL = Apt(
     what="sh, xargs, grep", packages=("dash", "findutils", "grep"), programs=("sh", "xargs", "grep")
 )
 OPENSSL = Apt(what="the openssl command", packages=("openssl",), programs=("openssl",))
+TIMEOUT = Apt(what="timeout (coreutils)", packages=("coreutils",), programs=("timeout",))
+"""Bounds each ``openssl s_client`` of ``openssl-xargs`` when targets may be dead (scenarios)."""
 NMAP = Apt(what="nmap", packages=("nmap",), programs=("nmap",))
 GIT = Apt(what="git", packages=("git",), programs=("git",))
 """Names the measured commit in the result files ("unknown" without it)."""
@@ -256,7 +258,7 @@ RUNNER_NEEDS: dict[str, tuple[Need, ...]] = {
     "chainscan-1p": (),
     "chainscan-2w": (),
     "bare-trio": (),
-    "openssl-xargs": (OPENSSL, SHELL),
+    "openssl-xargs": (OPENSSL, SHELL, TIMEOUT),
     "sslyze": (SSLYZE,),
     "sslyze-api": (SSLYZE,),
     "nmap-ssl-cert": (NMAP, SHELL),

@@ -16,7 +16,9 @@ shell tools' format (``name ip port`` per line). For each target, under a
 No verification, no analysis, no files, no retries, no rate limits: this is the floor that a
 trio-based scanner (chainscan) cannot go under, so ``chainscan / bare-trio`` says how much of its
 time goes to everything it does on top. Prints one JSON object on stdout:
-``{"targets", "ok", "failed", "errors": {kind: count}, "seconds"}``.
+``{"targets", "ok", "failed", "errors": {kind: count}, "seconds", "completion_times"}``, the
+last being every target's completion time in seconds since the scan began (for the harness's
+steady-state rate).
 
 This file imports only the standard library and trio (none of the benchmark package), so its
 start-up and peak RSS are those of such a program. It is also the module of the harness's runner
@@ -105,9 +107,13 @@ def read_targets(path: str) -> list[tuple[str, str, int]]:
 
 
 async def scan(
-    targets: Sequence[tuple[str, str, int]], concurrency: int, time_limit: float
+    targets: Sequence[tuple[str, str, int]],
+    concurrency: int,
+    time_limit: float,
+    completions: list[float] | None = None,
 ) -> tuple[int, Counter[str]]:
-    """(successes, failures by exception type) over all targets."""
+    """(successes, failures by exception type) over all targets; each target's completion time
+    (``time.perf_counter()``) is appended to ``completions`` if given."""
     ctx = client_context()
     limiter = trio.CapacityLimiter(concurrency)
     errors: Counter[str] = Counter()
@@ -123,6 +129,8 @@ async def scan(
         except (OSError, ssl.SSLError, trio.TooSlowError) as exc:
             errors[type(exc).__name__] += 1
         finally:
+            if completions is not None:
+                completions.append(time.perf_counter())
             limiter.release_on_behalf_of(index)
 
     async with trio.open_nursery() as nursery:
@@ -141,13 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     targets = read_targets(args.targets)
     start = time.perf_counter()
-    ok, errors = trio.run(scan, targets, args.concurrency, args.timeout)
+    completions: list[float] = []
+    ok, errors = trio.run(scan, targets, args.concurrency, args.timeout, completions)
     report = {
         "targets": len(targets),
         "ok": ok,
         "failed": len(targets) - ok,
         "errors": dict(errors),
         "seconds": round(time.perf_counter() - start, 4),
+        "completion_times": [round(t - start, 4) for t in completions],
     }
     print(json.dumps(report))
     return 0
