@@ -271,6 +271,21 @@ CORE_BASE: tuple[Need, ...] = (NGINX, GNU_TIME, OPENSSL)
 description (``openssl version``)."""
 
 
+LATENCY_NEEDS: tuple[Need, ...] = (
+    ROOT,
+    IPROUTE,
+    IPTABLES,
+    C_COMPILER,
+    NFQUEUE_DEV,
+    NGINX,
+    GNU_TIME,
+    *RUNNER_NEEDS["openssl-xargs"],
+    *RUNNER_NEEDS["sslyze-api"],
+)
+"""The latency scenarios: namespace, delayer, fleet, and the peers (:mod:`.scenarios._peers`);
+the sslyze virtualenv is needed for the ``sslyze-api`` peer (``--peers`` without it runs)."""
+
+
 def _unique(needs: Iterable[Need]) -> tuple[Need, ...]:
     return tuple(dict.fromkeys(needs))
 
@@ -290,7 +305,12 @@ ENTRY_POINTS: dict[str, EntryPoint] = {
         ),
         EntryPoint(
             module="benchmarks.scenarios.latency",
-            needs=(ROOT, IPROUTE, IPTABLES, C_COMPILER, NFQUEUE_DEV, NGINX, GNU_TIME),
+            needs=LATENCY_NEEDS,
+            optional=(GIT,),
+        ),
+        EntryPoint(
+            module="benchmarks.scenarios.internet",
+            needs=LATENCY_NEEDS,
             optional=(GIT,),
         ),
         EntryPoint(module="benchmarks.scenarios.scale", needs=(GNU_TIME,), optional=(GIT,)),

@@ -3,6 +3,7 @@ hook the chainscan runners use to get completion times (one short child process)
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def test_mean_time_per_target_weights_the_classes() -> None:
 
 
 def test_mean_time_per_target_wants_shares_adding_up_to_one() -> None:
-    with pytest.raises(ValueError, match="add up to 0.9"):
+    with pytest.raises(ValueError, match=r"add up to 0\.9"):
         mean_time_per_target([TargetClass(name="live", share=0.9, seconds=1.0)])
     with pytest.raises(ValueError, match="negative"):
         mean_time_per_target(
@@ -109,3 +110,50 @@ def test_read_completions_gathers_every_process_file(tmp_path: Path) -> None:
     (tmp_path / "completions-2.txt").write_text("3.0\ntorn")
     (tmp_path / "other.txt").write_text("9\n")
     assert sorted(read_completions(tmp_path)) == [1.5, 2.5, 3.0]
+
+
+def test_the_internet_mix_is_30_percent_dead_in_every_prefix_of_ten() -> None:
+    from benchmarks.scenarios._internet_mix import KINDS, PATTERN, kind_of, share_of
+
+    assert {kind_of(i) for i in range(10)} == set(KINDS)
+    assert [kind_of(i) for i in range(20)] == list(PATTERN) * 2
+    assert share_of("live") == pytest.approx(0.7)
+    assert sum(share_of(k) for k in KINDS) == pytest.approx(1.0)
+    for kind in ("blackholed", "refused", "tarpitted"):
+        assert share_of(kind) == pytest.approx(0.1)
+
+
+def test_round_trips_are_log_spaced_and_dealt_evenly() -> None:
+    from benchmarks.scenarios._internet_mix import log_spaced, spread
+
+    values = log_spaced(10, 300, 40)
+    assert values[0] == pytest.approx(10) and values[-1] == pytest.approx(300)
+    ratios = [b / a for a, b in itertools.pairwise(values)]
+    assert max(ratios) == pytest.approx(min(ratios))  # geometric
+    assert 80 < sum(values) / len(values) < 95  # many near, few far
+    dealt = spread(values, 40)
+    assert sorted(dealt) == sorted(values)  # each value once
+    assert abs(dealt[0] - dealt[1]) > 1  # neighbours differ
+    assert log_spaced(50, 50, 1) == [50]
+    with pytest.raises(ValueError):
+        log_spaced(0, 10, 3)
+
+
+def test_the_designed_mean_time_per_target() -> None:
+    from benchmarks.scenarios._internet_mix import design
+
+    mix = design(
+        live_rtts=[0.01, 0.03],  # mean 20 ms, 2 round trips: 40 ms
+        refused_rtts=[0.1],
+        tarpit_rtts=[0.2],
+        connect_timeout=2.0,
+        handshake_timeout=2.0,
+    )
+    by_name = {c.name: c.seconds for c in mix}
+    assert by_name == pytest.approx(
+        {"live": 0.04, "blackholed": 2.0, "refused": 0.1, "tarpitted": 2.2}
+    )
+    expected = 0.7 * 0.04 + 0.1 * 2.0 + 0.1 * 0.1 + 0.1 * 2.2
+    assert mean_time_per_target(mix) == pytest.approx(expected)
+    bound = latency_bound(1000, expected, 0.0016)  # slots: ~2,180/s; CPU: 625/s
+    assert bound.limited_by == "cpu" and bound.rate == pytest.approx(625.0)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import ssl
 import sys
@@ -67,14 +68,24 @@ async def _send_all(sock: trio.socket.SocketType, data: bytes) -> None:
 
 
 async def fetch_chain(
-    ctx: ssl.SSLContext, name: str, address: str, port: int, time_limit: float
+    ctx: ssl.SSLContext,
+    name: str,
+    address: str,
+    port: int,
+    time_limit: float,
+    connect_limit: float = math.inf,
+    handshake_limit: float = math.inf,
 ) -> list[bytes]:
-    """Connect, handshake with SNI ``name``, return the chain; raises on any failure."""
+    """Connect (within ``connect_limit``), handshake with SNI ``name`` (within
+    ``handshake_limit`` after the connect), return the chain, all within ``time_limit``;
+    raises on any failure."""
     with (
         trio.fail_after(time_limit),
         trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
     ):
-        await sock.connect((address, port))
+        with trio.fail_after(connect_limit):
+            await sock.connect((address, port))
+        handshake_deadline = trio.current_time() + handshake_limit
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         obj = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
         while True:
@@ -88,7 +99,8 @@ async def fetch_chain(
                 await _send_all(sock, pending)
             if done:
                 break
-            data = await sock.recv(_READ_SIZE)
+            with trio.fail_at(handshake_deadline):
+                data = await sock.recv(_READ_SIZE)
             if not data:
                 raise ConnectionResetError("the server closed the connection mid-handshake")
             incoming.write(data)
@@ -111,6 +123,8 @@ async def scan(
     concurrency: int,
     time_limit: float,
     completions: list[float] | None = None,
+    connect_limit: float = math.inf,
+    handshake_limit: float = math.inf,
 ) -> tuple[int, Counter[str]]:
     """(successes, failures by exception type) over all targets; each target's completion time
     (``time.perf_counter()``) is appended to ``completions`` if given."""
@@ -122,7 +136,10 @@ async def scan(
     async def one(index: int, name: str, address: str, port: int) -> None:
         nonlocal ok
         try:
-            if await fetch_chain(ctx, name, address, port, time_limit):
+            chain = await fetch_chain(
+                ctx, name, address, port, time_limit, connect_limit, handshake_limit
+            )
+            if chain:
                 ok += 1
             else:
                 errors["empty-chain"] += 1
@@ -146,11 +163,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("targets", help="file of `name ip port` lines")
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per target")
+    parser.add_argument(
+        "--connect-timeout", type=float, default=math.inf, help="seconds for the TCP connect"
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=math.inf,
+        help="seconds for the TLS handshake, from the connect",
+    )
     args = parser.parse_args(argv)
     targets = read_targets(args.targets)
     start = time.perf_counter()
     completions: list[float] = []
-    ok, errors = trio.run(scan, targets, args.concurrency, args.timeout, completions)
+    ok, errors = trio.run(
+        scan,
+        targets,
+        args.concurrency,
+        args.timeout,
+        completions,
+        args.connect_timeout,
+        args.handshake_timeout,
+    )
     report = {
         "targets": len(targets),
         "ok": ok,

@@ -27,6 +27,11 @@ class BareTrioRunner:
     concurrency: int = DEFAULT_CONCURRENCY
     time_limit: float | None = None
     """The script's ``--timeout`` (seconds per target; None: its default, 10)."""
+    connect_limit: float | None = None
+    """``--connect-timeout`` (None: none but ``time_limit``); the scenarios with dead targets
+    give it chainscan's."""
+    handshake_limit: float | None = None
+    """``--handshake-timeout``, from the connect (None: none but ``time_limit``)."""
     python: str = sys.executable
 
     @classmethod
@@ -64,6 +69,16 @@ class BareTrioRunner:
             "--concurrency",
             str(self.concurrency),
             *([] if self.time_limit is None else ["--timeout", f"{self.time_limit:g}"]),
+            *(
+                []
+                if self.connect_limit is None
+                else ["--connect-timeout", f"{self.connect_limit:g}"]
+            ),
+            *(
+                []
+                if self.handshake_limit is None
+                else ["--handshake-timeout", f"{self.handshake_limit:g}"]
+            ),
         ]
 
     def run(self, files: TargetFiles, workdir: Path, timeout: float) -> RunResult:

@@ -178,6 +178,11 @@ class SslyzeApiRunner:
     max_targets: int = DEFAULT_TARGETS
     server_scans: int = DEFAULT_SERVER_SCANS
     per_server: int = DEFAULT_PER_SERVER
+    network_timeout: float | None = None
+    """sslyze's ``network_timeout`` per connection (None: its default, 5 s); set by the latency
+    scenarios, which have dead targets."""
+    retries: int | None = None
+    """sslyze's ``network_max_retries`` (None: its default, 3)."""
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -214,6 +219,12 @@ class SslyzeApiRunner:
             str(self.server_scans),
             "--per-server",
             str(self.per_server),
+            *(
+                []
+                if self.network_timeout is None
+                else ["--network-timeout", f"{self.network_timeout:g}"]
+            ),
+            *([] if self.retries is None else ["--retries", str(self.retries)]),
         ]
 
     def run(self, files: TargetFiles, workdir: Path, timeout: float) -> RunResult:
@@ -242,4 +253,5 @@ class SslyzeApiRunner:
             argv=argv,
             timeout=timeout,
             detail=detail,
+            completion_times=report.get("completion_times"),
         )
