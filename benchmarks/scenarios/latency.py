@@ -25,10 +25,14 @@ This scenario measures that, in one run, at several concurrencies:
   goes first alternates), each in a fresh output directory on tmpfs, with
   ``--rate 0 --per-ip 0 --retries 0`` and the timeouts below. A thread counts the manifest's
   lines as they are written, so besides the wall-clock rate (lines / wall time, start-up and the
-  tail of the last timeouts included) the scenario reports a *steady* rate: lines per second
-  between 10% and 90% of the input. The tail costs about one timeout once per run, whatever
-  the input's size, so the steady rate is the one that tells whether dead targets cost slots
-  or throughput.
+  tail of the last timeouts included) the scenario reports a *steady* rate: targets per second
+  between the 10th and 90th percentile of completion times (chainscan's from its runner's
+  completion hook; see :mod:`benchmarks._steady`). The tail costs about one timeout once per
+  run, whatever the input's size, so the steady rate is the one that tells whether dead
+  targets cost slots or throughput.
+* **Peers** (:mod:`._peers`): bare-trio, the seed method (openssl-xargs) and sslyze-api, each
+  once over the live and the dead file, with chainscan's timeouts, next to chainscan at
+  ``--peer-concurrency``; the slow two over the first ``--slow-targets`` lines.
 
 Everything is bounded: every chainscan run by ``--timeout``, the delayer and the tarpit by
 their own ``--max-seconds``, and the namespace (with its rules) is deleted at the end, on
