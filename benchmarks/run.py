@@ -126,13 +126,6 @@ COMPARISONS: tuple[Comparison, ...] = (
         note="steady-state rates (10th to 90th percentile of completions): start-up left out",
     ),
     Comparison(
-        label="chainscan / sslyze-best, steady",
-        numerator=SUBJECT,
-        denominators=("sslyze-api",),
-        metric="steady_targets_per_second",
-        note="steady-state rates; the sslyze CLI gives no completion times",
-    ),
-    Comparison(
         label="chainscan-1p / bare-trio",
         numerator="chainscan-1p",
         denominators=("bare-trio",),

@@ -48,6 +48,13 @@ DEFAULT_TARGETS = 500
 DEFAULT_SERVER_SCANS = 100
 DEFAULT_PER_SERVER = 5
 
+STEADY_NOTE = (
+    "sslyze hands out results in bursts, not as each target's work ends: on the plain fleet "
+    "(no dead targets) 80% of sslyze-api's results came out within 0.8 s of a 6 s run, so a "
+    "rate between percentiles of those times is not a steady rate of work"
+)
+"""Why neither sslyze runner has a steady-state rate (its script still records the times)."""
+
 _install_lock = threading.Lock()
 _install: dict[str, str | None] = {}
 """Memo of :func:`ensure_sslyze`: ``reason`` (None when sslyze can run)."""
@@ -253,5 +260,5 @@ class SslyzeApiRunner:
             argv=argv,
             timeout=timeout,
             detail=detail,
-            completion_times=report.get("completion_times"),
+            # No steady rate from these times: see STEADY_NOTE.
         )

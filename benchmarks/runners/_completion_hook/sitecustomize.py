@@ -14,8 +14,10 @@ text line to ``<dir>/completions-<pid>.txt`` with one ``os.write`` (an ``O_APPEN
 so nothing is lost however the process ends). Cost: a few microseconds per target, against
 about 1.5 ms of chainscan's CPU per target.
 
-Without the variable (every ordinary run) it does nothing. It touches nothing of chainscan's
-code on disk; if ``ScanResult`` moves, no times are written and the runner says so.
+Being first on ``PYTHONPATH``, it hides any other ``sitecustomize`` from those processes
+(Debian's and python.org's Pythons ship none). Without the variable it does nothing. It
+touches nothing of chainscan's code on disk; if ``ScanResult`` moves, no times are written and
+the runner says so.
 """
 
 from __future__ import annotations
