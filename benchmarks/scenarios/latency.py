@@ -74,6 +74,7 @@ from ..fleet import (
     nginx_version,
     parse_profiles,
     render_nginx_conf,
+    start_limit,
     stop_nginx,
     write_pki,
     write_target_files,
@@ -289,7 +290,7 @@ def start_fleet(
         process=process,
         default_der=default_der,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + start_limit(spec.targets)
     first = moved[0]
     while True:
         if process.poll() is not None:
