@@ -92,7 +92,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.scenarios.internet",
         description="chainscan and its peers on an internet-like mix: round trips 10-300 ms, "
-        "30%% dead (blackholed, refused, tarpitted); chainscan's rate against the bound.",
+        "30% dead (blackholed, refused, tarpitted); chainscan's rate against the bound.",
     )
     p.add_argument("--targets", type=int, help="lines of the mix (20000; quick 5000)")
     p.add_argument(
