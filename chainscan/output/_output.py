@@ -61,12 +61,12 @@ import orjson
 from .._errors import OutputError, UsageError
 from .._files import O_BINARY, atomic_write, is_plain_name, os_reason, write_fully
 from .._models import BadLine, CertFormat, ScanResult, Status
-from ..analysis._analyze import der_to_pem
 from ..analysis._entry import EntryBuilder
 from ..manifest._model import JSON_NAME, JSONL_NAME, SCHEMA, EntryKey, entry_key
 from ..manifest._reader import TARGETS_CLOSE, TARGETS_OPEN, read_manifest_entries
 from ._fetched import save_fetched
-from ._naming import cert_filename, target_dirname
+from ._ready import ReadyBatch, dump_line, plan_chain
+from ._ready import dumps as _dumps
 
 if TYPE_CHECKING:
     from ..analysis._inventory import Inventory
@@ -88,29 +88,6 @@ def _bad_line_id(source: object, line: object, text: object) -> tuple[str, int, 
     if isinstance(source, str) and isinstance(line, int) and isinstance(text, str):
         return (source, line, text)
     return None
-
-
-def dump_line(entry: dict[str, Any]) -> bytes:
-    """One manifest line (newline included); strings that are not valid Unicode (lone
-    surrogates) are escaped."""
-    return _dumps(entry) + b"\n"
-
-
-def _dumps(entry: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(entry)
-    except orjson.JSONEncodeError:
-        return orjson.dumps(_scrub(entry))
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_scrub(key): _scrub(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(item) for item in value]
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,11 +359,19 @@ class OutputDir:
 
     def _write_chain(self, result: ScanResult) -> dict[str, Any]:
         """Name and write the files of a result with a chain; its entry."""
-        analysed = self._entry_builder.analyse(result)
-        dirname = target_dirname(result.target)
+        planned = plan_chain(self._entry_builder, result, self.cert_format)
+        self._write_folder(planned.dirname, planned.files, planned.fetched)
+        return planned.entry
+
+    def _write_folder(
+        self,
+        dirname: str,
+        files: Sequence[tuple[str, bytes]],
+        fetched: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Create a target's folder (clearing a leftover) and write its files (see
+        :class:`~chainscan.output._ready.PlannedChain`)."""
         folder = os.path.join(self.root, dirname)
-        ext = self.cert_format.value
-        files = []
         try:
             try:
                 os.mkdir(folder)
@@ -396,38 +381,51 @@ class OutputDir:
                     os.mkdir(folder)
                 else:
                     _clear_folder(Path(folder))  # a leftover of an interrupted run
-            taken: set[str] = set()
-            for der, fact in zip(result.chain, analysed.facts, strict=True):
-                name = cert_filename(fact.cn, fact.sha256, taken, ext)
-                data = der if self.cert_format is CertFormat.DER else der_to_pem(der)
+            for name, data in files:
                 _write_file(folder, name, data)
-                files.append(f"{dirname}/{name}")
+            if fetched:
+                save_fetched(folder, fetched, _write_file)
         except OSError as exc:
             raise OutputError(
                 f"cannot write {exc.filename or folder}: {os_reason(exc)};"
                 " the manifest up to the previous target is intact"
             ) from None
-        entry = self._entry_builder.entry(analysed, files, dirname)
-        if "completion" in entry:  # fetched intermediates: saved apart, in fetched/
-            try:
-                save_fetched(
-                    folder,
-                    dirname,
-                    entry["completion"],
-                    result.fetched,
-                    self.cert_format,
-                    _write_file,
-                )
-            except OSError as exc:
-                raise OutputError(
-                    f"cannot write {exc.filename or folder}: {os_reason(exc)};"
-                    " the manifest up to the previous target is intact"
-                ) from None
-        return entry
 
-    def _append(self, fd: int, line: bytes) -> None:
+    def write_ready(self, batch: ReadyBatch) -> list[tuple[str, str | None]]:
+        """Write a batch planned elsewhere (``--dask``): its folders, then its lines in one
+        append; return (status, error_kind) of each line.
+
+        Raises ``OutputError`` on the first file-system failure, after appending the lines of
+        the targets before the one that failed (as :meth:`write` does).
+        """
+        fd = self._open_fd("write_ready")
+        blobs = batch.blobs
+        done = len(batch.lines)
+        failure: OutputError | None = None
+        for position, dirname, files, fetched in batch.folders:
+            try:
+                self._write_folder(
+                    dirname,
+                    [(name, blobs[blob]) for name, blob in files],
+                    [(name, blobs[blob]) for name, blob in fetched],
+                )
+            except OutputError as exc:
+                done, failure = position, exc
+                break
+        counted = batch.counted[:done]
+        if done:
+            self._append(fd, b"".join(batch.lines[:done]), lines=batch.lines[:done])
+            for status, kind in counted:
+                self._count(status, kind)
+            self._sync_now_and_then(fd)
+        if failure is not None:
+            raise failure
+        return counted
+
+    def _append(self, fd: int, data: bytes, *, lines: Sequence[bytes] | None = None) -> None:
+        """Append ``data``: one line, or the ``lines`` joined (one write for a batch)."""
         try:
-            write_fully(fd, line)
+            write_fully(fd, data)
         except OSError as exc:
             with contextlib.suppress(OSError):  # keep the file made of whole lines
                 os.ftruncate(fd, self._size)
@@ -435,9 +433,10 @@ class OutputDir:
                 f"cannot write {self._jsonl}: {os_reason(exc)};"
                 " the manifest up to the previous target is intact"
             ) from None
-        self._size += len(line)
+        self._size += len(data)
         if self.echo is not None:
-            self.echo(line)
+            for line in (data,) if lines is None else lines:
+                self.echo(line)
 
     def _sync_now_and_then(self, fd: int) -> None:
         if time.monotonic() - self._last_sync >= _FSYNC_INTERVAL:
