@@ -18,11 +18,12 @@ Theory of operation
 
 ``manifest.jsonl`` is the source of truth. A line is appended only after every certificate
 file of its target is in place (written in place; the folders of a batch's targets in
-parallel by a small thread pool), with a single ``write`` of the whole line; if that write
-fails half-way the file is truncated back to the previous line. So whenever the process dies
-(crash, kill, full disk), the manifest lists exactly the targets whose files are complete,
-plus at most one torn last line, which every reader (``manifest._reader``) ignores and
-``--resume`` cuts off before appending.
+parallel by a small thread pool), with a single ``write`` of the whole line (of a batch's
+whole lines, when a child process or a Dask worker made them: ``append_lines``,
+``write_ready``); if that write fails half-way the file is truncated back to where it began.
+So whenever the process dies (crash, kill, full disk), the manifest lists exactly the targets
+whose files are complete, plus at most a torn last line, which every reader
+(``manifest._reader``) ignores and ``--resume`` cuts off before appending.
 The file is flushed to the OS after each line and ``fsync``-ed every few seconds and at the
 end; certificate files are not ``fsync``-ed one by one (it would cost more than the scan), so
 after a power cut a listed file may be empty: its ``sha256`` in the manifest tells.
@@ -308,10 +309,11 @@ class OutputDir:
         counted = []
         for line in lines:
             entry = orjson.loads(line)
-            self._append(fd, line)
-            status, kind = entry["status"], entry["error_kind"]
+            counted.append((entry["status"], entry["error_kind"]))
+        if lines:  # one write for the batch: each line's files are complete already
+            self._append(fd, b"".join(lines), lines=lines)
+        for status, kind in counted:
             self._count(status, kind)
-            counted.append((status, kind))
         self._sync_now_and_then(fd)
         return counted
 
