@@ -28,6 +28,9 @@ a disk's folder to see its cost). No network, no child process; every run is bou
     python -m benchmarks.ingest_bench --quick         # 5,000 targets, 3 repeats
     python -m benchmarks.ingest_bench --dir /var/tmp  # on a disk
 
+Also measured, for comparison: the ``--workers`` main process's share (its workers write the
+files on this machine; it appends their lines, ``OutputDir.append_lines``).
+
 The reference, measured in the same run (``--reference`` targets): the same targets as scan
 results, analysed and written by the client (``OutputDir.write``), as ``--dask`` did before
 workers planned their batches and as a local run's writer still does.
@@ -253,6 +256,18 @@ def legacy(pickled: list[bytes], root: Path, trust: str) -> None:
     output.close(run={}, complete=True)
 
 
+def append(pickled: list[bytes], root: Path) -> None:
+    """The ``--workers`` main process's share: workers wrote the files, it appends their lines
+    (``OutputDir.append_lines``, which parses each line for its status)."""
+    output = OutputDir(root)
+    output.prepare()
+    for data in pickled:
+        lines = pickle.loads(data).lines
+        for start in range(0, len(lines), 64):  # the pipe's whole lines, appended per chunk
+            output.append_lines(lines[start : start + 64])
+    output.close(run={}, complete=True)
+
+
 class _NoCluster:
     """Stands for ``_dask._Driver``: pickles each batch as ``client.submit`` would."""
 
@@ -351,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
             both = 1 / (
                 1 / took_in["targets_per_cpu_second"] + 1 / took_route["targets_per_cpu_second"]
             )
+            took_append = measure(
+                lambda out=out: append(pickled, out / "append"),  # type: ignore[misc]
+                args.targets,
+            )
             ratio = took_in["targets_per_cpu_second"] / took_legacy["targets_per_cpu_second"]
             runs.append(
                 {
@@ -359,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                     "client": both,
                     "legacy": took_legacy,
                     "ingest_vs_legacy": ratio,
+                    "workers_append": took_append,
                 }
             )
             print(
@@ -366,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" (user {took_in['user_us']:.1f} us + system {took_in['system_us']:.1f} us"
                 f" per target), route {took_route['targets_per_cpu_second']:,.0f}/s,"
                 f" client {both:,.0f} targets per CPU-second; before (client analyses):"
-                f" {took_legacy['targets_per_cpu_second']:,.0f}/s, ingest {ratio:.1f}x that",
+                f" {took_legacy['targets_per_cpu_second']:,.0f}/s, ingest {ratio:.1f}x that;"
+                f" --workers main process {took_append['targets_per_cpu_second']:,.0f}/s",
                 flush=True,
             )
             shutil.rmtree(out)
@@ -384,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
                 r["legacy"]["targets_per_cpu_second"] for r in runs
             ),
             "ingest_vs_legacy": statistics.median(r["ingest_vs_legacy"] for r in runs),
+            "workers_append_per_cpu_second": statistics.median(
+                r["workers_append"]["targets_per_cpu_second"] for r in runs
+            ),
         }
         print(
             f"median of {args.repeats}, {args.targets:,} targets in {base}:"
@@ -393,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             f" route {medians['route_per_cpu_second']:,.0f}/s,"
             f" one client core: {medians['client_per_cpu_second']:,.0f} targets/s (goal 10,000);"
             f" before: {medians['legacy_per_cpu_second']:,.0f}/s"
-            f" (ingest {medians['ingest_vs_legacy']:.1f}x)"
+            f" (ingest {medians['ingest_vs_legacy']:.1f}x); --workers main process:"
+            f" {medians['workers_append_per_cpu_second']:,.0f}/s"
         )
         if not args.no_save:
             path = write_results(
