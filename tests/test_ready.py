@@ -97,6 +97,8 @@ def test_a_ready_batch_writes_the_folder_a_local_writer_writes(
     maker.add(results[2:])
     batch: ReadyBatch = pickle.loads(pickle.dumps(maker.batch))  # as Dask sends it
     remote = _open(tmp_path / "remote", options)
+    echoed: list[bytes] = []
+    remote.echo = echoed.append  # --jsonl: each line as it is appended
     assert remote.write_ready(batch) == [
         ("ok", None),
         ("failed", "refused"),
@@ -108,6 +110,7 @@ def test_a_ready_batch_writes_the_folder_a_local_writer_writes(
     assert _folder(tmp_path / "remote") == _folder(tmp_path / "local")
     assert any("/fetched/" in name for name in _folder(tmp_path / "local"))
     assert _lines(tmp_path / "remote") == _lines(tmp_path / "local")
+    assert echoed == batch.lines
     assert remote.summary == local.summary
     # each distinct certificate crossed once: leaf, intermediate, root (shared by a and b)
     assert len(batch.blobs) == 3
