@@ -24,8 +24,9 @@ distinct certificate file once::
   from one appending process, and a lost worker leaves nothing half-written behind.
 * **What the analysis needs travels with each task** (``ReadySpec``): certificate format,
   ``--warn-days``, ``--deployments`` and the trust store's bytes as the client read them, so a
-  worker on another machine judges against the same roots. Revocation answers and AIA fetches
-  are made by the worker's scheduler (``--revocation``, ``--fetch-missing``), as in a local run.
+  worker on another machine judges against the same roots. Revocation answers
+  (``--revocation``) and AIA fetches (unless ``--no-fetch``) are made by the worker's
+  scheduler with the task's options, as in a local run.
 
 * **Shards**: a target goes to buffer ``shard_of(target, 4 × slots)`` (``_partition.shard_of``:
   a hash of its address, else of its host name), so reruns and resumes group the same way.
