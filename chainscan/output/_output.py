@@ -20,8 +20,8 @@ Theory of operation
 file of its target is in place (written in place; the folders of a batch's targets in
 parallel by a small thread pool), with a single ``write`` of the whole line (of a batch's
 whole lines, when a child process or a Dask worker made them: ``append_lines``,
-``write_ready``); if that write fails half-way the file is truncated back to where it began.
-So whenever the process dies (crash, kill, full disk), the manifest lists exactly the targets
+``write_ready``); if that write fails half-way the file is truncated back to where it began
+(for a batch, the lines are then written one at a time: those that fit are kept). So whenever the process dies (crash, kill, full disk), the manifest lists exactly the targets
 whose files are complete, plus at most a torn last line, which every reader
 (``manifest._reader``) ignores and ``--resume`` cuts off before appending.
 The file is flushed to the OS after each line and ``fsync``-ed every few seconds and at the
@@ -313,10 +313,7 @@ class OutputDir:
         for line in lines:
             entry = orjson.loads(line)
             counted.append((entry["status"], entry["error_kind"]))
-        if lines:  # one write for the batch: each line's files are complete already
-            self._append(fd, b"".join(lines), lines=lines)
-        for status, kind in counted:
-            self._count(status, kind)
+        self._append_lines(fd, lines, counted)
         self._sync_now_and_then(fd)
         return counted
 
@@ -418,19 +415,15 @@ class OutputDir:
                 done, failure = position, exc
                 break
         counted = batch.counted[:done]
-        if done:
-            self._append(fd, b"".join(batch.lines[:done]), lines=batch.lines[:done])
-            for status, kind in counted:
-                self._count(status, kind)
-            self._sync_now_and_then(fd)
+        self._append_lines(fd, batch.lines[:done], counted)
+        self._sync_now_and_then(fd)
         if failure is not None:
             raise failure
         return counted
 
-    def _append(self, fd: int, data: bytes, *, lines: Sequence[bytes] | None = None) -> None:
-        """Append ``data``: one line, or the ``lines`` joined (one write for a batch)."""
+    def _append(self, fd: int, line: bytes) -> None:
         try:
-            write_fully(fd, data)
+            write_fully(fd, line)
         except OSError as exc:
             with contextlib.suppress(OSError):  # keep the file made of whole lines
                 os.ftruncate(fd, self._size)
@@ -438,9 +431,33 @@ class OutputDir:
                 f"cannot write {self._jsonl}: {os_reason(exc)};"
                 " the manifest up to the previous target is intact"
             ) from None
-        self._size += len(data)
+        self._size += len(line)
         if self.echo is not None:
-            for line in (data,) if lines is None else lines:
+            self.echo(line)
+
+    def _append_lines(
+        self, fd: int, lines: Sequence[bytes], counted: Sequence[tuple[str, str | None]]
+    ) -> None:
+        """Append ``lines`` (whose files are complete) in one write and count them. Should that
+        write fail, it is cut back and the lines go one at a time: as many as fit are kept and
+        counted, as with :meth:`write`, then the error is raised."""
+        if not lines:
+            return
+        data = b"".join(lines)
+        try:
+            write_fully(fd, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._size)
+            for line, (status, kind) in zip(lines, counted, strict=True):
+                self._append(fd, line)
+                self._count(status, kind)
+            return
+        self._size += len(data)
+        for status, kind in counted:
+            self._count(status, kind)
+        if self.echo is not None:
+            for line in lines:
                 self.echo(line)
 
     def _sync_now_and_then(self, fd: int) -> None:
