@@ -152,3 +152,34 @@ def test_a_write_error_keeps_the_lines_before_it(
         "down.example.com",
     ]
     assert out.summary["targets"] == 2
+
+
+def test_a_batch_too_big_for_the_disk_keeps_the_lines_that_fit(
+    chain: Chain, trust: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's one append fails: it is cut back, then the lines go one at a time and
+    those that fit are kept and counted (as the thread writer keeps them)."""
+    options = ScanOptions(trust_store=str(trust))
+    maker = ReadyMaker(ReadySpec.from_options(options))
+    maker.add(_results(chain)[:3])
+    out = _open(tmp_path / "out", options)
+    real = _output.write_fully
+    capacity = len(maker.batch.lines[0]) + len(maker.batch.lines[1])  # two lines fit
+
+    def small_disk(fd: int, data: bytes) -> None:
+        room = capacity - os.fstat(fd).st_size
+        if len(data) > room:
+            real(fd, data[:room])  # a torn write, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd, data)
+
+    monkeypatch.setattr(_output, "write_fully", small_disk)
+    with pytest.raises(OutputError, match="no space left on device"):
+        out.write_ready(maker.batch)
+    monkeypatch.setattr(_output, "write_fully", real)
+    out.close(run=RUN, complete=False)
+    assert [entry["host"] for entry in _lines(tmp_path / "out")] == [
+        "a.example.com",
+        "down.example.com",
+    ]
+    assert out.summary["targets"] == 2
