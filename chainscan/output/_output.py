@@ -16,14 +16,15 @@ Theory of operation
       example.com_443/      one folder per target with a chain (see _naming.target_dirname)
         www_example_com.der one file per certificate (see _naming.cert_filename)
 
-``manifest.jsonl`` is the source of truth. A line is appended only after every certificate
-file of its target is in place (written in place; the folders of a batch's targets in
-parallel by a small thread pool), with a single ``write`` of the whole line (of a batch's
-whole lines, when a child process or a Dask worker made them: ``append_lines``,
-``write_ready``); if that write fails half-way the file is truncated back to where it began
-(for a batch, the lines are then written one at a time: those that fit are kept). So whenever the process dies (crash, kill, full disk), the manifest lists exactly the targets
-whose files are complete, plus at most a torn last line, which every reader
-(``manifest._reader``) ignores and ``--resume`` cuts off before appending.
+``manifest.jsonl`` is the source of truth. A line is appended only after every certificate file
+of its target is in place (written in place; the folders of a batch's targets in parallel by a
+small thread pool), with a single ``write`` of the whole line (of a batch's whole lines, when a
+child process or a Dask worker made them: ``append_lines``, ``write_ready``); if that write
+fails half-way the file is truncated back to where it began (for a batch, the lines are then
+written one at a time: those that fit are kept). So whenever the process dies (crash, kill,
+full disk), the manifest lists exactly the targets whose files are complete, plus at most a
+torn last line, which every reader (``manifest._reader``) ignores and ``--resume`` cuts off
+before appending.
 The file is flushed to the OS after each line and ``fsync``-ed every few seconds and at the
 end; certificate files are not ``fsync``-ed one by one (it would cost more than the scan), so
 after a power cut a listed file may be empty: its ``sha256`` in the manifest tells.
