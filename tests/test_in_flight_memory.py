@@ -59,6 +59,7 @@ async def test_a_waiting_handshake_is_suspended_in_few_chainscan_coroutines() ->
     listener.listen(HELD)
     port = listener.getsockname()[1]
     accepted: list[trio.socket.SocketType] = []
+    all_accepted = trio.Event()
     options = ScanOptions(concurrency=HELD, rate=0, per_ip=0, retries=0, deadline=60)
     targets = [
         Target(host="127.0.0.1", port=port, sni=f"h{i}.test", raw=str(i), line=i + 1)
@@ -70,6 +71,7 @@ async def test_a_waiting_handshake_is_suspended_in_few_chainscan_coroutines() ->
         while len(accepted) < HELD:
             conn, _ = await listener.accept()
             accepted.append(conn)
+        all_accepted.set()
 
     with listener, trio.fail_after(30):
         async with trio.open_nursery() as nursery:
@@ -77,8 +79,7 @@ async def test_a_waiting_handshake_is_suspended_in_few_chainscan_coroutines() ->
             nursery.start_soon(
                 lambda: Scheduler(options).run(targets, send, blocking_source=False)
             )
-            while len(accepted) < HELD:
-                await trio.sleep(0.01)
+            await all_accepted.wait()
             # Every ClientHello is out and every target waits for an answer that never comes.
             await trio.testing.wait_all_tasks_blocked()
             tasks = _target_tasks()
