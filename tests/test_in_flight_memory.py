@@ -76,9 +76,7 @@ async def test_a_waiting_handshake_is_suspended_in_few_chainscan_coroutines() ->
     with listener, trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(accept)
-            nursery.start_soon(
-                lambda: Scheduler(options).run(targets, send, blocking_source=False)
-            )
+            nursery.start_soon(lambda: Scheduler(options).run(targets, send, blocking_source=False))
             await all_accepted.wait()
             # Every ClientHello is out and every target waits for an answer that never comes.
             await trio.testing.wait_all_tasks_blocked()
