@@ -25,6 +25,10 @@ line count, and reported at 10%, 50% and 100% of the input, with the peak. By de
 deduplicator keeps 16-32 bytes per distinct target (``chainscan/scan/_targets.py``), so RSS may grow
 by that much per line; the report sets the measured growth beside that estimate.
 
+**What does one handshake in flight hold?** ``--tracemalloc`` runs (a)'s chainscan instead in a
+process traced by :mod:`._traced` and prints its Python allocations per handshake in flight,
+by traceback: the per-connection objects, task frames and cancel scopes behind the RSS figure.
+
 Outputs go to tmpfs. Every process has a time limit; the server is stopped by PID at the end.
 Only loopback is contacted.
 """
