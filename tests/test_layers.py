@@ -71,3 +71,10 @@ def test_the_writer_process_imports_neither_trio_nor_the_display() -> None:
     assert not loaded & {"trio", "rich", "chainscan.run._display"}, sorted(
         loaded & {"trio", "rich", "chainscan.run._display"}
     )
+
+
+def test_a_scanning_process_of_workers_imports_rich_only_to_warn() -> None:
+    """``--workers`` children scan and write files; the display (rich) is the parent's."""
+    loaded = _loaded_after("chainscan.run._workers")
+    assert "trio" in loaded
+    assert not loaded & {"rich", "chainscan.run._display"}
