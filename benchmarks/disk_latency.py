@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,11 @@ class Run:
     seconds: float = 0.0
     cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    max_backlog: int = 0
+    """The most handshakes finished at one time whose lines were not on disk yet."""
+    first_finished: float = 0.0
+    first_line: float = 0.0
+    """Seconds from start to the first finished handshake, and to the first manifest line."""
     missing: int = 0
     killed_at: float | None = None
     lines_at_kill: int = 0
@@ -163,6 +168,9 @@ class Run:
                 "p50_ms": round(1000 * pct(lat, 0.5), 1),
                 "p99_ms": round(1000 * pct(lat, 0.99), 1),
                 "max_ms": round(1000 * max(lat), 1) if lat else None,
+                "max_backlog": self.max_backlog,
+                "first_finished_s": round(self.first_finished, 3),
+                "first_line_s": round(self.first_line, 3),
                 "matched": len(lat),
                 "missing": self.missing,
             }
@@ -193,7 +201,7 @@ def run_once(
         env = dict(os.environ, PYTHONPATH=str(checkout), **{TRACE_ENV: str(trace)})
         watcher = ManifestWatcher(outdir / "manifest.jsonl", poll)
         watcher.start()
-        start = time.perf_counter()
+        start, wall_start = time.perf_counter(), time.time()
         proc = subprocess.Popen(
             chainscan_argv(targets_file, outdir, mode, concurrency),
             cwd=checkout,
@@ -236,7 +244,21 @@ def run_once(
                 run.missing += 1
             else:
                 run.latencies.append(max(0.0, appeared - at))
+        run.max_backlog = max_backlog(finished.values(), watcher.appeared.values())
+        if finished and watcher.appeared:
+            run.first_finished = min(finished.values()) - wall_start
+            run.first_line = min(watcher.appeared.values()) - wall_start
         return run
+
+
+def max_backlog(finished: Iterable[float], appeared: Iterable[float]) -> int:
+    """The most targets at one moment between their handshake's end and their line's arrival."""
+    events = sorted([(at, 1) for at in finished] + [(at, -1) for at in appeared])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
 
 
 def median_summary(runs: list[Run]) -> dict[str, Any]:
@@ -277,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="also measure this copy of chainscan (repeatable); this checkout is always first",
     )
+    parser.add_argument(
+        "--base-port", type=int, default=26430, help="the fleet's first port (%(default)s)"
+    )
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args(argv)
     if args.quick:
@@ -291,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "latency": [],
         "kill9": [],
     }
-    with running_fleet(FleetSpec(targets=args.targets)) as fleet:
+    with running_fleet(FleetSpec(targets=args.targets, base_port=args.base_port)) as fleet:
         runs: dict[tuple[str, str], list[Run]] = {}
         for _ in range(args.repeats):
             for mode in modes:

@@ -8,9 +8,23 @@ from typing import TypeVar
 
 import trio
 
-__all__ = ["batches", "line_batches"]
+__all__ = ["RESULT_BUFFER", "WRITE_BATCH", "batches", "line_batches", "result_buffer"]
+
+WRITE_BATCH = 128
+"""Results a writer takes at once, at most: a thread hop or a pipe write per batch, and about
+0.1 s of analysis and files, so a batch never holds a line back for long."""
+RESULT_BUFFER = 128
+"""Results the scheduler's channel holds for the writer, at most. When it is full, finished
+results wait in ``send`` and no new connection starts (``scan._backlog``): what waits for
+the writer is then about this plus ``WRITE_BATCH`` (twice that with a writer process: one
+batch in its pipe) plus the connections that were open, however long the input."""
 
 _T = TypeVar("_T")
+
+
+def result_buffer(concurrency: int) -> int:
+    """The size of a scan's result channel: ``RESULT_BUFFER``, or less for a small scan."""
+    return max(1, min(concurrency, RESULT_BUFFER))
 
 
 async def batches(

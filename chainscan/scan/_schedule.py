@@ -34,7 +34,9 @@ A target's life, and what it holds at each step::
   past the deadline: a retry that could not start before it is not waited for.
 
 Results go into a trio memory channel; a slow consumer blocks ``send``, which keeps tasks
-admitted, which stops the producer: back-pressure all the way to the input file.
+admitted, which stops the producer: back-pressure all the way to the input file. And while a
+result waits in ``send``, no new connection starts (``_backlog``): the admitted targets do not
+all finish and queue up for a slow writer, where a crash would lose them.
 
 Cost per target
 ---------------
@@ -72,14 +74,15 @@ from .._models import (
     Target,
 )
 from ._aia import ChainCompleter
+from ._backlog import Backlog
 from ._deployments import DeploymentProber
 from ._intake import take_input
 from ._limits import AddressLimiter, RateLimiter, backoff_delays
 from ._probe import Gate, probe
 from ._resolve import Resolver
 from ._revocation import RevocationChecker
-from ._trace import finished_trace
 from ._tls import client_context
+from ._trace import finished_trace
 
 __all__ = ["FollowUp", "ProbeFn", "Scheduler"]
 
@@ -109,19 +112,27 @@ class FollowUp(Protocol):
 
 
 class _Limits:
-    """What a connection holds: a per-address place, then a global slot, then a rate token."""
+    """What a connection holds: a per-address place, then a global slot, then a rate token;
+    and what it waits for first: room at the writer (``_backlog``)."""
 
-    __slots__ = ("per_ip", "rate", "slots")
+    __slots__ = ("backlog", "per_ip", "rate", "slots")
 
     def __init__(
-        self, slots: trio.Semaphore, rate: RateLimiter | None, per_ip: AddressLimiter | None
+        self,
+        slots: trio.Semaphore,
+        rate: RateLimiter | None,
+        per_ip: AddressLimiter | None,
+        backlog: Backlog | None = None,
     ) -> None:
         self.slots = slots
         self.rate = rate
         self.per_ip = per_ip
+        self.backlog = backlog or Backlog()
 
     def try_acquire(self, address: str) -> bool:
         """Take all three at once if all are free now (no waiting, no checkpoint); else none."""
+        if self.backlog.full:
+            return False
         per_ip = self.per_ip
         if per_ip is not None and not per_ip.try_acquire(address):
             return False
@@ -136,7 +147,8 @@ class _Limits:
         return False
 
     async def acquire(self, address: str) -> None:
-        """Take all three, waiting in line for each in turn."""
+        """Take all three, waiting in line for each in turn (after room at the writer)."""
+        await self.backlog.wait_room()
         if self.per_ip is not None:
             await self.per_ip.acquire(address)
         try:
@@ -366,12 +378,10 @@ class Scheduler:
                 result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
             if self._trace is not None:
                 self._trace.finished(target.host)
-            # ``send.send`` without its yield when the channel has room (the common case).
+            # ``send.send`` without its yield when the channel has room (the common case);
+            # while it has none, new connections wait (``_backlog``).
             await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                send.send_nowait(result)
-            except trio.WouldBlock:
-                await send.send(result)
+            await self._limits.backlog.send(send, result)
         finally:
             self._admission.release()
 
