@@ -11,8 +11,9 @@ scan then: the targets already admitted keep connecting, so up to all of them ca
 wait, and the writer's backlog (the time a crash would cost) grows to seconds.
 
 So a connection does not start while any finished result waits for room (``blocked > 0``): the
-gate (``_schedule._Limits``) treats it as one more limit, taken before the others, and the
-target's deadline is paused while it waits, as for any limit (the server is not to blame).
+gate (``_schedule._Limits``) treats it as one more limit, waited for once the global slot is
+taken (so targets already queued for a slot wait too, in their order), and the target's
+deadline is paused while it waits, as for any limit (the server is not to blame).
 Connections already open run to their end; then the scan proceeds at the writer's pace. What
 waits for the writer is bounded by the channel's size, the writer's batch and the connections
 open when the channel filled, whatever the input's length; throughput is the slower side's,

@@ -147,13 +147,15 @@ class _Limits:
         return False
 
     async def acquire(self, address: str) -> None:
-        """Take all three, waiting in line for each in turn (after room at the writer)."""
-        await self.backlog.wait_room()
+        """Take all three, waiting in line for each in turn; with the global slot, wait for
+        room at the writer (a target queued for a slot before the writer fell behind must not
+        connect: ``_backlog``)."""
         if self.per_ip is not None:
             await self.per_ip.acquire(address)
         try:
             await self.slots.acquire()
             try:
+                await self.backlog.wait_room()
                 if self.rate is not None:
                     await self.rate.acquire()
             except BaseException:
