@@ -28,12 +28,14 @@ from tests.test_schedule import FakeNetwork, target
 
 
 async def _stalled_scan(
-    count: int, options: ScanOptions, capacity: int, stall: float
+    count: int, options: ScanOptions, capacity: int, stall: float, *, backpressure: bool = True
 ) -> tuple[FakeNetwork, int, list[ScanResult | BadLine]]:
     """Scan ``count`` targets into a channel of ``capacity`` that nobody reads for ``stall``
     seconds; return the network, the connections made during the stall, and the results."""
     network = FakeNetwork(hold=1.0)
-    scheduler = Scheduler(options, probe_fn=network, rng=random.Random(7))
+    scheduler = Scheduler(
+        options, probe_fn=network, rng=random.Random(7), writer_backpressure=backpressure
+    )
     send, receive = trio.open_memory_channel[ScanResult | BadLine](capacity)
     results: list[ScanResult | BadLine] = []
     async with trio.open_nursery() as nursery:
@@ -58,6 +60,15 @@ async def test_a_stalled_writer_stops_new_connections(autojump_clock: object) ->
     assert len(results) == 100
     # Waiting for the writer is not the server's fault: the deadline (5 s) was paused.
     assert all(isinstance(r, ScanResult) and r.status is Status.OK for r in results)
+
+
+async def test_the_library_api_keeps_its_consumer_paced_scan(autojump_clock: object) -> None:
+    options = ScanOptions(concurrency=4, rate=0, per_ip=0, deadline=5.0)
+    _, during_stall, results = await _stalled_scan(
+        100, options, capacity=2, stall=50.0, backpressure=False
+    )
+    assert during_stall == 64 + 2  # admission, then the channel: as before this change
+    assert len(results) == 100
 
 
 async def test_without_a_stall_every_slot_is_used(autojump_clock: object) -> None:

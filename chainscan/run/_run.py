@@ -207,7 +207,7 @@ def _source(config: RunConfig, options: ScanOptions) -> _Source:
         from ._dask import run_dask  # the optional extra: imported only when asked for
 
         return functools.partial(run_dask, config.dask, options)
-    return Scheduler(options).run
+    return Scheduler(options, writer_backpressure=True).run
 
 
 def _writer(config: RunConfig) -> _Writer:

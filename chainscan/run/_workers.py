@@ -157,7 +157,7 @@ def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
 
 
 async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
-    scheduler = Scheduler(options)
+    scheduler = Scheduler(options, writer_backpressure=True)
     send, receive = trio.open_memory_channel[ScanResult | BadLine](
         result_buffer(options.concurrency)
     )

@@ -35,8 +35,9 @@ A target's life, and what it holds at each step::
 
 Results go into a trio memory channel; a slow consumer blocks ``send``, which keeps tasks
 admitted, which stops the producer: back-pressure all the way to the input file. And while a
-result waits in ``send``, no new connection starts (``_backlog``): the admitted targets do not
-all finish and queue up for a slow writer, where a crash would lose them.
+result waits in ``send``, no new connection starts (``_backlog``, for a scan's own writer):
+the admitted targets do not all finish and queue up for a slow writer, where a crash would
+lose them.
 
 Cost per target
 ---------------
@@ -127,11 +128,11 @@ class _Limits:
         self.slots = slots
         self.rate = rate
         self.per_ip = per_ip
-        self.backlog = backlog or Backlog()
+        self.backlog = backlog
 
     def try_acquire(self, address: str) -> bool:
         """Take all three at once if all are free now (no waiting, no checkpoint); else none."""
-        if self.backlog.full:
+        if self.backlog is not None and self.backlog.full:
             return False
         per_ip = self.per_ip
         if per_ip is not None and not per_ip.try_acquire(address):
@@ -155,7 +156,8 @@ class _Limits:
         try:
             await self.slots.acquire()
             try:
-                await self.backlog.wait_room()
+                if self.backlog is not None:
+                    await self.backlog.wait_room()
                 if self.rate is not None:
                     await self.rate.acquire()
             except BaseException:
@@ -288,7 +290,9 @@ class Scheduler:
     """Runs targets under the limits of ``options``; see the module docstring.
 
     ``probe_fn``, ``resolver`` and ``rng`` are injectable so the scheduling logic can be tested
-    on trio's MockClock with a fake network.
+    on trio's MockClock with a fake network. ``writer_backpressure`` (a scan's own writer, in
+    ``run``): no new connection while a result waits for room in ``send`` (``_backlog``); the
+    library API leaves it off, so its consumer's pace alone holds the scan back, as before.
     """
 
     def __init__(
@@ -301,6 +305,7 @@ class Scheduler:
         rng: random.Random | None = None,
         follow_up: FollowUp | None = None,
         completer: ChainCompleter | None = None,
+        writer_backpressure: bool = False,
     ) -> None:
         self.options = options
         self._probe = probe_fn
@@ -326,6 +331,7 @@ class Scheduler:
             if options.rate > 0
             else None,
             AddressLimiter(options.per_ip) if options.per_ip > 0 else None,
+            Backlog() if writer_backpressure else None,
         )
         self.max_admitted = max(4 * options.concurrency, 64)
         self._admission = trio.Semaphore(self.max_admitted)
@@ -381,9 +387,15 @@ class Scheduler:
             if self._trace is not None:
                 self._trace.finished(target.host)
             # ``send.send`` without its yield when the channel has room (the common case);
-            # while it has none, new connections wait (``_backlog``).
+            # with ``writer_backpressure``, no new connection starts while it has none.
             await trio.lowlevel.checkpoint_if_cancelled()
-            await self._limits.backlog.send(send, result)
+            if self._limits.backlog is not None:
+                await self._limits.backlog.send(send, result)
+            else:
+                try:
+                    send.send_nowait(result)
+                except trio.WouldBlock:
+                    await send.send(result)
         finally:
             self._admission.release()
 
