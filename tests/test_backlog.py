@@ -198,3 +198,31 @@ async def test_the_ready_line_marks_the_child_ready_and_is_not_appended(tmp_path
     assert seen == [False, True]
     lines = (output.root / "manifest.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["host"] for line in lines] == ["a"]
+
+
+async def test_the_feed_can_wait_for_lines_to_come_back(tmp_path: Path) -> None:
+    """``Child.wait_returned`` (the writer process's cap on results in the child): counts the
+    lines received, and returns once the child's output has ended, never waiting forever."""
+    output = OutputDir(tmp_path / "out")
+    output.prepare()
+    seen: list[int] = []
+
+    async def feed(children: list[Child], local: trio.MemorySendChannel[object]) -> None:
+        (child,) = children
+        await child.stdin.send_all(b"ok a\nok b\n")
+        await child.wait_returned(2)
+        seen.append(child.returned)
+        await child.stdin.send_all(b"exit 0\n")
+        await child.wait_returned(10)  # only 2 will ever come: its output ends
+        seen.append(child.returned)
+
+    await run_children(
+        "tests.child_stage",
+        ChildConfig(ScanOptions(), output.root, os.getpid()),
+        ["test child"],
+        output=output,
+        display=Display(quiet=True),
+        feed=feed,  # type: ignore[arg-type]
+        interrupted=lambda: False,
+    )
+    assert seen == [2, 2]

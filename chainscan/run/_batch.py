@@ -10,14 +10,16 @@ import trio
 
 __all__ = ["RESULT_BUFFER", "WRITE_BATCH", "batches", "line_batches", "result_buffer"]
 
-WRITE_BATCH = 128
-"""Results a writer takes at once, at most: a thread hop or a pipe write per batch, and about
-0.1 s of analysis and files, so a batch never holds a line back for long."""
+WRITE_BATCH = 512
+"""Results a writer takes at once, at most: a thread hop per batch, and each hop waits a turn
+of the event loop (behind every handshake in flight), so batches stay large for throughput.
+A batch holds only what was waiting anyway: the thread writer appends each line as it is
+made, and what can wait is bounded by ``RESULT_BUFFER`` and the back-pressure."""
 RESULT_BUFFER = 128
 """Results the scheduler's channel holds for the writer, at most. When it is full, finished
 results wait in ``send`` and no new connection starts (``scan._backlog``): what waits for
-the writer is then about this plus ``WRITE_BATCH`` (twice that with a writer process: one
-batch in its pipe) plus the connections that were open, however long the input."""
+the writer is then this, the batch in the writer's hands (a writer process holds at most
+``IN_CHILD`` and a batch) and the connections that were open, however long the input."""
 
 _T = TypeVar("_T")
 

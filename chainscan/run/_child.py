@@ -169,6 +169,10 @@ class Child:
         """The write error it reported (its error line), if any."""
         self.ready = trio.Event()
         """Set when it sent ``READY_LINE`` (a stage that does not send it is never ready)."""
+        self.returned = 0
+        """Manifest lines received from it so far."""
+        self._returns = trio.lowlevel.ParkingLot()
+        self._output_ended = False
         self._killed = False
 
     @classmethod
@@ -194,6 +198,11 @@ class Child:
         so that a batch goes down in one write instead of one per 64 KiB the child reads."""
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(self.stdin.fileno(), fcntl.F_SETPIPE_SZ, size)  # type: ignore[attr-defined]
+
+    async def wait_returned(self, count: int) -> None:
+        """Wait until it has sent ``count`` manifest lines in all, or its output has ended."""
+        while self.returned < count and not self._output_ended:
+            await self._returns.park()
 
     async def close_input(self) -> None:
         """End its input: it finishes what it was given, then exits."""
@@ -245,26 +254,41 @@ class Child:
         stdout = self._proc.stdout
         assert stdout is not None
         async with sink:
-            async with aclosing(line_batches(stdout)) as chunks:
-                async for lines in chunks:
-                    if lines[0] == READY_LINE and not self.ready.is_set():
-                        self.ready.set()
-                        del lines[0]
-                        if not lines:
-                            continue
-                    for index, line in enumerate(lines):
-                        if line.startswith(ERROR_PREFIX):
-                            message = line[len(ERROR_PREFIX) :].decode("utf-8", "replace").strip()
-                            self.error = message
-                            if index:
-                                await sink.send(lines[:index])
-                            await sink.send(OutputError(message))
-                            return
-                    await sink.send(lines)
+            try:
+                reported = await self._collect(stdout, sink)
+            finally:
+                self._output_ended = True
+                self._returns.unpark_all()
+            if reported:
+                return
             await self.stop()
             failure = self.failure(interrupted=interrupted())
             if failure is not None:
                 await sink.send(failure)
+
+    async def _collect(
+        self, stdout: trio.abc.ReceiveStream, sink: trio.MemorySendChannel[Appended]
+    ) -> bool:
+        """Forward its lines until its stdout ends (False) or its error line (True)."""
+        async with aclosing(line_batches(stdout)) as chunks:
+            async for lines in chunks:
+                if lines[0] == READY_LINE and not self.ready.is_set():
+                    self.ready.set()
+                    del lines[0]
+                    if not lines:
+                        continue
+                for index, line in enumerate(lines):
+                    if line.startswith(ERROR_PREFIX):
+                        message = line[len(ERROR_PREFIX) :].decode("utf-8", "replace").strip()
+                        self.error = message
+                        if index:
+                            await sink.send(lines[:index])
+                        await sink.send(OutputError(message))
+                        return True
+                await sink.send(lines)
+                self.returned += len(lines)
+                self._returns.unpark_all()
+        return False
 
 
 async def _append(

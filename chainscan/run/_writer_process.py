@@ -23,7 +23,9 @@ invalid input lines are written by the scanning process itself.
   scanning process itself, in threads, as ``--writer thread`` does: they do not wait for it.
 * **Lines as they are made**: the child sends each target's line within ``SEND_INTERVAL``
   (``_child.write_results``), not at the end of its batch; batches are ``WRITE_BATCH``.
-* **Back-pressure**: the pipe is small; when the child falls behind, sending blocks the writer
+* **Back-pressure**: at most ``IN_CHILD`` results (plus a batch) are in the child at once;
+  then the feed waits, the result channel fills and new connections wait (``scan._backlog``).
+  The pipe is small besides; when the child falls behind, sending blocks the writer
   task, the result channel fills and the scheduler stops admitting targets. Memory stays bounded.
 * **Signals**: the child ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group):
   it stops when its stdin ends, after writing every result it was sent, exactly as the thread
@@ -68,15 +70,19 @@ from ._child import (
 )
 from ._display import Display
 
-__all__ = ["PROCESS_BATCH", "write_in_process", "writer_process_useful"]
+__all__ = ["IN_CHILD", "PROCESS_BATCH", "write_in_process", "writer_process_useful"]
 
 _HEADER = struct.Struct("<I")
-_PIPE_SIZE = 1 << 18
+_PIPE_SIZE = 1 << 20
 """Bytes of the pipe to the child: a batch of ``PROCESS_BATCH`` results (about 2.2 KB each
 pickled) in one write, so handing it over takes one turn of the event loop, not one per
-64 KiB; and little more than a batch waits in it."""
-PROCESS_BATCH = 96
+64 KiB (every turn waits behind the steps of every handshake in flight)."""
+PROCESS_BATCH = 256
 """Results per pickled batch to the child, at most."""
+IN_CHILD = 256
+"""Results sent to the child whose lines have not come back, at most, before the next batch
+is taken: the child always has work, and the rest waits in the result channel, where it
+holds new connections back."""
 
 
 def writer_process_useful() -> bool:
@@ -111,6 +117,7 @@ async def write_in_process(
         # scheduler's sends before the error cancels them.
         (child,) = children
         child.widen_input(_PIPE_SIZE)
+        sent = 0
         try:
             async with aclosing(batches(receive, batch_size)) as chunks:
                 async for batch in chunks:
@@ -126,6 +133,10 @@ async def write_in_process(
                     elif results:
                         data = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
                         await child.stdin.send_all(_HEADER.pack(len(data)) + data)
+                        sent += len(results)
+                        # Take no more while the child holds more than IN_CHILD: the channel
+                        # fills and new connections wait (``scan._backlog``).
+                        await child.wait_returned(sent - IN_CHILD)
         except trio.BrokenResourceError:
             # The child is gone and its collector says why (and stops the scan). While the
             # run is interrupted it does not: what is left is not written, --resume does it.
