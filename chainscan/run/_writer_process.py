@@ -22,11 +22,12 @@ invalid input lines are written by the scanning process itself.
   says ``READY_LINE`` when it can take work. Results finished before that are written by the
   scanning process itself, in threads, as ``--writer thread`` does: they do not wait for it.
 * **Lines as they are made**: the child sends each target's line within ``SEND_INTERVAL``
-  (``_child.write_results``), not at the end of its batch; batches are ``WRITE_BATCH``.
+  (``_child.write_results``), not at the end of its batch; batches are ``PROCESS_BATCH``, one
+  pipe write each (the pipe is widened to hold one).
 * **Back-pressure**: at most ``IN_CHILD`` results (plus a batch) are in the child at once;
-  then the feed waits, the result channel fills and new connections wait (``scan._backlog``).
-  The pipe is small besides; when the child falls behind, sending blocks the writer
-  task, the result channel fills and the scheduler stops admitting targets. Memory stays bounded.
+  then the feed waits, the result channel fills and new connections wait (``scan._backlog``),
+  and the scheduler stops admitting targets. Memory and the results a crash can lose stay
+  bounded.
 * **Signals**: the child ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group):
   it stops when its stdin ends, after writing every result it was sent, exactly as the thread
   writer drains its channel. A second signal makes the scanning process kill it; folders it
