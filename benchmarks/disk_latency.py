@@ -215,8 +215,8 @@ def run_once(
             start_new_session=True,
         )
         run = Run(checkout=str(checkout), mode=mode, targets=count)
-        deadline = start + (kill_at if kill_at is not None else timeout)
         counting = not (kill_at is not None and kill_from_first)
+        deadline = start + (kill_at if kill_at is not None and counting else timeout)
         # os.wait4, not Popen.poll: the process must be reaped here to get its rusage.
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         while pid == 0 and time.perf_counter() < deadline:
