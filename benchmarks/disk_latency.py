@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._requirements import ENTRY_POINTS, require_or_exit
 from .fleet import FleetSpec, running_fleet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,13 +219,19 @@ def run_once(
         counting = not (kill_at is not None and kill_from_first)
         deadline = start + (kill_at if kill_at is not None and counting else timeout)
         # os.wait4, not Popen.poll: the process must be reaped here to get its rusage.
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        while pid == 0 and time.perf_counter() < deadline:
-            time.sleep(0.002)
+        try:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if not counting and trace.exists() and trace.stat().st_size:
-                counting = True  # the first handshake finished: the clock starts now
-                deadline = time.perf_counter() + (kill_at or 0.0)
+            while pid == 0 and time.perf_counter() < deadline:
+                time.sleep(0.002)
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if not counting and trace.exists() and trace.stat().st_size:
+                    counting = True  # the first handshake finished: the clock starts now
+                    deadline = time.perf_counter() + (kill_at or 0.0)
+        except BaseException:  # Ctrl-C: its session is its own, so stop its tree here
+            os.killpg(proc.pid, signal.SIGKILL)
+            os.wait4(proc.pid, 0)
+            watcher.stop()
+            raise
         if pid == 0:
             os.kill(proc.pid, signal.SIGKILL)  # the main process only, as in the issue
             if kill_at is None:  # a timeout: take the whole tree down
@@ -319,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args(argv)
+    require_or_exit("benchmarks.disk_latency", ENTRY_POINTS["benchmarks.disk_latency"].needs)
     if args.quick:
         args.targets, args.repeats = 500, 1
     modes = [m for m in args.modes.split(",") if m]
