@@ -21,6 +21,7 @@ invalid input lines are written by the scanning process itself.
 * **Start-up**: the child takes about 0.4 s of CPU to start (imports, the trust store); it
   says ``READY_LINE`` when it can take work. Results finished before that are written by the
   scanning process itself, in threads, as ``--writer thread`` does: they do not wait for it.
+  A child that was sent nothing by the end of the scan is killed, not waited for.
 * **Lines as they are made**: the child sends each target's line within ``SEND_INTERVAL``
   (``_child.write_results``), not at the end of its batch; batches are ``PROCESS_BATCH``, one
   pipe write each (the pipe is widened to hold one).
@@ -143,6 +144,10 @@ async def write_in_process(
             # run is interrupted it does not: what is left is not written, --resume does it.
             async for _ in receive:
                 pass
+        if sent == 0:
+            # It was sent nothing (the scan ended, or was interrupted, while it started): it
+            # holds no work, so the run does not wait for its start-up to end.
+            child.kill()
 
     config = ChildConfig(options, output.root, os.getpid())
     await run_children(
