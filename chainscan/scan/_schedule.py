@@ -115,7 +115,7 @@ class FollowUp(Protocol):
 
 class _Limits:
     """What a connection holds: a per-address place, then a global slot, then a rate token;
-    and what it waits for first: room at the writer (``_backlog``)."""
+    and, once it has the slot, room at the writer (``_backlog``, when there is one)."""
 
     __slots__ = ("backlog", "per_ip", "rate", "slots")
 
