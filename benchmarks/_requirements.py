@@ -317,6 +317,7 @@ ENTRY_POINTS: dict[str, EntryPoint] = {
         EntryPoint(module="benchmarks.dask_bench", needs=(NGINX, DASK)),
         EntryPoint(module="benchmarks.ingest_bench", needs=(), optional=(GIT,)),
         EntryPoint(module="benchmarks.api_backends", needs=(NGINX,), optional=(GIT,)),
+        EntryPoint(module="benchmarks.disk_latency", needs=(NGINX,), optional=(GIT,)),
         EntryPoint(module="benchmarks.fleet", needs=(NGINX,)),
         EntryPoint(module="benchmarks.chart", needs=(MATPLOTLIB,)),
         EntryPoint(module="benchmarks.show_bench", needs=(OPENSSL,), optional=(GIT,)),

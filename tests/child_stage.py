@@ -6,6 +6,7 @@
     torn         send half a line, then exit 3 (a child that died mid-write)
     exit N       exit with code N (0: the end, as a stage that finished)
     env          send a line whose host is ``cert_format,root`` of the config it was given
+    ready        send ``READY_LINE`` (the stage can take work)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 
 from chainscan._errors import OutputError
 from chainscan.output._output import OutputDir
-from chainscan.run._child import ChildConfig, LineOut, child_main
+from chainscan.run._child import READY_LINE, ChildConfig, LineOut, child_main
 
 
 def line(host: str) -> bytes:
@@ -38,6 +39,8 @@ def _stage(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
             os._exit(3)
         elif command == "exit":
             return int(argument)
+        elif command == "ready":
+            out.send([READY_LINE])
         elif command == "env":
             out.send([line(f"{output.cert_format.value},{output.root}")])
     return 0

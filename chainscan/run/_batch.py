@@ -8,9 +8,25 @@ from typing import TypeVar
 
 import trio
 
-__all__ = ["batches", "line_batches"]
+__all__ = ["RESULT_BUFFER", "WRITE_BATCH", "batches", "line_batches", "result_buffer"]
+
+WRITE_BATCH = 512
+"""Results a writer takes at once, at most: a thread hop per batch, and each hop waits a turn
+of the event loop (behind every handshake in flight), so batches stay large for throughput.
+A batch holds only what was waiting anyway: the thread writer appends each line as it is
+made, and what can wait is bounded by ``RESULT_BUFFER`` and the back-pressure."""
+RESULT_BUFFER = 128
+"""Results the scheduler's channel holds for the writer, at most. When it is full, finished
+results wait in ``send`` and no new connection starts (``scan._backlog``): what waits for
+the writer is then this, the batch in the writer's hands (a writer process holds at most
+``IN_CHILD`` and a batch) and the connections that were open, however long the input."""
 
 _T = TypeVar("_T")
+
+
+def result_buffer(concurrency: int) -> int:
+    """The size of a scan's result channel: ``RESULT_BUFFER``, or less for a small scan."""
+    return max(1, min(concurrency, RESULT_BUFFER))
 
 
 async def batches(

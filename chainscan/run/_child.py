@@ -19,6 +19,8 @@ Every child follows the same rules, whatever its stage:
   ``prepare``: only the parent appends to ``manifest.jsonl``), exits within ``_WATCH_INTERVAL``
   of its parent's death (a ``kill -9``: a ``--resume`` started at once must not find it still
   writing), and stops quietly when the parent stops reading (a broken pipe).
+* **Ready**: a stage may send ``READY_LINE`` first, once it has loaded what it needs (the
+  writer process does: until then the parent writes in threads itself, ``Child.ready``).
 * **Batching**: the parent reads whatever whole lines the pipe holds (``_batch.line_batches``;
   a torn last line, from a child that died mid-write, is dropped) and appends them in batches.
 * **Errors**: a write error in the child (a full disk) is sent as its last line: ``!`` and the
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import subprocess
 import sys
@@ -65,6 +68,7 @@ if TYPE_CHECKING:  # the parent side's; a child writing files imports neither (s
     from ._display import Display
 
 __all__ = [
+    "READY_LINE",
     "STOP_GRACE",
     "Child",
     "ChildConfig",
@@ -80,9 +84,13 @@ STOP_GRACE = 30.0
 """Seconds a child may take to exit once its stdout has ended; then it is killed."""
 ERROR_PREFIX = b"!"
 """Starts a child's error line: the write error that stopped it."""
+READY_LINE = b"+\n"
+"""A stage may send this line once, first, when it can take work (``Child.ready``)."""
 _WATCH_INTERVAL = 0.05
 _APPEND_BATCH = 64
 """Chunks of lines (or of invalid input lines) appended per thread hop, at most."""
+SEND_INTERVAL = 0.02
+"""Seconds a child writing one target at a time holds finished lines before it sends them."""
 
 
 def options_to_json(options: ScanOptions) -> dict[str, Any]:
@@ -147,19 +155,28 @@ Appended = list[BadLine] | list[bytes] | ChainscanError
 """What the append task receives: invalid input lines, a child's manifest lines, or the
 failure that stops the scan (raised after everything sent before it is appended)."""
 
-Feed = Callable[["list[Child]", "trio.MemorySendChannel[list[BadLine]]"], Awaitable[None]]
-"""Feeds the children's stdin; invalid input lines go to the channel (written here)."""
+Feed = Callable[["list[Child]", "trio.MemorySendChannel[Appended]"], Awaitable[None]]
+"""Feeds the children's stdin; invalid input lines (and manifest lines the parent made itself)
+go to the channel (written here)."""
 
 
 class Child:
     """One running child process, as the parent sees it."""
 
     def __init__(self, proc: trio.Process, name: str) -> None:
+        import trio
+
         self.name = name
         """How messages name it: ``the writer process``, ``scanning process 2 of 4``."""
         self._proc = proc
         self.error: str | None = None
         """The write error it reported (its error line), if any."""
+        self.ready = trio.Event()
+        """Set when it sent ``READY_LINE`` (a stage that does not send it is never ready)."""
+        self.returned = 0
+        """Manifest lines received from it so far."""
+        self._returns = trio.lowlevel.ParkingLot()
+        self._output_ended = False
         self._killed = False
 
     @classmethod
@@ -181,6 +198,17 @@ class Child:
     @property
     def returncode(self) -> int | None:
         return self._proc.returncode
+
+    def widen_input(self, size: int) -> None:
+        """Ask for a pipe to its stdin of ``size`` bytes (Linux; elsewhere, or refused: as is),
+        so that a batch goes down in one write instead of one per 64 KiB the child reads."""
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(self.stdin.fileno(), fcntl.F_SETPIPE_SZ, size)  # type: ignore[attr-defined]
+
+    async def wait_returned(self, count: int) -> None:
+        """Wait until it has sent ``count`` manifest lines in all, or its output has ended."""
+        while self.returned < count and not self._output_ended:
+            await self._returns.park()
 
     async def close_input(self) -> None:
         """End its input: it finishes what it was given, then exits."""
@@ -233,26 +261,46 @@ class Child:
     ) -> None:
         """Its manifest lines to ``sink``, whole lines only, until its stdout ends or it
         reports a write error; then, if it stopped the scan, why (see :meth:`failure`)."""
-        from ._batch import line_batches
-
         stdout = self._proc.stdout
         assert stdout is not None
         async with sink:
-            async with aclosing(line_batches(stdout)) as chunks:
-                async for lines in chunks:
-                    for index, line in enumerate(lines):
-                        if line.startswith(ERROR_PREFIX):
-                            message = line[len(ERROR_PREFIX) :].decode("utf-8", "replace").strip()
-                            self.error = message
-                            if index:
-                                await sink.send(lines[:index])
-                            await sink.send(OutputError(message))
-                            return
-                    await sink.send(lines)
+            try:
+                reported = await self._collect(stdout, sink)
+            finally:
+                self._output_ended = True
+                self._returns.unpark_all()
+            if reported:
+                return
             await self.stop()
             failure = self.failure(interrupted=interrupted())
             if failure is not None:
                 await sink.send(failure)
+
+    async def _collect(
+        self, stdout: trio.abc.ReceiveStream, sink: trio.MemorySendChannel[Appended]
+    ) -> bool:
+        """Forward its lines until its stdout ends (False) or its error line (True)."""
+        from ._batch import line_batches
+
+        async with aclosing(line_batches(stdout)) as chunks:
+            async for lines in chunks:
+                if lines[0] == READY_LINE and not self.ready.is_set():
+                    self.ready.set()
+                    del lines[0]
+                    if not lines:
+                        continue
+                for index, line in enumerate(lines):
+                    if line.startswith(ERROR_PREFIX):
+                        message = line[len(ERROR_PREFIX) :].decode("utf-8", "replace").strip()
+                        self.error = message
+                        if index:
+                            await sink.send(lines[:index])
+                        await sink.send(OutputError(message))
+                        return True
+                await sink.send(lines)
+                self.returned += len(lines)
+                self._returns.unpark_all()
+        return False
 
 
 async def _append(
@@ -362,15 +410,21 @@ def write_results(
     is sent as the error line.
 
     ``inline`` (a process that does nothing else): one target after another in this thread,
-    so the lines of the targets finished before an error are sent too. Otherwise the targets'
-    folders are written in parallel (``OutputDir.write_files``) and a batch with an error
-    sends no line: its folders are cleared by ``--resume``.
+    so the lines of the targets finished before an error are sent too; lines go out as they
+    are made, held ``SEND_INTERVAL`` seconds at most, not until the batch is done. Otherwise
+    the targets' folders are written in parallel (``OutputDir.write_files``) and a batch with
+    an error sends no line: its folders are cleared by ``--resume``.
     """
     lines: list[bytes] = []
     try:
         if inline:
+            sent = time.monotonic()
             for result in results:
                 lines += output.write_files([result], inline=True)
+                if time.monotonic() - sent >= SEND_INTERVAL:
+                    out.send(lines)
+                    lines = []
+                    sent = time.monotonic()
         else:
             lines = output.write_files(results)
     except ChainscanError as exc:

@@ -10,7 +10,7 @@ replaces source and writer with child processes that scan and write, leaving thi
 input and the manifest (``_workers``); ``--dask`` replaces them with a cluster whose workers scan
 and analyse, leaving this process the input and the writing of ready files and lines (``_dask``).
 
-The thread writer takes whatever results are waiting (up to ``_WRITE_BATCH``) and hands them to a
+The thread writer takes whatever results are waiting (up to ``WRITE_BATCH``) and hands them to a
 worker thread, which analyses the certificates and writes files and manifest lines; the event
 loop keeps handshaking meanwhile. A signal (SIGINT, SIGTERM) cancels the scheduler only: the
 writer still drains every result already produced, then ``manifest.json`` is written and marked
@@ -50,15 +50,13 @@ from ..scan._targets import (
     check_options,
     open_lines,
 )
-from ._batch import batches
+from ._batch import WRITE_BATCH, batches, result_buffer
 from ._display import Display
 from ._shard import Shard, select_shard
 from ._workers import run_workers
-from ._writer_process import write_in_process, writer_process_useful
+from ._writer_process import PROCESS_BATCH, write_in_process, writer_process_useful
 
 __all__ = ["RunConfig", "RunReport", "run_scan"]
-
-_WRITE_BATCH = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,7 +188,7 @@ async def _write_in_threads(
 ) -> None:
     # ``receive`` stays open on an error: closing it would break the scheduler's sends
     # before the error cancels them.
-    async with aclosing(batches(receive, _WRITE_BATCH)) as chunks:
+    async with aclosing(batches(receive, WRITE_BATCH)) as chunks:
         async for batch in chunks:
             await trio.to_thread.run_sync(output.write, batch)
             display.update(batch)
@@ -207,12 +205,12 @@ def _writer_mode(config: RunConfig) -> Literal["process", "thread"] | None:
 
 
 def _source(config: RunConfig, options: ScanOptions) -> _Source:
-    return Scheduler(options).run
+    return Scheduler(options, writer_backpressure=True).run
 
 
 def _writer(config: RunConfig) -> _Writer:
     if _writer_mode(config) == "process":
-        return functools.partial(write_in_process, batch_size=_WRITE_BATCH)
+        return functools.partial(write_in_process, batch_size=PROCESS_BATCH)
     return _write_in_threads
 
 
@@ -313,7 +311,10 @@ async def _execute(
         return
     produce = _source(config, options)
     write = _writer(config)
-    send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
+    # A small channel: when the writer falls behind, new connections wait (``scan._backlog``).
+    send, receive = trio.open_memory_channel[ScanResult | BadLine](
+        result_buffer(options.concurrency)
+    )
 
     async def scan() -> None:
         with signals.scan_scope:

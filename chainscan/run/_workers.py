@@ -50,8 +50,16 @@ from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
 from ..scan._intake import take_input
 from ..scan._schedule import Scheduler
-from ._batch import batches
-from ._child import Child, ChildConfig, LineOut, child_main, run_children, write_results
+from ._batch import WRITE_BATCH, batches, result_buffer
+from ._child import (
+    Appended,
+    Child,
+    ChildConfig,
+    LineOut,
+    child_main,
+    run_children,
+    write_results,
+)
 from ._partition import shard_of, worker_options
 
 if TYPE_CHECKING:  # the parent's; a scanning process imports rich only to warn
@@ -61,8 +69,6 @@ __all__ = ["run_workers"]
 
 _SEND_BATCH = 64
 """Target lines per write to a worker's pipe, at most."""
-_WRITE_BATCH = 512
-"""Results a worker writes per thread hop, at most."""
 
 
 def _target_line(target: Target) -> bytes:
@@ -76,7 +82,7 @@ class _Dispatch:
     """The input router of ``--workers``: each target to the worker of its shard, invalid
     lines to the main process's append task. A batch of input goes out at once (``flush``)."""
 
-    def __init__(self, children: list[Child], local: trio.MemorySendChannel[list[BadLine]]) -> None:
+    def __init__(self, children: list[Child], local: trio.MemorySendChannel[Appended]) -> None:
         self._children = children
         self._local = local
         self._outgoing: list[list[bytes]] = [[] for _ in children]
@@ -110,7 +116,7 @@ async def run_workers(
 ) -> None:
     """The main process's half: start, feed and drain ``workers`` scanning processes."""
 
-    async def feed(children: list[Child], local: trio.MemorySendChannel[list[BadLine]]) -> None:
+    async def feed(children: list[Child], local: trio.MemorySendChannel[Appended]) -> None:
         with scan_scope:
             # A worker that died breaks its pipe: its collector says why (and stops the scan).
             with contextlib.suppress(trio.BrokenResourceError):
@@ -155,8 +161,10 @@ def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
 
 
 async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
-    scheduler = Scheduler(options)
-    send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
+    scheduler = Scheduler(options, writer_backpressure=True)
+    send, receive = trio.open_memory_channel[ScanResult | BadLine](
+        result_buffer(options.concurrency)
+    )
     scan_scope = trio.CancelScope()
     failed = False
 
@@ -173,7 +181,7 @@ async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
     async with trio.open_nursery() as nursery:
         await nursery.start(watch)
         nursery.start_soon(produce)
-        async with aclosing(batches(receive, _WRITE_BATCH)) as chunks:
+        async with aclosing(batches(receive, WRITE_BATCH)) as chunks:
             async for batch in chunks:
                 results = [r for r in batch if isinstance(r, ScanResult)]
                 if not await trio.to_thread.run_sync(

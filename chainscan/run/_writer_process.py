@@ -18,8 +18,17 @@ them with ``OutputDir.append_lines``. So the guarantees are unchanged: a line re
 ``manifest.jsonl`` only after its files are complete, only one process appends to it, and
 invalid input lines are written by the scanning process itself.
 
-* **Back-pressure**: the pipe is small; when the child falls behind, sending blocks the writer
-  task, the result channel fills and the scheduler stops admitting targets. Memory stays bounded.
+* **Start-up**: the child takes about 0.4 s of CPU to start (imports, the trust store); it
+  says ``READY_LINE`` when it can take work. Results finished before that are written by the
+  scanning process itself, in threads, as ``--writer thread`` does: they do not wait for it.
+  A child that was sent nothing by the end of the scan is killed, not waited for.
+* **Lines as they are made**: the child sends each target's line within ``SEND_INTERVAL``
+  (``_child.write_results``), not at the end of its batch; batches are ``PROCESS_BATCH``, one
+  pipe write each (the pipe is widened to hold one).
+* **Back-pressure**: at most ``IN_CHILD`` results (plus a batch) are in the child at once;
+  then the feed waits, the result channel fills and new connections wait (``scan._backlog``),
+  and the scheduler stops admitting targets. Memory and the results a crash can lose stay
+  bounded.
 * **Signals**: the child ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group):
   it stops when its stdin ends, after writing every result it was sent, exactly as the thread
   writer drains its channel. A second signal makes the scanning process kill it; folders it
@@ -48,16 +57,35 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .._models import BadLine, ScanOptions, ScanResult
 from ..output._output import OutputDir
-from ._child import Child, ChildConfig, LineOut, child_main, run_children, write_results
+from ._child import (
+    READY_LINE,
+    Appended,
+    Child,
+    ChildConfig,
+    LineOut,
+    child_main,
+    run_children,
+    write_results,
+)
 
 if TYPE_CHECKING:  # the scanning process's side: the writer process imports neither trio
     import trio  # nor the display (about 0.1 s of CPU at its start)
 
     from ._display import Display
 
-__all__ = ["write_in_process", "writer_process_useful"]
+__all__ = ["IN_CHILD", "PROCESS_BATCH", "write_in_process", "writer_process_useful"]
 
 _HEADER = struct.Struct("<I")
+_PIPE_SIZE = 1 << 20
+"""Bytes of the pipe to the child: a batch of ``PROCESS_BATCH`` results (about 2.2 KB each
+pickled) in one write, so handing it over takes one turn of the event loop, not one per
+64 KiB (every turn waits behind the steps of every handshake in flight)."""
+PROCESS_BATCH = 256
+"""Results per pickled batch to the child, at most."""
+IN_CHILD = 256
+"""Results sent to the child whose lines have not come back, at most, before the next batch
+is taken: the child always has work, and the rest waits in the result channel, where it
+holds new connections back."""
 
 
 def writer_process_useful() -> bool:
@@ -90,10 +118,12 @@ async def write_in_process(
 
     from ._batch import batches
 
-    async def feed(children: list[Child], local: trio.MemorySendChannel[list[BadLine]]) -> None:
+    async def feed(children: list[Child], local: trio.MemorySendChannel[Appended]) -> None:
         # ``receive`` is left open when this stops on an error: closing it would break the
         # scheduler's sends before the error cancels them.
         (child,) = children
+        child.widen_input(_PIPE_SIZE)
+        sent = 0
         try:
             async with aclosing(batches(receive, batch_size)) as chunks:
                 async for batch in chunks:
@@ -101,14 +131,27 @@ async def write_in_process(
                     if bad:
                         await local.send(bad)
                     results = [item for item in batch if isinstance(item, ScanResult)]
-                    if results:
+                    if results and not child.ready.is_set():
+                        # The child is still starting (about 0.4 s of CPU): results finished
+                        # meanwhile are written here, in threads, rather than wait for it.
+                        lines = await trio.to_thread.run_sync(output.write_files, results)
+                        await local.send(lines)
+                    elif results:
                         data = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
                         await child.stdin.send_all(_HEADER.pack(len(data)) + data)
+                        sent += len(results)
+                        # Take no more while the child holds more than IN_CHILD: the channel
+                        # fills and new connections wait (``scan._backlog``).
+                        await child.wait_returned(sent - IN_CHILD)
         except trio.BrokenResourceError:
             # The child is gone and its collector says why (and stops the scan). While the
             # run is interrupted it does not: what is left is not written, --resume does it.
             async for _ in receive:
                 pass
+        if sent == 0:
+            # It was sent nothing (the scan ended, or was interrupted, while it started): it
+            # holds no work, so the run does not wait for its start-up to end.
+            child.kill()
 
     config = ChildConfig(options, output.root, os.getpid())
     await run_children(
@@ -138,6 +181,7 @@ def _read_batch(stream: BinaryIO) -> Sequence[ScanResult] | None:
 
 
 def _write(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
+    out.send([READY_LINE])  # the trust store is loaded: send work here now
     stdin = sys.stdin.buffer
     while (results := _read_batch(stdin)) is not None:
         if not write_results(output, results, out, inline=True):

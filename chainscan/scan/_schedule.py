@@ -34,7 +34,10 @@ A target's life, and what it holds at each step::
   past the deadline: a retry that could not start before it is not waited for.
 
 Results go into a trio memory channel; a slow consumer blocks ``send``, which keeps tasks
-admitted, which stops the producer: back-pressure all the way to the input file.
+admitted, which stops the producer: back-pressure all the way to the input file. And while a
+result waits in ``send``, no new connection starts (``_backlog``, for a scan's own writer):
+the admitted targets do not all finish and queue up for a slow writer, where a crash would
+lose them.
 
 Cost per target
 ---------------
@@ -72,6 +75,7 @@ from .._models import (
     Target,
 )
 from ._aia import ChainCompleter
+from ._backlog import Backlog
 from ._deployments import DeploymentProber
 from ._intake import take_input
 from ._limits import AddressLimiter, RateLimiter, backoff_delays
@@ -79,6 +83,7 @@ from ._probe import Gate, probe
 from ._resolve import Resolver
 from ._revocation import RevocationChecker
 from ._tls import client_context
+from ._trace import finished_trace
 
 __all__ = ["FollowUp", "ProbeFn", "Scheduler"]
 
@@ -109,19 +114,27 @@ class FollowUp(Protocol):
 
 
 class _Limits:
-    """What a connection holds: a per-address place, then a global slot, then a rate token."""
+    """What a connection holds: a per-address place, then a global slot, then a rate token;
+    and, once it has the slot, room at the writer (``_backlog``, when there is one)."""
 
-    __slots__ = ("per_ip", "rate", "slots")
+    __slots__ = ("backlog", "per_ip", "rate", "slots")
 
     def __init__(
-        self, slots: trio.Semaphore, rate: RateLimiter | None, per_ip: AddressLimiter | None
+        self,
+        slots: trio.Semaphore,
+        rate: RateLimiter | None,
+        per_ip: AddressLimiter | None,
+        backlog: Backlog | None = None,
     ) -> None:
         self.slots = slots
         self.rate = rate
         self.per_ip = per_ip
+        self.backlog = backlog
 
     def try_acquire(self, address: str) -> bool:
         """Take all three at once if all are free now (no waiting, no checkpoint); else none."""
+        if self.backlog is not None and self.backlog.full:
+            return False
         per_ip = self.per_ip
         if per_ip is not None and not per_ip.try_acquire(address):
             return False
@@ -136,12 +149,16 @@ class _Limits:
         return False
 
     async def acquire(self, address: str) -> None:
-        """Take all three, waiting in line for each in turn."""
+        """Take all three, waiting in line for each in turn; with the global slot, wait for
+        room at the writer (a target queued for a slot before the writer fell behind must not
+        connect: ``_backlog``)."""
         if self.per_ip is not None:
             await self.per_ip.acquire(address)
         try:
             await self.slots.acquire()
             try:
+                if self.backlog is not None:
+                    await self.backlog.wait_room()
                 if self.rate is not None:
                     await self.rate.acquire()
             except BaseException:
@@ -286,7 +303,9 @@ class Scheduler:
     """Runs targets under the limits of ``options``; see the module docstring.
 
     ``probe_fn``, ``resolver`` and ``rng`` are injectable so the scheduling logic can be tested
-    on trio's MockClock with a fake network.
+    on trio's MockClock with a fake network. ``writer_backpressure`` (a scan's own writer, in
+    ``run``): no new connection while a result waits for room in ``send`` (``_backlog``); the
+    library API leaves it off, so its consumer's pace alone holds the scan back, as before.
     """
 
     def __init__(
@@ -299,6 +318,7 @@ class Scheduler:
         rng: random.Random | None = None,
         follow_up: FollowUp | None = None,
         completer: ChainCompleter | None = None,
+        writer_backpressure: bool = False,
     ) -> None:
         self.options = options
         self._probe = probe_fn
@@ -324,9 +344,12 @@ class Scheduler:
             if options.rate > 0
             else None,
             AddressLimiter(options.per_ip) if options.per_ip > 0 else None,
+            Backlog() if writer_backpressure else None,
         )
         self.max_admitted = max(4 * options.concurrency, 64)
         self._admission = trio.Semaphore(self.max_admitted)
+        self._trace = finished_trace()
+        """``CHAINSCAN_TRACE_FINISHED``: when each result was ready (benchmarks only)."""
 
     def gate(self, address: str) -> _Gate:
         return _Gate(self._limits, address)
@@ -374,12 +397,18 @@ class Scheduler:
                     result = await self._revocation(result, deadline)
             if self._follow_up is not None:
                 result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
-            # ``send.send`` without its yield when the channel has room (the common case).
+            if self._trace is not None:
+                self._trace.finished(target.host)
+            # ``send.send`` without its yield when the channel has room (the common case);
+            # with ``writer_backpressure``, no new connection starts while it has none.
             await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                send.send_nowait(result)
-            except trio.WouldBlock:
-                await send.send(result)
+            if self._limits.backlog is not None:
+                await self._limits.backlog.send(send, result)
+            else:
+                try:
+                    send.send_nowait(result)
+                except trio.WouldBlock:
+                    await send.send(result)
         finally:
             self._admission.release()
 
