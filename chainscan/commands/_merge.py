@@ -11,8 +11,13 @@ first, then its line is appended with :meth:`OutputDir.append_lines`, and :meth:
 writes ``manifest.json``: the same writer, the same crash-safety and the same layout as a scan.
 Entries are copied verbatim (timings, trust and problems included).
 
+A source may also be a shared folder holding scan folders (the shards of a Kubernetes indexed
+Job or of a cron split): it stands for them (``_merge_sources.scan_folders``).
+
 The new folder must not exist or be empty, as for a scan without ``--overwrite``. The merged
-manifest is ``complete`` only if every source's ``manifest.json`` says its run was complete.
+manifest is ``complete`` only if every source's ``manifest.json`` says its run was complete
+and, when the sources are the shards of one split, none of its shards is missing
+(``_merge_sources.missing_shards``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ..manifest._model import JSON_NAME, JSONL_NAME, entry_key
 from ..manifest._reader import find_manifest, read_header, read_manifest_entries
 from ..output._output import OutputDir
 from ..scan._targets import Deduplicator
+from ._merge_sources import missing_shards, scan_folders
 
 __all__ = ["MergeReport", "merge_outputs"]
 
@@ -50,8 +56,12 @@ class MergeReport:
     duplicates: int
     """Entries dropped because an earlier source already listed their target."""
     complete: bool
-    """Every source's run was complete."""
+    """Every source's run was complete, and no shard of their split is missing."""
     summary: dict[str, Any]
+    sources: tuple[Path, ...] = ()
+    """The scan folders merged, in order (a shared folder stands for the folders it holds)."""
+    missing_shards: tuple[str, ...] = ()
+    """``K/N`` of the shards of the sources' split that no source holds."""
 
 
 def _utc_now() -> str:
@@ -119,7 +129,9 @@ def merge_outputs(out: Path, sources: Sequence[Path], *, argv: Sequence[str] = (
         raise UsageError(f"{out} is one of the folders to merge: write the result elsewhere")
     if out.is_dir() and any(out.iterdir()):
         raise OutputError(f"{out} is not empty: merge into a new or empty folder")
-    manifests = [_source_manifest(Path(source)) for source in sources]
+    sources = scan_folders(sources, out)
+    missing = missing_shards(sources)
+    manifests = [_source_manifest(source) for source in sources]
     started, started_wall = _utc_now(), time.monotonic()
     output = OutputDir(out)
     output.prepare()
@@ -148,7 +160,7 @@ def merge_outputs(out: Path, sources: Sequence[Path], *, argv: Sequence[str] = (
                 raise UsageError(f"{manifest}: cannot read the manifest: {exc}") from None
             output.append_lines(pending)
             entries += len(pending)
-        complete = all(_source_complete(manifest.parent) for manifest in manifests)
+        complete = not missing and all(_source_complete(m.parent) for m in manifests)
         error = None
     except BaseException as exc:
         complete, error = False, str(exc)
@@ -171,4 +183,6 @@ def merge_outputs(out: Path, sources: Sequence[Path], *, argv: Sequence[str] = (
         duplicates=duplicates,
         complete=complete,
         summary=output.summary,
+        sources=tuple(sources),
+        missing_shards=tuple(missing),
     )
