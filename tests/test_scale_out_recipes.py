@@ -231,15 +231,17 @@ def test_merge_names_the_shards_a_shared_folder_lacks(
         )
         assert proc.returncode in (0, 1), proc.stderr
     (shared / "not-started").mkdir()  # a pod's folder with nothing in it yet: passed over
-    proc = chainscan("merge", str(tmp_path / "merged"), str(shared))
+    proc = chainscan("merge", str(tmp_path / "merged"), "--shards", str(shared))
     assert proc.returncode == 0, proc.stderr
     assert "no folder holds shard 2/3 (merged 2 folders)" in proc.stderr
     header = json.loads((tmp_path / "merged" / "manifest.json").read_text())
     assert header["run"]["complete"] is False
     assert header["run"]["merged"] == [str(shared / "s1"), str(shared / "s3")]
 
-    empty = chainscan("merge", str(tmp_path / "x"), str(shared / "not-started"))
-    assert empty.returncode == 2 and "nor folders that do" in empty.stderr
+    empty = chainscan("merge", str(tmp_path / "x"), "--shards", str(shared / "not-started"))
+    assert empty.returncode == 2 and "holds no folder with a chainscan scan" in empty.stderr
+    nothing = chainscan("merge", str(tmp_path / "x"))
+    assert nothing.returncode == 2 and "DIR... and/or --shards FOLDER" in nothing.stderr
 
 
 def test_shard_auto_errors_end_the_run_before_it_starts(

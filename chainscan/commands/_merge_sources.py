@@ -1,12 +1,12 @@
 """Which folders ``chainscan merge`` joins, and which shards of a split are not among them.
 
-A folder given to ``merge`` is either a scan folder (it holds ``manifest.jsonl`` or
-``manifest.json``) or a *shared folder* holding scan folders one level down, as the pods of a
-Kubernetes indexed Job or the hosts of a cron split leave them (``/scans/shard-0``,
-``/scans/shard-1``, ...). A shared folder stands for its scan folders, ordered by the shard
-their ``manifest.json`` names (``run.shard``, ``K/N``), then by name; entries that are not
-scan folders (a pod's folder still empty, a stray file) are passed over, and the merge's own
-output folder is never taken as a source.
+``merge --shards FOLDER`` takes a *shared folder*: the scan folders one level down in it, as
+the pods of a Kubernetes indexed Job or the hosts of a cron split leave them
+(``/scans/shards/shard-0``, ``/scans/shards/shard-1``, ...), ordered by the shard their
+``manifest.json`` names (``run.shard``, ``K/N``), then by name. Entries that are not scan
+folders (a pod's folder still empty, a stray file) are passed over, and the merge's own output
+folder is never taken. (A ``DIR`` given without ``--shards`` must itself be a scan folder, so a
+mistyped path to a parent folder is refused rather than merged whole.)
 
 When every source is a shard of one split (``run.shard`` is ``K/N`` with the same N), the
 shards no source holds are reported: a merge started before every pod had finished, or
@@ -46,31 +46,25 @@ def _order(folder: Path) -> tuple[int, str]:
     return (label[0] if label is not None else 0, folder.name)
 
 
-def scan_folders(sources: Sequence[Path], out: Path) -> list[Path]:
-    """The scan folders ``sources`` stand for, in order (see the module docstring).
+def scan_folders(shared: Path, out: Path) -> list[Path]:
+    """The scan folders in ``shared`` (one level down), in order (see the module docstring).
 
-    Raises ``UsageError`` for a source that is neither a scan folder nor holds one.
+    Raises ``UsageError`` if it holds none.
     """
     skip = out.resolve()
-    found: list[Path] = []
-    for source in map(Path, sources):
-        if find_manifest(source) is not None:
-            found.append(source)
-            continue
-        inner = []
-        if source.is_dir():
-            inner = [
-                folder
-                for folder in source.iterdir()
-                if folder.is_dir() and folder.resolve() != skip and find_manifest(folder)
-            ]
-        if not inner:
-            raise UsageError(
-                f"{source} holds no chainscan scan (no {JSONL_NAME} or {JSON_NAME}),"
-                " nor folders that do"
-            )
-        found.extend(sorted(inner, key=_order))
-    return found
+    found = []
+    if shared.is_dir():
+        found = [
+            folder
+            for folder in shared.iterdir()
+            if folder.is_dir() and folder.resolve() != skip and find_manifest(folder)
+        ]
+    if not found:
+        raise UsageError(
+            f"{shared} holds no folder with a chainscan scan in it"
+            f" (a {JSONL_NAME} or {JSON_NAME} one level down)"
+        )
+    return sorted(found, key=_order)
 
 
 def missing_shards(folders: Sequence[Path]) -> list[str]:
