@@ -71,6 +71,7 @@ SCAN_TIMEOUT = 300.0
 @dataclass(frozen=True)
 class Cluster:
     address: str
+    scheduler: subprocess.Popen[bytes]
     workers: list[subprocess.Popen[bytes]]
     logs: list[Path]
 
@@ -112,7 +113,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     with contextlib.ExitStack() as stack:
         scheduler = [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), *http]
         scheduler += ["--idle-timeout", "900s"]
-        stack.enter_context(daemon(scheduler, port, logs[0], env=env, cwd=scratch))
+        started = stack.enter_context(daemon(scheduler, port, logs[0], env=env, cwd=scratch))
         workers = []
         for name, log in zip(("w1", "w2"), logs[1:], strict=True):
             worker_port = free_port()
@@ -124,7 +125,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                 stack.enter_context(daemon(argv, worker_port, log, env=env, cwd=scratch))
             )
         _wait_registered(logs[1:], workers)
-        yield Cluster(address, workers, logs)
+        yield Cluster(address, started, workers, logs)
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,27 @@ def _running_a_task(pid: int, fleet: Fleet) -> bool:
     return False
 
 
+def _listening_on(pid: int) -> set[str]:
+    """The addresses process ``pid``'s listening TCP sockets are bound to (IPv4 and IPv6)."""
+    inodes = _socket_inodes(pid)
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes and fields[3] == "0A":  # 0A: LISTEN
+                address = fields[1].split(":")[0]
+                found.add(_endpoint(fields[1])[0] if len(address) == 8 else address)
+    return found
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs /proc (Linux)")
 def test_a_real_cluster_losing_a_worker_writes_the_same_folder_as_a_local_run(
     cluster: Cluster, fleet: Fleet, tmp_path: Path
 ) -> None:
+    for worker in cluster.workers:  # loopback only, the HTTP servers too
+        assert _listening_on(worker.pid) == {"127.0.0.1"}, cluster.tail()
+    assert _listening_on(cluster.scheduler.pid) == {"127.0.0.1"}, cluster.tail()
+
     local = tmp_path / "local"
     code, stderr = finish(chainscan(str(fleet.hosts), "-o", str(local), *OPTIONS), SCAN_TIMEOUT)
     assert code == 1, stderr  # the silent targets time out, one line is invalid
