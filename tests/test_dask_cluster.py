@@ -82,11 +82,16 @@ class Cluster:
 
 
 def _dask_command() -> str:
-    """The ``dask`` console script installed beside this interpreter (``.[test]``)."""
+    """The ``dask`` console script ``pip install -e '.[test]'`` put beside this interpreter (or
+    in the user's scripts folder, for a ``--user`` install), so that the cluster runs the same
+    Python and site-packages as the client."""
     need_module("distributed")
-    script = Path(sysconfig.get_path("scripts")) / "dask"
-    assert script.exists(), f"{script} is missing: pip install -e '.[test]' installs it"
-    return str(script)
+    folders = [sysconfig.get_path("scripts"), sysconfig.get_path("scripts", f"{os.name}_user")]
+    for folder in folders:
+        script = Path(folder) / "dask"
+        if script.exists():
+            return str(script)
+    raise AssertionError(f"no dask command in {folders}: pip install -e '.[test]' installs it")
 
 
 def _wait_registered(logs: list[Path], procs: list[subprocess.Popen[bytes]]) -> None:
