@@ -60,7 +60,7 @@ class MergeReport:
     """Every source's run was complete, and no shard of their split is missing."""
     summary: dict[str, Any]
     sources: tuple[Path, ...] = ()
-    """The scan folders merged, in order (a shared folder stands for the folders it holds)."""
+    """The scan folders merged, in order (each ``shared`` folder replaced by those it holds)."""
     missing_shards: tuple[str, ...] = ()
     """``K/N`` of the shards of the sources' split that no source holds."""
 
