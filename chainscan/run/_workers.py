@@ -40,7 +40,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import aclosing
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import orjson
 import trio
@@ -52,8 +52,10 @@ from ..scan._intake import take_input
 from ..scan._schedule import Scheduler
 from ._batch import batches
 from ._child import Child, ChildConfig, LineOut, child_main, run_children, write_results
-from ._display import Display
 from ._partition import shard_of, worker_options
+
+if TYPE_CHECKING:  # the parent's; a scanning process imports rich only to warn
+    from ._display import Display
 
 __all__ = ["run_workers"]
 
@@ -145,6 +147,8 @@ def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
     options = config.options
     concurrency, warning = fit_concurrency(options.concurrency)
     if warning:
+        from ._display import Display
+
         Display(quiet=False).warn(warning)
         options = dataclasses.replace(options, concurrency=concurrency)
     return trio.run(_worker, options, output, out)
