@@ -248,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_shard,
         metavar="K/N",
         help="scan only shard K of N (by a hash of each target), into its own DIR; join the "
-        "folders with 'chainscan merge OUT DIR...'",
+        "folders with 'chainscan merge OUT DIR...'. 'auto' (in a Kubernetes indexed Job): K is "
+        "JOB_COMPLETION_INDEX + 1, N is CHAINSCAN_SHARD_COUNT (or give auto/N)",
     )
     scale.add_argument(
         "--dask",

@@ -54,6 +54,21 @@ def entries(out: Path) -> list[dict[str, Any]]:
     return found
 
 
+TIMINGS = frozenset({"elapsed", "timings"})
+"""The fields of an entry that differ from run to run."""
+
+
+def entries_by_line(out: Path) -> dict[int, list[tuple[str, Any]]]:
+    """Entries by input line: their fields in order, timings left out; a line listed twice
+    fails. Two folders of one input compare equal whatever order their entries came in."""
+    found: dict[int, list[tuple[str, Any]]] = {}
+    for entry in entries(out):
+        line = entry["input"]["line"]
+        assert line not in found, f"line {line} listed twice"
+        found[line] = [(key, value) for key, value in entry.items() if key not in TIMINGS]
+    return found
+
+
 def manifest_rows(out: Path) -> list[Row]:
     """Each entry of a finished scan without timings, in manifest order: (input line, host,
     SNI, status, error kind, folder, ((file, sha256), ...)); checked by

@@ -31,20 +31,25 @@ import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.inventory_fleet import EXPECTED, SECLEVEL0, Fleet, fleet
-from tests.runs import certificate_files, chainscan, entries, finish, manifest_rows
+from tests.runs import (
+    certificate_files,
+    chainscan,
+    entries,
+    entries_by_line,
+    finish,
+    manifest_rows,
+)
 from tests.servers import ScriptedServer, TLSServer, http_banner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OPTIONS = ["--connect-timeout", "2", "--handshake-timeout", "3", "--deadline", "8", "-q"]
-TIMINGS = {"elapsed", "timings"}
 BAD_LINES = ["bad:99999", "exa mple.test"]
 MODES = {
     "thread": ["--writer", "thread"],
@@ -111,16 +116,6 @@ def scans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scans]:
     yield Scans(served, hosts, lines, ports, out, codes)
 
 
-def _by_line(out: Path) -> dict[int, list[tuple[str, Any]]]:
-    """Entries by input line: their fields in order, timings left out."""
-    found: dict[int, list[tuple[str, Any]]] = {}
-    for entry in entries(out):
-        line = entry["input"]["line"]
-        assert line not in found, f"line {line} listed twice"
-        found[line] = [(key, value) for key, value in entry.items() if key not in TIMINGS]
-    return found
-
-
 @pytest.mark.parametrize(
     "mode",
     [
@@ -132,7 +127,7 @@ def _by_line(out: Path) -> dict[int, list[tuple[str, Any]]]:
 def test_every_mode_writes_the_same_folder(scans: Scans, mode: str) -> None:
     reference, folder = scans.out["thread"], scans.out[mode]
     assert certificate_files(folder) == certificate_files(reference)  # byte for byte
-    assert _by_line(folder) == _by_line(reference)
+    assert entries_by_line(folder) == entries_by_line(reference)
     assert sorted(manifest_rows(folder)) == sorted(manifest_rows(reference))
     header = json.loads((folder / "manifest.json").read_text())
     expected = json.loads((reference / "manifest.json").read_text())

@@ -81,3 +81,32 @@ def test_scale_out_options_are_checked() -> None:
     assert proc.returncode == 2 and "local:N needs N >= 1" in proc.stderr
     proc = chainscan("x.txt", "--dask", "local:2", "--workers", "2")
     assert proc.returncode == 2 and "exclude each other" in proc.stderr
+
+
+def _labelled(folder: Path, shard: str | None, *, finished: bool = True) -> Path:
+    """A scan folder with an empty manifest, its run marked as ``shard`` (None: unsharded)."""
+    folder.mkdir(parents=True)
+    (folder / "manifest.jsonl").write_text("")
+    if finished:
+        header = json.dumps({"run": {"shard": shard, "complete": True}})
+        (folder / "manifest.json").write_text(header[:-1] + ',"targets":[\n]}\n')
+    return folder
+
+
+def test_missing_shards_are_those_of_one_split_no_finished_folder_holds(tmp_path: Path) -> None:
+    from chainscan.commands._merge_sources import missing_shards, scan_folders
+
+    one, three = _labelled(tmp_path / "s/a", "1/3"), _labelled(tmp_path / "s/b", "3/3")
+    assert missing_shards([one, three]) == ["2/3"]
+    assert missing_shards([one, three, _labelled(tmp_path / "s/c", "2/3")]) == []
+    running = _labelled(tmp_path / "s/d", None, finished=False)  # no manifest.json yet
+    assert missing_shards([one, running]) == ["2/3", "3/3"]
+    assert missing_shards([one, _labelled(tmp_path / "whole", None)]) == []  # not a split
+    assert missing_shards([one, _labelled(tmp_path / "other", "1/2")]) == []  # two splits
+    (tmp_path / "s" / "empty").mkdir()
+    (tmp_path / "s" / "file").write_text("")
+    assert scan_folders(tmp_path / "s", tmp_path / "s" / "a") == [
+        tmp_path / "s/d",  # no shard: first, then by shard
+        one.parent / "c",
+        three,
+    ]

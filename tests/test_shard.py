@@ -45,3 +45,33 @@ def test_a_shard_follows_the_named_address_not_the_line_order() -> None:
     two = Target(host="b.example", port=8443, sni="b.example", address="192.0.2.7", line=900)
     shard = Shard(shard_of(one, 5) + 1, 5)
     assert shard.holds(one) and shard.holds(two)  # one address, one host: --per-ip holds
+
+
+def test_shard_auto_reads_a_kubernetes_indexed_job() -> None:
+    env = {"JOB_COMPLETION_INDEX": "0", "CHAINSCAN_SHARD_COUNT": "3"}
+    assert parse_shard("auto", env) == Shard(1, 3)  # the index is 0-based, K 1-based
+    assert parse_shard("auto", {**env, "JOB_COMPLETION_INDEX": "2"}) == Shard(3, 3)
+    assert parse_shard("auto/3", env) == Shard(1, 3)
+    assert parse_shard("AUTO/5", {"JOB_COMPLETION_INDEX": "4"}) == Shard(5, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("auto", {"CHAINSCAN_SHARD_COUNT": "3"}, "JOB_COMPLETION_INDEX, which is not set"),
+        ("auto", {"JOB_COMPLETION_INDEX": "1"}, "set CHAINSCAN_SHARD_COUNT to the Job's"),
+        ("auto", {"JOB_COMPLETION_INDEX": "-1", "CHAINSCAN_SHARD_COUNT": "3"}, "not a whole"),
+        ("auto", {"JOB_COMPLETION_INDEX": "x", "CHAINSCAN_SHARD_COUNT": "3"}, "not a whole"),
+        ("auto", {"JOB_COMPLETION_INDEX": "1", "CHAINSCAN_SHARD_COUNT": "0"}, "not a number of"),
+        ("auto", {"JOB_COMPLETION_INDEX": "1", "CHAINSCAN_SHARD_COUNT": "3.0"}, "not a number"),
+        ("auto", {"JOB_COMPLETION_INDEX": "3", "CHAINSCAN_SHARD_COUNT": "3"}, r"range .* \(0-2\)"),
+        ("auto/2", {"JOB_COMPLETION_INDEX": "0", "CHAINSCAN_SHARD_COUNT": "3"}, "disagrees"),
+        ("auto/0", {"JOB_COMPLETION_INDEX": "0"}, "auto/N with N >= 1"),
+        ("auto/", {"JOB_COMPLETION_INDEX": "0"}, "auto/N with N >= 1"),
+    ],
+)
+def test_shard_auto_names_the_missing_or_bad_variable(
+    text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_shard(text, env)

@@ -11,8 +11,14 @@ first, then its line is appended with :meth:`OutputDir.append_lines`, and :meth:
 writes ``manifest.json``: the same writer, the same crash-safety and the same layout as a scan.
 Entries are copied verbatim (timings, trust and problems included).
 
+``shared`` folders (``--shards``) hold scan folders one level down (the shards of a Kubernetes
+indexed Job or of a cron split): each stands for them, after the sources given one by one
+(``_merge_sources.scan_folders``).
+
 The new folder must not exist or be empty, as for a scan without ``--overwrite``. The merged
-manifest is ``complete`` only if every source's ``manifest.json`` says its run was complete.
+manifest is ``complete`` only if every source's ``manifest.json`` says its run was complete
+and, when the sources are the shards of one split, none of its shards is missing
+(``_merge_sources.missing_shards``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from ..manifest._model import JSON_NAME, JSONL_NAME, entry_key
 from ..manifest._reader import find_manifest, read_header, read_manifest_entries
 from ..output._output import OutputDir
 from ..scan._targets import Deduplicator
+from ._merge_sources import missing_shards, scan_folders
 
 __all__ = ["MergeReport", "merge_outputs"]
 
@@ -50,8 +57,12 @@ class MergeReport:
     duplicates: int
     """Entries dropped because an earlier source already listed their target."""
     complete: bool
-    """Every source's run was complete."""
+    """Every source's run was complete, and no shard of their split is missing."""
     summary: dict[str, Any]
+    sources: tuple[Path, ...] = ()
+    """The scan folders merged, in order (each ``shared`` folder replaced by those it holds)."""
+    missing_shards: tuple[str, ...] = ()
+    """``K/N`` of the shards of the sources' split that no source holds."""
 
 
 def _utc_now() -> str:
@@ -105,21 +116,33 @@ def _copy_files(entry: dict[str, Any], source: Path, out: Path) -> None:
             ) from None
 
 
-def merge_outputs(out: Path, sources: Sequence[Path], *, argv: Sequence[str] = ()) -> MergeReport:
-    """Join the scan folders ``sources`` into ``out`` (new or empty); see the module docstring.
+def merge_outputs(
+    out: Path,
+    sources: Sequence[Path],
+    *,
+    shared: Sequence[Path] = (),
+    argv: Sequence[str] = (),
+) -> MergeReport:
+    """Join the scan folders ``sources``, then those in each of the ``shared`` folders, into
+    ``out`` (new or empty); see the module docstring.
 
-    Raises ``UsageError`` for a source that holds no scan or a non-empty ``out``, and
+    Raises ``UsageError`` for a source that holds no scan (a shared folder: none) or a
+    non-empty ``out``, and
     ``OutputError`` for file-system failures.
     """
-    if not sources:
-        raise UsageError("give at least one folder to merge")
     out = Path(out)
-    resolved = {Path(source).resolve() for source in sources}
+    folders = [Path(source) for source in sources]
+    for folder in shared:
+        folders.extend(scan_folders(Path(folder), out))
+    if not folders:
+        raise UsageError("give at least one folder to merge")
+    resolved = {Path(source).resolve() for source in folders}
     if out.resolve() in resolved:
         raise UsageError(f"{out} is one of the folders to merge: write the result elsewhere")
     if out.is_dir() and any(out.iterdir()):
         raise OutputError(f"{out} is not empty: merge into a new or empty folder")
-    manifests = [_source_manifest(Path(source)) for source in sources]
+    missing = missing_shards(folders)
+    manifests = [_source_manifest(source) for source in folders]
     started, started_wall = _utc_now(), time.monotonic()
     output = OutputDir(out)
     output.prepare()
@@ -148,7 +171,7 @@ def merge_outputs(out: Path, sources: Sequence[Path], *, argv: Sequence[str] = (
                 raise UsageError(f"{manifest}: cannot read the manifest: {exc}") from None
             output.append_lines(pending)
             entries += len(pending)
-        complete = all(_source_complete(manifest.parent) for manifest in manifests)
+        complete = not missing and all(_source_complete(m.parent) for m in manifests)
         error = None
     except BaseException as exc:
         complete, error = False, str(exc)
@@ -161,7 +184,7 @@ def merge_outputs(out: Path, sources: Sequence[Path], *, argv: Sequence[str] = (
             "input": None,
             "output": str(out),
             "argv": list(argv),
-            "merged": [os.fspath(source) for source in sources],
+            "merged": [os.fspath(source) for source in folders],
             "error": error,
         }
         path = output.close(run=run, complete=complete)
@@ -171,4 +194,6 @@ def merge_outputs(out: Path, sources: Sequence[Path], *, argv: Sequence[str] = (
         duplicates=duplicates,
         complete=complete,
         summary=output.summary,
+        sources=tuple(folders),
+        missing_shards=tuple(missing),
     )

@@ -129,7 +129,13 @@ def _import_distributed() -> Any:
 
 @contextlib.contextmanager
 def _connect(spec: str) -> Iterator[Any]:
-    """A ``distributed.Client`` for ``spec`` (``local:N`` starts and stops a LocalCluster)."""
+    """A ``distributed.Client`` for ``spec`` (``local:N`` starts and stops a LocalCluster).
+
+    Closed with ``close()``, not ``with client:``: the client is entered in one worker thread
+    and left in another (each ``trio.to_thread`` call runs in a copy of the context), and
+    ``Client.__exit__`` resets a context variable that ``__enter__`` set, which raises
+    ``ValueError`` from another context (distributed 2026.8) and ended every scan in a
+    traceback, after its last results were handed over but before they were written."""
     distributed = _import_distributed()
     if spec.startswith("local:"):
         with (
@@ -140,7 +146,7 @@ def _connect(spec: str) -> Iterator[Any]:
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             ) as cluster,
-            distributed.Client(cluster) as client,
+            contextlib.closing(distributed.Client(cluster)) as client,
         ):
             yield client
         return
@@ -148,7 +154,7 @@ def _connect(spec: str) -> Iterator[Any]:
         client = distributed.Client(spec, timeout=30)
     except (OSError, TimeoutError, ValueError) as exc:
         raise UsageError(f"cannot reach the Dask scheduler at {spec}: {exc}") from None
-    with client:
+    with contextlib.closing(client):
         yield client
 
 
