@@ -192,3 +192,25 @@ def test_a_write_error_ends_the_run_with_an_incomplete_manifest(
     header = json.loads(report.manifest.read_text())
     assert header["run"]["complete"] is False and header["run"]["error"] == report.error
     assert 0 < len(header["targets"]) < 30
+
+
+@pytestmark_integration
+def test_an_unexpected_exception_leaves_the_manifest_incomplete(
+    tls_server: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug escaping the scan (not a ChainscanError) still closes the manifest, marked incomplete:
+    # the entries it lost must be scanned again by --resume, not passed over as done.
+    lines = [f"n{i}.test:{tls_server.port}{{127.0.0.1}}" for i in range(5)]
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(_run, "_execute", broken)
+    config = RunConfig(
+        input=_hosts(tmp_path, lines), output=tmp_path / "out", options=FAST, writer="thread"
+    )
+    with pytest.raises(BaseExceptionGroup) as raised:
+        run_scan(config)
+    assert raised.group_contains(RuntimeError, match="a bug")
+    header = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert header["run"]["complete"] is False

@@ -408,12 +408,14 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
     )
     signals = _Signals(display)
     error: str | None = None
+    ended = False  # the scan's body returned (else a bug escaped it: the manifest is incomplete)
     try:
         with signals.abort_scope:
             async with trio.open_nursery() as nursery:
                 await nursery.start(signals.watch)
                 await _execute(config, options, output, source, display, signals)
                 nursery.cancel_scope.cancel()
+        ended = True
     except* ChainscanError as group:  # a write error, raised inside the nursery: stop, report
         error = "; ".join(_messages(group))
     finally:
@@ -428,7 +430,8 @@ async def _scan(config: RunConfig, display: Display) -> RunReport:
         )
         manifest: Path | None = None
         try:
-            manifest = output.close(run=run, complete=signals.received is None and error is None)
+            complete = ended and signals.received is None and error is None
+            manifest = output.close(run=run, complete=complete)
         except ChainscanError as exc:  # e.g. the disk is full: keep the first error too
             error = f"{error}; {exc}" if error else str(exc)
     no_targets = source.tally.items == 0 and signals.received is None and error is None
