@@ -224,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.per_ip,
         help="connections open at once to one IP address; 0 = unlimited (default: %(default)s)",
     )
+    limits.add_argument(
+        "--per-net",
+        type=non_negative_int,
+        default=_DEFAULTS.per_net,
+        help="connections open at once to one IPv4 /24 or IPv6 /64 (many names behind one load "
+        "balancer or hosting block); 0 = unlimited (default: %(default)s)",
+    )
     add_attempt_options(limits, _DEFAULTS)
     limits.add_argument(
         "-w",
@@ -357,6 +364,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         concurrency=args.concurrency,
         rate=args.rate,
         per_ip=args.per_ip,
+        per_net=args.per_net,
         connect_timeout=args.connect_timeout,
         handshake_timeout=args.handshake_timeout,
         deadline=args.deadline,
