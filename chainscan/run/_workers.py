@@ -10,13 +10,16 @@ CONFIG``, see ``_child``) and becomes a dispatcher and a manifest writer::
     worker i: Scheduler ──► write its targets' certificate files ──► stdout (manifest lines)
     main: every worker's stdout ──► append to manifest.jsonl, progress
 
-* **Sharding** (``_partition.shard_of``) is by the address a target names (``{ip}`` or an IP
-  literal), else by its host name, hashed: one name or one explicit address always lands on one
-  worker, so its per-address cap holds exactly. Distinct names that resolve to one address may
-  land on different workers: then at most ``--per-ip × N`` connections reach that address at
-  once.
+* **Placement** (``_partition.Placement``) is by where a target connects: its explicit
+  ``{ip}``, its IP literal, or the first address its name resolves to here (with ``--per-net``:
+  that address's /24 or /64), hashed. Every connection to one address (one network) is thus
+  made by one worker, whose scheduler counts ``--per-ip`` (``--per-net``) for the whole run;
+  the exceptions (a name's answer changing between the two lookups, fallback addresses in
+  another network) are listed in ``_partition``. With both caps off, a target is placed by
+  ``shard_of`` (address, else host name) and nothing is resolved here.
 * **Limits are divided**: each worker gets ``ceil(concurrency / N)`` slots and ``rate / N``
-  connections per second, so the run as a whole keeps the limits given.
+  connections per second, so the run as a whole keeps the limits given; ``--per-ip`` and
+  ``--per-net`` are not divided (one worker owns each address and network).
 * **Back-pressure**: a worker admits a bounded number of targets (its scheduler reads its stdin
   lazily); when it is full its pipe fills and the dispatcher waits. Memory stays bounded.
 * **Crash safety** is unchanged: a manifest line reaches ``manifest.jsonl`` only after its
@@ -53,7 +56,7 @@ from ..scan._schedule import Scheduler
 from ._batch import batches
 from ._child import Child, ChildConfig, LineOut, child_main, run_children, write_results
 from ._display import Display
-from ._partition import shard_of, worker_options
+from ._partition import Placement, placed, shard_of, worker_options
 
 __all__ = ["run_workers"]
 
@@ -71,11 +74,18 @@ def _target_line(target: Target) -> bytes:
 
 
 class _Dispatch:
-    """The input router of ``--workers``: each target to the worker of its shard, invalid
-    lines to the main process's append task. A batch of input goes out at once (``flush``)."""
+    """The input router of ``--workers``: each target to the worker of its place (``placement``;
+    None: ``shard_of``), invalid lines to the main process's append task. A batch of input goes
+    out at once (``flush``)."""
 
-    def __init__(self, children: list[Child], local: trio.MemorySendChannel[list[BadLine]]) -> None:
+    def __init__(
+        self,
+        children: list[Child],
+        local: trio.MemorySendChannel[list[BadLine]],
+        placement: Placement | None = None,
+    ) -> None:
         self._children = children
+        self._place = shard_of if placement is None else placement.place
         self._local = local
         self._outgoing: list[list[bytes]] = [[] for _ in children]
         self._bad: list[BadLine] = []
@@ -84,7 +94,7 @@ class _Dispatch:
         self._bad.append(bad)
 
     async def route(self, target: Target) -> None:
-        self._outgoing[shard_of(target, len(self._children))].append(_target_line(target))
+        self._outgoing[self._place(target, len(self._children))].append(_target_line(target))
 
     async def flush(self) -> None:
         if self._bad:
@@ -112,7 +122,9 @@ async def run_workers(
         with scan_scope:
             # A worker that died breaks its pipe: its collector says why (and stops the scan).
             with contextlib.suppress(trio.BrokenResourceError):
-                await take_input(items, _Dispatch(children, local), skip=skip)
+                placement = Placement(options)
+                router = placed(_Dispatch(children, local, placement), placement)
+                await take_input(items, router, skip=skip)
             for child in children:
                 await child.close_input()
             for child in children:  # a signal after the last target was sent must stop them too
