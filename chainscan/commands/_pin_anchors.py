@@ -13,12 +13,11 @@ digits and ``_``, starting with a letter.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from .._files import atomic_write
 from ..analysis._analyze import pem_to_der_list
 from ._pins import PinPlan, private_ca
 
@@ -52,18 +51,6 @@ def _der(root: Path, file: str, sha256: str | None) -> bytes:
     return data
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_private_cas(plan: PinPlan, xml_path: Path) -> tuple[PinPlan, tuple[Path, ...]]:
     """Save each private CA of the pinned hosts into the raw folder; the plan now names them.
 
@@ -88,7 +75,8 @@ def save_private_cas(plan: PinPlan, xml_path: Path) -> tuple[PinPlan, tuple[Path
     written = []
     for name, der in files.items():
         path = folder / f"{name}.der"
-        _write(path, der)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, der)
         written.append(path)
     options = replace(plan.options, trust_anchors=tuple(anchors))
     return replace(plan, options=options), tuple(written)
