@@ -237,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_int,
         default=1,
-        help="scanning processes, to use several cores; the limits above are shared among "
-        "them (default: %(default)s)",
+        help="scanning processes, to use several cores; --concurrency and --rate are shared "
+        "among them, --per-ip and --per-net hold for the whole run (default: %(default)s)",
     )
     limits.add_argument(
         "--writer",
@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_dask,
         metavar="ADDRESS",
         help="scan on a Dask cluster (scheduler address, or local:N for N local worker "
-        "processes); needs 'pip install chainscan[dask]'; the limits are shared among its workers",
+        "processes); needs 'pip install chainscan[dask]'; --concurrency and --rate are shared "
+        "among its workers, --per-ip and --per-net hold for the whole run",
     )
     out = parser.add_argument_group("output")
     out.add_argument(
