@@ -221,3 +221,18 @@ async def test_a_dask_shard_never_has_two_batches_out_while_a_cap_is_set(
         await trio.to_thread.run_sync(driver.submit, [target(host)], None)
     await trio.to_thread.run_sync(driver.drain)
     assert free.most_out == 4
+
+
+async def test_names_are_remembered_across_batches_within_a_bound(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chainscan.run import _partition
+
+    monkeypatch.setattr(_partition, "_ANSWERS", 2)
+    dns = FakeDNS(TABLE)
+    placement = Placement(ScanOptions(), Resolver(getaddrinfo=dns, max_entries=1))
+    for names in (["a.test", "b.test"], ["a.test"], ["c.test", "d.test"], ["a.test"]):
+        await placement.prepare([target(n) for n in names])
+        assert [placement.key(target(n)) for n in names] == [TABLE[n][0] for n in names]
+    # a.test: looked up, remembered for the second batch, forgotten (2 names kept), again.
+    assert dns.asked.count("a.test") == 2 and len(placement._answers) == 2

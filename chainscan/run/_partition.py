@@ -36,15 +36,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections import OrderedDict
 
 import trio
 
-from .._models import BadLine, ScanOptions, Target
+from .._models import BadLine, ErrorKind, ScanOptions, Target
 from ..scan._intake import Router
 from ..scan._limits import network_of
 from ..scan._resolve import ResolveFailed, Resolver, literal_address
 
 __all__ = ["Placed", "Placement", "placed", "shard_of", "worker_options"]
+
+_ANSWERS = 65536
+"""Names whose first address the client remembers (the resolver's own cache has as many)."""
 
 
 def _place(key: str, places: int) -> int:
@@ -65,28 +69,37 @@ class Placement:
         self.by_network = options.per_net > 0
         self.exact = self.by_network or options.per_ip > 0
         self._resolver = resolver or Resolver()
-        self._answers: dict[str, str | None] = {}
-        """First address of each name of the current batch (None: it did not resolve)."""
+        self._answers: OrderedDict[str, str | None] = OrderedDict()
+        """First address of each name seen lately (None: it did not resolve); an LRU of
+        ``_ANSWERS`` names, so a name met again costs no task and no lookup."""
 
     async def prepare(self, targets: list[Target]) -> None:
         """Look up the names of ``targets`` (concurrently, cached) before they are placed."""
-        self._answers = {}
         if not self.exact:
             return
-        names = {
-            t.host for t in targets if t.address is None and literal_address(t.host, 0) is None
-        }
+        answers = self._answers
+        names: set[str] = set()
+        for t in targets:
+            if t.address is not None or t.host in names:
+                continue
+            if t.host in answers:
+                answers.move_to_end(t.host)
+            elif literal_address(t.host, 0) is None:
+                names.add(t.host)
         if not names:
             return
         async with trio.open_nursery() as nursery:
             for name in names:
                 nursery.start_soon(self._lookup, name)
+        while len(answers) > _ANSWERS:
+            answers.popitem(last=False)
 
     async def _lookup(self, name: str) -> None:
         try:
             addresses = await self._resolver.resolve(name, 443)
-        except ResolveFailed:
-            self._answers[name] = None
+        except ResolveFailed as exc:
+            if exc.kind is not ErrorKind.DNS_TEMPORARY:  # a temporary failure is asked again
+                self._answers[name] = None
             return
         self._answers[name] = addresses[0].ip if addresses else None
 
