@@ -236,3 +236,54 @@ async def test_names_are_remembered_across_batches_within_a_bound(
         assert [placement.key(target(n)) for n in names] == [TABLE[n][0] for n in names]
     # a.test: looked up, remembered for the second batch, forgotten (2 names kept), again.
     assert dns.asked.count("a.test") == 2 and len(placement._answers) == 2
+
+
+# ---------------------------------------------------------------- --workers: the client's answer
+
+
+async def test_a_worker_connects_where_the_main_process_placed_a_name(
+    autojump_clock: object,
+) -> None:
+    import io
+
+    from chainscan.run._workers import _Dispatch, _GivenAnswers, _read_targets
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.data = b""
+
+        async def send_all(self, data: bytes) -> None:
+            self.data += data
+
+    class Child:
+        def __init__(self) -> None:
+            self.stdin = Pipe()
+
+    # The main process's DNS answers a.test with 198.51.100.7 first ...
+    placement = Placement(ScanOptions(per_net=2), Resolver(getaddrinfo=FakeDNS(TABLE)))
+    children = [Child() for _ in range(3)]
+    send, _ = trio.open_memory_channel[list[BadLine]](10)
+    items: list[Target | BadLine] = [target("a.test"), target("z.test", address="192.0.2.9")]
+    router = placed(_Dispatch(children, send, placement), placement)  # type: ignore[arg-type]
+    await take_input(items, router, blocking=False)
+    data = b"".join(child.stdin.data for child in children)
+    # ... a worker's resolver, a rotated answer (203.0.113.1 first), which it never asks for.
+    worker_dns = FakeDNS({"a.test": ["203.0.113.1", "198.51.100.7"]})
+    resolver = _GivenAnswers()
+    resolver._getaddrinfo = worker_dns  # type: ignore[assignment]
+    assert sorted(_read_targets(io.BytesIO(data), resolver), key=lambda t: t.host) == items
+    assert resolver.given == {"a.test": ("198.51.100.7", "203.0.113.1")}
+    first = await resolver.resolve("a.test", 443)
+    assert [a.ip for a in first] == ["198.51.100.7", "203.0.113.1"]
+    assert worker_dns.asked == [] and resolver.given == {}
+
+
+def test_resolver_remember_keeps_a_cached_answer_and_only_addresses() -> None:
+    resolver = Resolver(max_entries=2)
+    resolver.remember("a.test", ["192.0.2.1", "not an address", "2001:db8::1"])
+    resolver.remember("a.test", ["192.0.2.2"])  # cached already: kept
+    resolver.remember("b.test", ["junk"])  # nothing usable: nothing cached
+    resolver.remember("c.test", [])
+    assert dict(resolver._cache) == {
+        "a.test": (("192.0.2.1", socket.AF_INET), ("2001:db8::1", socket.AF_INET6))
+    }

@@ -23,12 +23,19 @@ target by *where it connects*, not by what it is called (:class:`Placement`):
 * with neither limit set (``--per-ip 0``, ``--per-net 0``) nothing is resolved here and a
   target is placed by ``shard_of`` (its address, else its host name), as ``--shard`` does.
 
-What this cannot make exact, because the scanner resolves the name again itself: a name whose
-answer changes between the two lookups (DNS changes, round-robin answers in another network),
-and the fallback addresses of a name (tried after its first address fails to connect) that lie
-in another network than the first. Those connections are counted by the scanner that placed
-them, not by the one that owns their address. ``--shard`` (separate hosts, no client) keeps
-placing by name: see ``docs/scale-out.md``.
+A ``--workers`` process is handed the client's answer with the target (``Placement.answer``,
+``Resolver.remember``) and connects to exactly those addresses in that order. A Dask task, on
+another machine, resolves the name again itself. What this cannot make exact:
+
+* with ``--dask``, a name whose answer there differs from the client's (DNS changes, a
+  round-robin answer rotated to an address in another network, another resolver);
+* in both modes, the other addresses of a name (its fallbacks, tried after its first address
+  fails to connect; every address with ``--deployments``) that lie in another network than the
+  first (or are another address, without ``--per-net``).
+
+Those connections are counted by the scanner the name was placed on, not by the one that owns
+their address. ``--shard`` (separate hosts, no client) keeps placing by name: see
+``docs/scale-out.md``.
 """
 
 from __future__ import annotations
@@ -69,8 +76,8 @@ class Placement:
         self.by_network = options.per_net > 0
         self.exact = self.by_network or options.per_ip > 0
         self._resolver = resolver or Resolver()
-        self._answers: OrderedDict[str, str | None] = OrderedDict()
-        """First address of each name seen lately (None: it did not resolve); an LRU of
+        self._answers: OrderedDict[str, tuple[str, ...] | None] = OrderedDict()
+        """Addresses of each name seen lately (None: it did not resolve); an LRU of
         ``_ANSWERS`` names, so a name met again costs no task and no lookup."""
 
     async def prepare(self, targets: list[Target]) -> None:
@@ -101,7 +108,12 @@ class Placement:
             if exc.kind is not ErrorKind.DNS_TEMPORARY:  # a temporary failure is asked again
                 self._answers[name] = None
             return
-        self._answers[name] = addresses[0].ip if addresses else None
+        self._answers[name] = tuple(a.ip for a in addresses) or None
+
+    def answer(self, target: Target) -> tuple[str, ...] | None:
+        """The addresses the client got for ``target``'s name, if it looked it up (for the
+        scanner to use: ``Resolver.remember``)."""
+        return self._answers.get(target.host) if target.address is None else None
 
     def key(self, target: Target) -> str:
         """What ``target`` is placed by: its network, its address, or else its host name."""
@@ -110,7 +122,10 @@ class Placement:
         ip = target.address
         if ip is None:
             literal = literal_address(target.host, 0)
-            ip = literal.ip if literal is not None else self._answers.get(target.host)
+            if literal is not None:
+                ip = literal.ip
+            elif answer := self._answers.get(target.host):
+                ip = answer[0]
         if ip is None:
             return target.host
         return network_of(ip) if self.by_network else ip

@@ -13,9 +13,11 @@ CONFIG``, see ``_child``) and becomes a dispatcher and a manifest writer::
 * **Placement** (``_partition.Placement``) is by where a target connects: its explicit
   ``{ip}``, its IP literal, or the first address its name resolves to here (with ``--per-net``:
   that address's /24 or /64), hashed. Every connection to one address (one network) is thus
-  made by one worker, whose scheduler counts ``--per-ip`` (``--per-net``) for the whole run;
-  the exceptions (a name's answer changing between the two lookups, fallback addresses in
-  another network) are listed in ``_partition``. With both caps off, a target is placed by
+  made by one worker, whose scheduler counts ``--per-ip`` (``--per-net``) for the whole run.
+  The main process's answer for a name travels with the target (``"resolved"`` in its line):
+  the worker's first lookup of that name takes it (``_GivenAnswers``), so both connect to the
+  same addresses in the same order. The exception (fallback addresses in another network) is
+  described in ``_partition``. With both caps off, a target is placed by
   ``shard_of`` (address, else host name) and nothing is resolved here.
 * **Limits are divided**: each worker gets ``ceil(concurrency / N)`` slots and ``rate / N``
   connections per second, so the run as a whole keeps the limits given; ``--per-ip`` and
@@ -52,6 +54,7 @@ from .._models import BadLine, ScanOptions, ScanResult, Target
 from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
 from ..scan._intake import take_input
+from ..scan._resolve import Address, Resolver
 from ..scan._schedule import Scheduler
 from ._batch import batches
 from ._child import Child, ChildConfig, LineOut, child_main, run_children, write_results
@@ -66,8 +69,12 @@ _WRITE_BATCH = 512
 """Results a worker writes per thread hop, at most."""
 
 
-def _target_line(target: Target) -> bytes:
-    return orjson.dumps(dataclasses.asdict(target)) + b"\n"
+def _target_line(target: Target, resolved: tuple[str, ...] | None = None) -> bytes:
+    """A target for a worker's stdin; ``resolved``: the main process's answer for its name."""
+    fields = dataclasses.asdict(target)
+    if resolved:
+        fields["resolved"] = resolved
+    return orjson.dumps(fields) + b"\n"
 
 
 # ---------------------------------------------------------------- main process side
@@ -86,6 +93,7 @@ class _Dispatch:
     ) -> None:
         self._children = children
         self._place = shard_of if placement is None else placement.place
+        self._answer = None if placement is None or not placement.exact else placement.answer
         self._local = local
         self._outgoing: list[list[bytes]] = [[] for _ in children]
         self._bad: list[BadLine] = []
@@ -94,7 +102,8 @@ class _Dispatch:
         self._bad.append(bad)
 
     async def route(self, target: Target) -> None:
-        self._outgoing[self._place(target, len(self._children))].append(_target_line(target))
+        line = _target_line(target, None if self._answer is None else self._answer(target))
+        self._outgoing[self._place(target, len(self._children))].append(line)
 
     async def flush(self) -> None:
         if self._bad:
@@ -148,9 +157,33 @@ async def run_workers(
 # ---------------------------------------------------------------- worker process side
 
 
-def _read_targets(stream: BinaryIO) -> Iterator[Target]:
+class _GivenAnswers(Resolver):
+    """A worker's resolver: the first lookup of a name takes the main process's answer, so the
+    worker connects where the main process placed the target (``_partition``). The stdin reader
+    runs in a thread: it hands answers over in a plain dict (one store there, one ``pop`` here,
+    both atomic), and only the event loop touches the resolver's cache."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given: dict[str, tuple[str, ...]] = {}
+
+    async def resolve(self, host: str, port: int) -> list[Address]:
+        if self.given:
+            answer = self.given.pop(host, None)
+            if answer is not None:
+                self.remember(host, answer)
+        return await super().resolve(host, port)
+
+
+def _read_targets(stream: BinaryIO, resolver: _GivenAnswers | None = None) -> Iterator[Target]:
+    """The targets of a worker's stdin; the main process's answers go to ``resolver``."""
     for line in stream:
-        yield Target(**orjson.loads(line))
+        fields = orjson.loads(line)
+        resolved = fields.pop("resolved", None)
+        target = Target(**fields)
+        if resolved is not None and resolver is not None:
+            resolver.given[target.host] = tuple(resolved)
+        yield target
 
 
 def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
@@ -163,14 +196,15 @@ def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
 
 
 async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
-    scheduler = Scheduler(options)
+    resolver = _GivenAnswers()
+    scheduler = Scheduler(options, resolver=resolver)
     send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
     scan_scope = trio.CancelScope()
     failed = False
 
     async def produce() -> None:
         with scan_scope:
-            await scheduler.run(_read_targets(sys.stdin.buffer), send)
+            await scheduler.run(_read_targets(sys.stdin.buffer, resolver), send)
 
     async def watch(task_status: trio.TaskStatus[None]) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
