@@ -246,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="where a single scanning process analyses certificates and writes files: in a "
         "'process' of its own (on a second core), or in 'thread's that share the scanning "
-        "process's core; 'auto' picks process when there are two cores or more "
-        "(default: %(default)s)",
+        "process's core; 'auto' picks process when there are two cores or more; not used "
+        "with --workers or --dask, whose workers analyse (default: %(default)s)",
     )
     scale = parser.add_argument_group("beyond one machine (see docs/scale-out.md)")
     scale.add_argument(

@@ -4,6 +4,7 @@ and ``--per-net`` hold across processes. A fake ``getaddrinfo``: no DNS, no sock
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 import trio
@@ -201,7 +202,8 @@ async def test_a_dask_shard_never_has_two_batches_out_while_a_cap_is_set(
 
     cluster = _FakeCluster()
     monkeypatch.setattr(_dask, "_import_distributed", lambda: cluster)
-    driver = _dask._Driver(cluster, ScanOptions(per_ip=2), lambda results: None)
+    spec: Any = None  # what the analysis needs: only passed along to the tasks
+    driver = _dask._Driver(cluster, ScanOptions(per_ip=2), spec, lambda ready: None)
     assert driver.slots == 2
     # Shard 0 has three batches in a row, then shard 1: the second batch of shard 0 waits for
     # the first although 4 batches may be out at once.
@@ -216,7 +218,7 @@ async def test_a_dask_shard_never_has_two_batches_out_while_a_cap_is_set(
     # Without a shard (both caps off) batches of one shard may be out together.
     free = _FakeCluster()
     monkeypatch.setattr(_dask, "_import_distributed", lambda: free)
-    driver = _dask._Driver(free, ScanOptions(per_ip=0), lambda results: None)
+    driver = _dask._Driver(free, ScanOptions(per_ip=0), spec, lambda ready: None)
     for host, _ in batches:
         await trio.to_thread.run_sync(driver.submit, [target(host)], None)
     await trio.to_thread.run_sync(driver.drain)

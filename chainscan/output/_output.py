@@ -16,13 +16,15 @@ Theory of operation
       example.com_443/      one folder per target with a chain (see _naming.target_dirname)
         www_example_com.der one file per certificate (see _naming.cert_filename)
 
-``manifest.jsonl`` is the source of truth. A line is appended only after every certificate
-file of its target is in place (written in place; the folders of a batch's targets in
-parallel by a small thread pool), with a single ``write`` of the whole line; if that write
-fails half-way the file is truncated back to the previous line. So whenever the process dies
-(crash, kill, full disk), the manifest lists exactly the targets whose files are complete,
-plus at most one torn last line, which every reader (``manifest._reader``) ignores and
-``--resume`` cuts off before appending.
+``manifest.jsonl`` is the source of truth. A line is appended only after every certificate file
+of its target is in place (written in place; the folders of a batch's targets in parallel by a
+small thread pool), with a single ``write`` of the whole line (of a batch's whole lines, when a
+child process or a Dask worker made them: ``append_lines``, ``write_ready``); if that write
+fails half-way the file is truncated back to where it began (for a batch, the lines are then
+written one at a time: those that fit are kept). So whenever the process dies (crash, kill,
+full disk), the manifest lists exactly the targets whose files are complete, plus at most a
+torn last line, which every reader (``manifest._reader``) ignores and ``--resume`` cuts off
+before appending.
 The file is flushed to the OS after each line and ``fsync``-ed every few seconds and at the
 end; certificate files are not ``fsync``-ed one by one (it would cost more than the scan), so
 after a power cut a listed file may be empty: its ``sha256`` in the manifest tells.
@@ -61,12 +63,12 @@ import orjson
 from .._errors import OutputError, UsageError
 from .._files import O_BINARY, atomic_write, is_plain_name, os_reason, write_fully
 from .._models import BadLine, CertFormat, ScanResult, Status
-from ..analysis._analyze import der_to_pem
 from ..analysis._entry import EntryBuilder
 from ..manifest._model import JSON_NAME, JSONL_NAME, SCHEMA, EntryKey, entry_key
 from ..manifest._reader import TARGETS_CLOSE, TARGETS_OPEN, read_manifest_entries
 from ._fetched import save_fetched
-from ._naming import cert_filename, target_dirname
+from ._ready import ReadyBatch, dump_line, plan_chain
+from ._ready import dumps as _dumps
 
 if TYPE_CHECKING:
     from ..analysis._inventory import Inventory
@@ -79,6 +81,9 @@ _FILE_WRITERS = 1
 """Threads analysing and creating certificate files beside the caller's. One: more fight over
 the GIL (measured on 2 cores, tmpfs: 4 threads cost 60% more CPU per target than 1)."""
 
+_COPY_CHUNK = 1 << 20
+"""Bytes of ``manifest.jsonl`` copied into ``manifest.json`` per write, about."""
+
 _TMP_PREFIX = ".chainscan-"
 _TMP_SUFFIX = ".tmp"
 _CERT_SUFFIXES = tuple(f".{fmt.value}" for fmt in CertFormat)
@@ -88,29 +93,6 @@ def _bad_line_id(source: object, line: object, text: object) -> tuple[str, int, 
     if isinstance(source, str) and isinstance(line, int) and isinstance(text, str):
         return (source, line, text)
     return None
-
-
-def dump_line(entry: dict[str, Any]) -> bytes:
-    """One manifest line (newline included); strings that are not valid Unicode (lone
-    surrogates) are escaped."""
-    return _dumps(entry) + b"\n"
-
-
-def _dumps(entry: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(entry)
-    except orjson.JSONEncodeError:
-        return orjson.dumps(_scrub(entry))
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_scrub(key): _scrub(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(item) for item in value]
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,10 +313,8 @@ class OutputDir:
         counted = []
         for line in lines:
             entry = orjson.loads(line)
-            self._append(fd, line)
-            status, kind = entry["status"], entry["error_kind"]
-            self._count(status, kind)
-            counted.append((status, kind))
+            counted.append((entry["status"], entry["error_kind"]))
+        self._append_lines(fd, lines, counted)
         self._sync_now_and_then(fd)
         return counted
 
@@ -382,11 +362,19 @@ class OutputDir:
 
     def _write_chain(self, result: ScanResult) -> dict[str, Any]:
         """Name and write the files of a result with a chain; its entry."""
-        analysed = self._entry_builder.analyse(result)
-        dirname = target_dirname(result.target)
+        planned = plan_chain(self._entry_builder, result, self.cert_format)
+        self._write_folder(planned.dirname, planned.files, planned.fetched)
+        return planned.entry
+
+    def _write_folder(
+        self,
+        dirname: str,
+        files: Sequence[tuple[str, bytes]],
+        fetched: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Create a target's folder (clearing a leftover) and write its files (see
+        :class:`~chainscan.output._ready.PlannedChain`)."""
         folder = os.path.join(self.root, dirname)
-        ext = self.cert_format.value
-        files = []
         try:
             try:
                 os.mkdir(folder)
@@ -396,34 +384,43 @@ class OutputDir:
                     os.mkdir(folder)
                 else:
                     _clear_folder(Path(folder))  # a leftover of an interrupted run
-            taken: set[str] = set()
-            for der, fact in zip(result.chain, analysed.facts, strict=True):
-                name = cert_filename(fact.cn, fact.sha256, taken, ext)
-                data = der if self.cert_format is CertFormat.DER else der_to_pem(der)
+            for name, data in files:
                 _write_file(folder, name, data)
-                files.append(f"{dirname}/{name}")
+            if fetched:
+                save_fetched(folder, fetched, _write_file)
         except OSError as exc:
             raise OutputError(
                 f"cannot write {exc.filename or folder}: {os_reason(exc)};"
                 " the manifest up to the previous target is intact"
             ) from None
-        entry = self._entry_builder.entry(analysed, files, dirname)
-        if "completion" in entry:  # fetched intermediates: saved apart, in fetched/
+
+    def write_ready(self, batch: ReadyBatch) -> list[tuple[str, str | None]]:
+        """Write a batch planned elsewhere (``--dask``): its folders, then its lines in one
+        append; return (status, error_kind) of each line.
+
+        Raises ``OutputError`` on the first file-system failure, after appending the lines of
+        the targets before the one that failed (as :meth:`write` does).
+        """
+        fd = self._open_fd("write_ready")
+        blobs = batch.blobs
+        done = len(batch.lines)
+        failure: OutputError | None = None
+        for position, dirname, files, fetched in batch.folders:
             try:
-                save_fetched(
-                    folder,
+                self._write_folder(
                     dirname,
-                    entry["completion"],
-                    result.fetched,
-                    self.cert_format,
-                    _write_file,
+                    [(name, blobs[blob]) for name, blob in files],
+                    [(name, blobs[blob]) for name, blob in fetched],
                 )
-            except OSError as exc:
-                raise OutputError(
-                    f"cannot write {exc.filename or folder}: {os_reason(exc)};"
-                    " the manifest up to the previous target is intact"
-                ) from None
-        return entry
+            except OutputError as exc:
+                done, failure = position, exc
+                break
+        counted = batch.counted[:done]
+        self._append_lines(fd, batch.lines[:done], counted)
+        self._sync_now_and_then(fd)
+        if failure is not None:
+            raise failure
+        return counted
 
     def _append(self, fd: int, line: bytes) -> None:
         try:
@@ -438,6 +435,31 @@ class OutputDir:
         self._size += len(line)
         if self.echo is not None:
             self.echo(line)
+
+    def _append_lines(
+        self, fd: int, lines: Sequence[bytes], counted: Sequence[tuple[str, str | None]]
+    ) -> None:
+        """Append ``lines`` (whose files are complete) in one write and count them. Should that
+        write fail, it is cut back and the lines go one at a time: as many as fit are kept and
+        counted, as with :meth:`write`, then the error is raised."""
+        if not lines:
+            return
+        data = b"".join(lines)
+        try:
+            write_fully(fd, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._size)
+            for line, (status, kind) in zip(lines, counted, strict=True):
+                self._append(fd, line)
+                self._count(status, kind)
+            return
+        self._size += len(data)
+        for status, kind in counted:
+            self._count(status, kind)
+        if self.echo is not None:
+            for line in lines:
+                self.echo(line)
 
     def _sync_now_and_then(self, fd: int) -> None:
         if time.monotonic() - self._last_sync >= _FSYNC_INTERVAL:
@@ -497,11 +519,12 @@ class OutputDir:
             out.write(_dumps(header)[:-1] + b"," + TARGETS_OPEN + b"\n")
             separator = b""
             with self._jsonl.open("rb") as lines:
-                for line in lines:
-                    if not line.endswith(b"\n"):
-                        break  # a torn last line (a write that failed half-way)
-                    if line.strip():
-                        out.write(separator + line.rstrip(b"\r\n"))
+                while chunk := lines.readlines(_COPY_CHUNK):  # about 1 MB: one write each
+                    if not chunk[-1].endswith(b"\n"):
+                        chunk.pop()  # a torn last line (a write that failed half-way)
+                    kept = [line.rstrip(b"\r\n") for line in chunk if line.strip()]
+                    if kept:
+                        out.write(separator + b",\n".join(kept))
                         separator = b",\n"
             out.write(b"\n" if separator else b"")
             out.write(TARGETS_CLOSE + b"\n")

@@ -2,17 +2,31 @@
 
 Theory of operation
 -------------------
-The client (this process) keeps everything that makes the output: reading and parsing the
-input, dropping duplicates and targets a resumed run already has (the input loop every mode
-shares, ``scan._intake``, with :class:`_ShardBuffers` as its router), and writing the folder and
-both manifests with the same writer as a local run (``--writer``: the writer process or threads).
-Only the network work moves: targets go to the cluster in batches, each batch is scanned on a
-worker by :func:`scan_batch` (the same :class:`~chainscan.scan._schedule.Scheduler` in its own
-``trio.run``) and comes back as :class:`ScanResult` values, DER chains included::
+The client (this process) reads and parses the input, drops duplicates and targets a resumed
+run already has (the input loop every mode shares, ``scan._intake``, with :class:`_ShardBuffers`
+as its router), and writes the folder and both manifests. Everything that costs CPU per target
+happens where the handshakes are: each batch is scanned on a worker by :func:`scan_batch` (the
+same :class:`~chainscan.scan._schedule.Scheduler` in its own ``trio.run``), and the same worker
+analyses and verifies each chain as it arrives, names its files and builds its manifest line
+(``output._ready``: the planner a local run uses). A batch comes back as a
+:class:`~chainscan.output._ready.ReadyBatch`: lines, statuses, folder and file names, and each
+distinct certificate file once::
 
     input ─► parse, dedup, resume-skip ─► shard buffers ─► client.submit(scan_batch, batch)
-                                                               │  (Dask worker: trio + Scheduler)
-    writer (--writer) ◄── trio channel ◄── results as each batch completes ◄──┘
+                                   (Dask worker: trio + Scheduler, analysis in a thread) │
+    OutputDir.write_ready (a thread) ◄── trio channel ◄── each batch as it completes ◄───┘
+
+* **The client only writes bytes**: per target a folder, a file per certificate and its share
+  of one append per batch (``OutputDir.write_ready``); no JSON, no certificate parsing.
+  ``benchmarks/ingest_bench.py`` measures what one client core absorbs. The client writes
+  (rather than each worker writing its part on shared storage, to be merged): workers need no
+  access to the output folder, a line still reaches ``manifest.jsonl`` only after its files,
+  from one appending process, and a lost worker leaves nothing half-written behind.
+* **What the analysis needs travels with each task** (``ReadySpec``): certificate format,
+  ``--warn-days``, ``--deployments`` and the trust store's bytes as the client read them, so a
+  worker on another machine judges against the same roots. Revocation answers
+  (``--revocation``) and AIA fetches (unless ``--no-fetch``) are made by the worker's
+  scheduler with the task's options, as in a local run.
 
 * **Shards**: a target goes to buffer ``Placement.place(target, 4 × slots)``
   (``_partition.Placement``: a hash of the address it connects to, resolved here for a name,
@@ -41,7 +55,8 @@ worker by :func:`scan_batch` (the same :class:`~chainscan.scan._schedule.Schedul
   batch to the trio side (``trio.from_thread``).
 * **Interruption**: a thread waiting on the cluster checks for cancellation (a signal cancels
   the scan) between waits; the batches in flight are then cancelled, not recorded, so
-  ``--resume`` scans them again, as for the targets in flight in a local run.
+  ``--resume`` scans them again, as for the targets in flight in a local run. Batches already
+  back are written; a second signal stops the writing too (``_run``).
 
 ``local:N`` starts a ``LocalCluster`` of N single-threaded worker processes for the duration of
 the scan; any other value is the address of a running scheduler (``tcp://host:8786``).
@@ -61,9 +76,13 @@ import trio
 
 from .._errors import UsageError
 from .._models import BadLine, ScanOptions, ScanResult, Target
+from ..output._output import OutputDir
+from ..output._ready import ReadyBatch, ReadyMaker, ReadySpec
 from ..scan._fdlimit import fit_concurrency
 from ..scan._intake import take_input
 from ..scan._schedule import Scheduler
+from ._batch import batches
+from ._display import Display
 from ._partition import Placement, placed, worker_options
 
 __all__ = ["BATCH", "run_dask", "scan_batch"]
@@ -75,26 +94,32 @@ _IN_FLIGHT_PER_SLOT = 2
 _RETRIES = 3
 _POLL = 0.25
 """Seconds between two checks for cancellation while waiting on the cluster."""
+_PLAN_CHUNK = 64
+"""Results a worker analyses per thread hop, at most."""
+
+Delivered = ReadyBatch | list[BadLine]
+"""What reaches the client's writing task: a batch back from the cluster, or invalid lines."""
 
 
-def scan_batch(targets: list[Target], options: ScanOptions) -> list[ScanResult]:
-    """Scan ``targets`` with ``options`` (already this task's share); runs on a Dask worker."""
+def scan_batch(targets: list[Target], options: ScanOptions, spec: ReadySpec) -> ReadyBatch:
+    """Scan ``targets`` with ``options`` (already this task's share) and plan their output
+    with ``spec``; runs on a Dask worker."""
     concurrency, _ = fit_concurrency(options.concurrency)
     if concurrency < options.concurrency:  # this worker's descriptor limit is lower
         options = dataclasses.replace(options, concurrency=concurrency)
-    return trio.run(_scan_batch, targets, options)
+    return trio.run(_scan_batch, targets, options, spec)
 
 
-async def _scan_batch(targets: list[Target], options: ScanOptions) -> list[ScanResult]:
+async def _scan_batch(targets: list[Target], options: ScanOptions, spec: ReadySpec) -> ReadyBatch:
     send, receive = trio.open_memory_channel[ScanResult | BadLine](options.concurrency)
-    results: list[ScanResult] = []
+    maker = ReadyMaker(spec)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: Scheduler(options).run(targets, send, blocking_source=False))
         async with receive:
-            async for result in receive:
-                if isinstance(result, ScanResult):
-                    results.append(result)
-    return results
+            async for chunk in batches(receive, _PLAN_CHUNK):
+                results = [result for result in chunk if isinstance(result, ScanResult)]
+                await trio.to_thread.run_sync(maker.add, results)  # the loop keeps handshaking
+    return maker.batch
 
 
 def _import_distributed() -> Any:
@@ -139,7 +164,8 @@ class _Driver:
         self,
         client: Any,
         options: ScanOptions,
-        deliver: Callable[[list[ScanResult | BadLine]], None],
+        spec: ReadySpec,
+        deliver: Callable[[ReadyBatch], None],
     ) -> None:
         self._distributed = _import_distributed()
         self._client = client
@@ -149,6 +175,7 @@ class _Driver:
             slots = sum(client.nthreads().values())
         self.slots = slots
         self._options = worker_options(options, slots)
+        self._spec = spec
         self._max_in_flight = _IN_FLIGHT_PER_SLOT * slots
         self._deliver = deliver
         self._in_flight: set[Any] = set()
@@ -162,7 +189,9 @@ class _Driver:
             shard is not None and shard in self._shards.values()
         ):
             self._collect()
-        future = self._client.submit(scan_batch, batch, self._options, retries=_RETRIES, pure=False)
+        future = self._client.submit(
+            scan_batch, batch, self._options, self._spec, retries=_RETRIES, pure=False
+        )
         self._in_flight.add(future)
         if shard is not None:
             self._shards[future] = shard
@@ -195,9 +224,9 @@ class _Driver:
         for future in done:
             self._in_flight.discard(future)
             self._shards.pop(future, None)
-            results: list[ScanResult | BadLine] = list(future.result())
+            ready: ReadyBatch = future.result()
             future.release()
-            self._deliver(results)
+            self._deliver(ready)
 
 
 class _ShardBuffers:
@@ -205,10 +234,7 @@ class _ShardBuffers:
     cluster as one batch; invalid lines straight to the results."""
 
     def __init__(
-        self,
-        driver: _Driver,
-        send: trio.MemorySendChannel[ScanResult | BadLine],
-        placement: Placement,
+        self, driver: _Driver, send: trio.MemorySendChannel[Delivered], placement: Placement
     ) -> None:
         self._driver = driver
         self._send = send
@@ -224,7 +250,7 @@ class _ShardBuffers:
         buffer.clear()
 
     async def record(self, bad: BadLine) -> None:
-        await self._send.send(bad)
+        await self._send.send([bad])
 
     async def route(self, target: Target) -> None:
         shard = self._place(target, len(self._buffers))
@@ -247,26 +273,61 @@ class _ShardBuffers:
 async def run_dask(
     spec: str,
     options: ScanOptions,
+    *,
+    output: OutputDir,
     items: Iterable[Target | BadLine],
-    send: trio.MemorySendChannel[ScanResult | BadLine],
+    skip: Callable[[Target], bool],
+    display: Display,
+    scan_scope: trio.CancelScope,
+) -> None:
+    """Scan ``items`` on the Dask cluster ``spec`` into ``output``; returns when every batch
+    back from the cluster is written. Cancelling ``scan_scope`` (a signal) stops the scan,
+    not the writing of what came back. See the module docstring."""
+    ready = ReadySpec.from_options(options)
+    send, receive = trio.open_memory_channel[Delivered](_IN_FLIGHT_PER_SLOT)
+
+    async def scan() -> None:
+        with scan_scope:
+            await _scan(spec, options, ready, items, send, skip=skip)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(scan)
+        await _write(receive, output, display)
+
+
+async def _write(
+    receive: trio.MemoryReceiveChannel[Delivered], output: OutputDir, display: Display
+) -> None:
+    # ``receive`` stays open on an error: closing it would break the cluster side's sends
+    # before the error cancels them.
+    async for item in receive:
+        if isinstance(item, ReadyBatch):
+            display.update_counts(await trio.to_thread.run_sync(output.write_ready, item))
+        else:
+            await trio.to_thread.run_sync(output.write, item)
+            display.update(list(item))
+
+
+async def _scan(
+    spec: str,
+    options: ScanOptions,
+    ready: ReadySpec,
+    items: Iterable[Target | BadLine],
+    send: trio.MemorySendChannel[Delivered],
     *,
     skip: Callable[[Target], bool],
 ) -> None:
-    """Scan ``items`` on the Dask cluster ``spec``; like ``Scheduler.run``: results (and
-    BadLines) go to ``send``, which is closed at the end. See the module docstring."""
+    """Send ``items`` to the cluster; each batch back (and each invalid line) to ``send``,
+    which is closed at the end."""
 
-    async def send_all(results: list[ScanResult | BadLine]) -> None:
-        for result in results:
-            await send.send(result)
-
-    def deliver(results: list[ScanResult | BadLine]) -> None:
-        trio.from_thread.run(send_all, results)
+    def deliver(batch: ReadyBatch) -> None:
+        trio.from_thread.run(send.send, batch)
 
     with contextlib.ExitStack() as cluster:
 
         def connect() -> _Driver:
             try:
-                return _Driver(cluster.enter_context(_connect(spec)), options, deliver)
+                return _Driver(cluster.enter_context(_connect(spec)), options, ready, deliver)
             except BaseException:
                 cluster.close()  # here, in the thread: closing a cluster blocks
                 raise

@@ -4,10 +4,11 @@
                                                                    └──► Display (progress)
 
 Each mode is a part slotted into that line (``_execute``): the *source* of results is the local
-``Scheduler`` or, with ``--dask``, a cluster (``_dask``); the *writer* works in threads or in a
-child process (``--writer``, ``_writer_process``); ``--shard`` narrows the input before either
-(``_shard``); and ``--workers`` replaces source and writer with child processes that scan and
-write, leaving this process the input and the manifest (``_workers``).
+``Scheduler``; the *writer* works in threads or in a child process (``--writer``,
+``_writer_process``); ``--shard`` narrows the input before either (``_shard``). ``--workers``
+replaces source and writer with child processes that scan and write, leaving this process the
+input and the manifest (``_workers``); ``--dask`` replaces them with a cluster whose workers scan
+and analyse, leaving this process the input and the writing of ready files and lines (``_dask``).
 
 The thread writer takes whatever results are waiting (up to ``_WRITE_BATCH``) and hands them to a
 worker thread, which analyses the certificates and writes files and manifest lines; the event
@@ -152,7 +153,7 @@ def _messages(error: BaseException) -> list[str]:
 
 
 class _Source(Protocol):
-    """Where results come from: ``Scheduler.run`` or ``run_dask``. Sends every result (and
+    """Where results come from: ``Scheduler.run``. Sends every result (and
     every BadLine) of ``items`` to ``send`` and closes it."""
 
     async def __call__(
@@ -196,8 +197,9 @@ async def _write_in_threads(
 
 
 def _writer_mode(config: RunConfig) -> Literal["process", "thread"] | None:
-    """Where a single scanning process writes; None with ``--workers`` (the workers write)."""
-    if config.workers > 1:
+    """Where a single scanning process writes; None with ``--workers`` (the workers write)
+    and ``--dask`` (its workers analyse; the client writes what they made, in a thread)."""
+    if config.workers > 1 or config.dask is not None:
         return None
     if config.writer == "auto":
         return "process" if writer_process_useful() else "thread"
@@ -205,10 +207,6 @@ def _writer_mode(config: RunConfig) -> Literal["process", "thread"] | None:
 
 
 def _source(config: RunConfig, options: ScanOptions) -> _Source:
-    if config.dask is not None:
-        from ._dask import run_dask  # the optional extra: imported only when asked for
-
-        return functools.partial(run_dask, config.dask, options)
     return Scheduler(options).run
 
 
@@ -293,6 +291,19 @@ async def _execute(
         await run_workers(
             workers=config.workers,
             options=options,
+            output=output,
+            items=source.items,
+            skip=source.skip,
+            display=display,
+            scan_scope=signals.scan_scope,
+        )
+        return
+    if config.dask is not None:
+        from ._dask import run_dask  # the optional extra: imported only when asked for
+
+        await run_dask(
+            config.dask,
+            options,
             output=output,
             items=source.items,
             skip=source.skip,
