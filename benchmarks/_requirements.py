@@ -196,6 +196,8 @@ SHELL = Apt(
     what="sh, xargs, grep", packages=("dash", "findutils", "grep"), programs=("sh", "xargs", "grep")
 )
 OPENSSL = Apt(what="the openssl command", packages=("openssl",), programs=("openssl",))
+TIMEOUT = Apt(what="timeout (coreutils)", packages=("coreutils",), programs=("timeout",))
+"""Bounds each ``openssl s_client`` of ``openssl-xargs`` when targets may be dead (scenarios)."""
 NMAP = Apt(what="nmap", packages=("nmap",), programs=("nmap",))
 GIT = Apt(what="git", packages=("git",), programs=("git",))
 """Names the measured commit in the result files ("unknown" without it)."""
@@ -256,7 +258,7 @@ RUNNER_NEEDS: dict[str, tuple[Need, ...]] = {
     "chainscan-1p": (),
     "chainscan-2w": (),
     "bare-trio": (),
-    "openssl-xargs": (OPENSSL, SHELL),
+    "openssl-xargs": (OPENSSL, SHELL, TIMEOUT),
     "sslyze": (SSLYZE,),
     "sslyze-api": (SSLYZE,),
     "nmap-ssl-cert": (NMAP, SHELL),
@@ -267,6 +269,21 @@ RUNNER_NEEDS: dict[str, tuple[Need, ...]] = {
 CORE_BASE: tuple[Need, ...] = (NGINX, GNU_TIME, OPENSSL)
 """The core run's own needs, whatever the runners: the fleet, the measurement, the machine
 description (``openssl version``)."""
+
+
+LATENCY_NEEDS: tuple[Need, ...] = (
+    ROOT,
+    IPROUTE,
+    IPTABLES,
+    C_COMPILER,
+    NFQUEUE_DEV,
+    NGINX,
+    GNU_TIME,
+    *RUNNER_NEEDS["openssl-xargs"],
+    *RUNNER_NEEDS["sslyze-api"],
+)
+"""The latency scenarios: namespace, delayer, fleet, and the peers (:mod:`.scenarios._peers`);
+the sslyze virtualenv is needed for the ``sslyze-api`` peer (``--peers`` without it runs)."""
 
 
 def _unique(needs: Iterable[Need]) -> tuple[Need, ...]:
@@ -288,7 +305,12 @@ ENTRY_POINTS: dict[str, EntryPoint] = {
         ),
         EntryPoint(
             module="benchmarks.scenarios.latency",
-            needs=(ROOT, IPROUTE, IPTABLES, C_COMPILER, NFQUEUE_DEV, NGINX, GNU_TIME),
+            needs=LATENCY_NEEDS,
+            optional=(GIT,),
+        ),
+        EntryPoint(
+            module="benchmarks.scenarios.internet",
+            needs=LATENCY_NEEDS,
             optional=(GIT,),
         ),
         EntryPoint(module="benchmarks.scenarios.scale", needs=(GNU_TIME,), optional=(GIT,)),

@@ -581,15 +581,22 @@ def _ensure_free(spec: FleetSpec) -> None:
                 ) from None
 
 
+def start_limit(targets: int) -> float:
+    """Seconds nginx may take to start serving: 60, plus 10 per 1,000 names (it loads one
+    certificate and key per name; 20,000 took it 40-60 s on a busy two-core machine)."""
+    return 60.0 + 0.01 * targets
+
+
 def _wait_ready(
     process: subprocess.Popen[bytes], spec: FleetSpec, prefix: Path, default_der: bytes
 ) -> None:
     """Until every listener answers with this fleet's default certificate.
 
-    FleetError if nginx exits, another server answers, or 60 s pass.
+    FleetError if nginx exits, another server answers, or :func:`start_limit` seconds pass.
     """
     pending = list(spec.listeners)
-    deadline = time.monotonic() + 60.0
+    limit = start_limit(spec.targets)
+    deadline = time.monotonic() + limit
     while pending:
         if process.poll() is not None:
             raise FleetError(
@@ -597,7 +604,7 @@ def _wait_ready(
                 f"{prefix / 'error.log'}:\n{_tail(prefix / 'error.log')}"
             )
         if time.monotonic() > deadline:
-            raise FleetError(f"nginx did not serve on {pending[0]} within 60 s")
+            raise FleetError(f"nginx did not serve on {pending[0]} within {limit:g} s")
         address, port = pending[0]
         try:
             der = leaf_der(address, port, UNKNOWN_NAME, 1.0)

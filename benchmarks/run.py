@@ -118,6 +118,14 @@ COMPARISONS: tuple[Comparison, ...] = (
         note="chainscan as run by default: its writer process on the second core",
     ),
     Comparison(
+        label="chainscan / bare-trio, steady",
+        numerator=SUBJECT,
+        denominators=("bare-trio",),
+        metric="steady_targets_per_second",
+        goal=0.85,
+        note="steady-state rates (10th to 90th percentile of completions): start-up left out",
+    ),
+    Comparison(
         label="chainscan-1p / bare-trio",
         numerator="chainscan-1p",
         denominators=("bare-trio",),
@@ -364,6 +372,15 @@ def summarize(runs: Sequence[Run], names: Sequence[str]) -> dict[str, dict[str, 
             "seconds": statistics.median(x.seconds for x in res),
             "targets_per_second": statistics.median(x.targets_per_second for x in res),
             "targets_per_second_all": [round(x.targets_per_second, 2) for x in res],
+            "steady_targets_per_second": (
+                statistics.median(steady)
+                if (
+                    steady := [
+                        x.steady_targets_per_second for x in res if x.steady_targets_per_second
+                    ]
+                )
+                else None
+            ),
             "cpu_seconds_per_target": statistics.median(x.cpu_seconds_per_target for x in res),
             "peak_rss_mb": max(x.peak_rss_mb for x in res),
             "nginx_cpu_share": statistics.median(r.share(r.nginx_cpu_seconds) for r in done),
@@ -422,7 +439,7 @@ def compare(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if num is not None and dens:
             name, den = max(dens, key=lambda item: item[1]["targets_per_second"])
             entry["denominator"] = name
-            if den[c.metric]:
+            if den[c.metric] and num[c.metric] is not None:
                 value = num[c.metric] / den[c.metric]
                 entry["value"] = value
                 entry["met"] = None if c.goal is None else value >= c.goal
@@ -452,8 +469,9 @@ def render_table(
     runs: Sequence[Run],
 ) -> str:
     header = (
-        f"{'runner':<15} {'ok/targets':>11} {'targets/s':>10} {'CPU ms/target':>14} "
-        f"{'peak RSS MB':>12} {'nginx CPU':>10} {'other CPU':>10} {'vs ' + BASELINE:>17}"
+        f"{'runner':<15} {'ok/targets':>11} {'targets/s':>10} {'steady/s':>9} "
+        f"{'CPU ms/target':>14} {'peak RSS MB':>12} {'nginx CPU':>10} {'other CPU':>10} "
+        f"{'vs ' + BASELINE:>17}"
     )
     lines = [header, "-" * len(header)]
     for name in names:
@@ -467,8 +485,10 @@ def render_table(
             continue
         ok = f"{s['ok_min']}/{s['targets']}" + ("" if s["ok_min"] == s["targets"] else "!")
         ratio = rel.get(name, {}).get("targets_per_second")
+        steady = s["steady_targets_per_second"]
         lines.append(
             f"{name:<15} {ok:>11} {s['targets_per_second']:>10.1f} "
+            f"{'-' if steady is None else f'{steady:.1f}':>9} "
             f"{s['cpu_seconds_per_target'] * 1000:>14.2f} {s['peak_rss_mb']:>12.1f} "
             f"{s['nginx_cpu_share']:>10.0%} {s['other_cpu_share']:>10.0%} "
             f"{f'{ratio:.2f}x' if ratio is not None else 'n/a':>17}"
@@ -496,6 +516,8 @@ def render_table(
     lines += [
         "",
         "targets/s      successful targets per wall second, tool start-up included (median)",
+        "steady/s       targets finished per second between the 10th and 90th percentile of",
+        "               completion times (median); '-': the tool gives none (see README)",
         "CPU ms/target  user+sys of the tool's whole process tree / targets (median)",
         "peak RSS MB    largest single process of the tool (max over runs)",
         "nginx CPU      server CPU time / wall time, 100% = one core (median)",

@@ -354,3 +354,44 @@ def test_diff_says_when_a_chain_starts_to_need_completion(tmp_path: Path) -> Non
     assert kinds == ["intermediate-changed", "newly-untrusted", "needs-completion", "new-problems"]
     needs = changes[2]["message"]
     assert "diff intermediate" in needs and http.url("/i.der") in needs
+
+
+def test_the_leaf_is_parsed_once_for_the_completer_and_the_revocation_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scanning process parses each leaf once (issue 16): the revocation checker takes
+    the one the completer has just parsed; another leaf is parsed anew."""
+    import trio
+
+    from chainscan import ScanOptions, ScanResult, Status, Target
+    from chainscan.scan import _aia
+    from chainscan.scan._resolve import Resolver
+    from chainscan.scan._revocation import RevocationChecker
+
+    ca = CA("memo root")
+    leaves = [ca.issue("a.example").der, ca.issue("b.example").der]
+    parsed: list[bytes] = []
+    real = _aia.load_certificate
+
+    def counting(der: bytes) -> x509.Certificate | None:
+        parsed.append(der)
+        return real(der)
+
+    monkeypatch.setattr(_aia, "load_certificate", counting)
+    options = ScanOptions(fetch=True, revocation="crl")
+    completer = _aia.ChainCompleter(options, Resolver(), anchors=frozenset())
+    checker = RevocationChecker(options, completer)
+
+    async def main() -> None:
+        for leaf in leaves:
+            result = ScanResult(
+                target=Target(host="a.example", port=443, sni="a.example"),
+                status=Status.OK,
+                chain=(leaf, ca.der),
+            )
+            result = await completer(result, trio.current_time() + 10)
+            await checker(result, trio.current_time() + 10)
+
+    trio.run(main)
+    assert [p for p in parsed if p in leaves] == leaves  # each leaf once
+    assert completer.load_leaf(leaves[1]) is completer.load_leaf(leaves[1])

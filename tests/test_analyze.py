@@ -324,6 +324,49 @@ def test_self_signed_needs_a_matching_signature_not_just_names() -> None:
     assert analyze_der(legacy_forged).self_signed is False
 
 
+def test_common_signatures_are_checked_as_cryptography_checks_them() -> None:
+    """ECDSA and RSA PKCS#1 v1.5 with SHA-2 are checked with the issuer's parsed key (issue 16:
+    a third of the check's cost); the answer is ``verify_directly_issued_by``'s, signature good
+    or bad, whoever signed, and other algorithms (SHA-1, Ed25519) still take the general path."""
+    from cryptography.exceptions import InvalidSignature
+
+    from chainscan.analysis._analyze import _common_signature_verifies, signature_verifies
+
+    def reference(child: x509.Certificate, parent: x509.Certificate) -> bool:
+        try:
+            child.verify_directly_issued_by(parent)
+        except InvalidSignature:
+            return False
+        return True
+
+    rsa_ca = CA("rsa sha384 root", key_type="rsa", hash=hashes.SHA384())
+    ec_ca = CA("ec sha512 root", hash=hashes.SHA512())
+    stranger = make_key("ec")
+    pairs = [
+        (intermediate().cert, root().cert),  # ECDSA P-256, SHA-256
+        (rsa_leaf().cert, intermediate().cert),  # RSA, SHA-256
+        (rsa_ca.issue("rsa384.example").cert, rsa_ca.cert),  # RSA, SHA-384
+        (ec_ca.issue("ec512.example").cert, ec_ca.cert),  # ECDSA, SHA-512
+        (root().cert, root().cert),  # self-signed
+    ]
+    forged = x509.load_der_x509_certificate(mutate_tbs(intermediate().der, stranger))
+    rsa_forged = x509.load_der_x509_certificate(
+        mutate_tbs(rsa_leaf().der, make_key("rsa"), hash=hashes.SHA384())
+    )
+    bad = [(forged, root().cert), (rsa_forged, intermediate().cert)]
+    for child, parent in pairs + bad:
+        expected = reference(child, parent)
+        assert _common_signature_verifies(child, parent) is expected
+        assert signature_verifies(child, parent) is expected
+    assert [reference(c, p) for c, p in pairs + bad] == [True] * len(pairs) + [False] * len(bad)
+    legacy = legacy_leaf().cert
+    assert _common_signature_verifies(legacy, legacy_root().cert) is None  # SHA-1: general path
+    assert signature_verifies(legacy, legacy_root().cert) is True
+    ed = CA("ed25519 root", key_type="ed25519")
+    assert _common_signature_verifies(ed.cert, ed.cert) is None
+    assert signature_verifies(ed.cert, ed.cert) is True
+
+
 def test_results_are_cached_and_accept_bytes_like_input() -> None:
     der = ec_leaf().der
     assert analyze_der(der) is analyze_der(bytes(der))

@@ -60,3 +60,21 @@ def test_readers_of_a_scan_never_import_the_writer(module: str) -> None:
 def test_the_check_sees_the_network_stack_when_it_is_there() -> None:
     assert {"trio", "chainscan.scan._probe"} <= _loaded_after("chainscan.scan._schedule")
     assert WRITER in _loaded_after("chainscan.commands._merge")
+
+
+def test_the_writer_process_imports_neither_trio_nor_the_display() -> None:
+    """The writer process (``python -m chainscan.run._writer_process``) only analyses and writes
+    files: trio and rich are the scanning process's, and importing them cost it about 0.1 s of
+    CPU per run (issue 16)."""
+    loaded = _loaded_after("chainscan.run._writer_process")
+    assert WRITER in loaded
+    assert not loaded & {"trio", "rich", "chainscan.run._display"}, sorted(
+        loaded & {"trio", "rich", "chainscan.run._display"}
+    )
+
+
+def test_a_scanning_process_of_workers_imports_rich_only_to_warn() -> None:
+    """``--workers`` children scan and write files; the display (rich) is the parent's."""
+    loaded = _loaded_after("chainscan.run._workers")
+    assert "trio" in loaded
+    assert not loaded & {"rich", "chainscan.run._display"}

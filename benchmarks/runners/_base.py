@@ -22,6 +22,13 @@ descendant it waited for*, which is the whole tree for well-behaved tools, so:
   ``time`` is a small C program, so what it forks starts small.
 * ``seconds`` is the wall time from just before the fork to the reap, so it includes the tool's
   start-up (Python's imports, for chainscan).
+* completion times, for the steady-state rate (:mod:`benchmarks._steady`), come from whatever
+  the tool gives: ``measure(..., stdout_times=LIST)`` reads the tool's stdout through a pipe in
+  a thread (copying it to the file) and appends ``time.monotonic()`` for every line as it
+  arrives (tools that print a line per target: ``openssl-xargs``, ``nmap-ssl-cert``);
+  :func:`watch_lines` does the same for a file the tool appends to (chainscan's
+  ``manifest.jsonl``, polled every 20 ms); scripts of our own (``bare_trio.py``,
+  ``sslyze_api.py``) report a time per target in their JSON.
 
 The command runs in a session of its own (so Ctrl-C reaches only the harness, which then ends
 it) and with ``PR_SET_PDEATHSIG``. A timer bounds every run: when it fires, the command's process
@@ -40,11 +47,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from .._steady import steady_rate
 from .._system import die_with_parent, find_program
 from ..fleet import TargetFiles
 
@@ -83,6 +91,9 @@ class RunResult:
     detail: str = ""
     """Why the run is not OK, or what looked odd (e.g. a non-zero exit code)."""
     command: tuple[str, ...] = ()
+    steady_targets_per_second: float | None = None
+    """Targets finished per second between the 10th and 90th percentile of completion times
+    (:func:`benchmarks._steady.steady_rate`); None when the tool gives no completion times."""
 
     @property
     def targets_per_second(self) -> float:
@@ -104,6 +115,11 @@ class RunResult:
             "system_seconds": round(self.system_seconds, 4),
             "peak_rss_mb": round(self.peak_rss_mb, 2),
             "targets_per_second": round(self.targets_per_second, 2),
+            "steady_targets_per_second": (
+                None
+                if self.steady_targets_per_second is None
+                else round(self.steady_targets_per_second, 2)
+            ),
             "cpu_seconds_per_target": round(self.cpu_seconds_per_target, 6),
             "returncode": self.returncode,
             "detail": self.detail,
@@ -161,10 +177,15 @@ def measure(
     timeout: float,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    stdout_times: list[float] | None = None,
 ) -> Measured:
-    """Run ``argv`` to its end (or ``timeout``) and measure its process tree (see the header)."""
+    """Run ``argv`` to its end (or ``timeout``) and measure its process tree (see the header).
+
+    With ``stdout_times``, the tool's stdout goes through a pipe: a thread copies it to
+    ``stdout`` and appends ``time.monotonic()`` to ``stdout_times`` for every line."""
     rss_file = stderr.with_name(stderr.name + ".maxrss")
     wrapped = [gnu_time(), "-f", "%M", "-o", str(rss_file), "--", *argv]
+    reader: threading.Thread | None = None
     with stdout.open("wb") as out, stderr.open("wb") as err:
         start = time.perf_counter()
         process = subprocess.Popen(
@@ -172,11 +193,24 @@ def measure(
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=out,
+            stdout=out if stdout_times is None else subprocess.PIPE,
             stderr=err,
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
+        if stdout_times is not None:
+            pipe = process.stdout
+            assert pipe is not None
+            copy = stdout.open("ab")
+
+            def read_lines() -> None:
+                with pipe, copy:
+                    for line in pipe:
+                        stdout_times.append(time.monotonic())
+                        copy.write(line)
+
+            reader = threading.Thread(target=read_lines, daemon=True)
+            reader.start()
     lock = threading.Lock()
     reaped = False
     timed_out = False
@@ -210,6 +244,8 @@ def measure(
         raise
     finally:
         timer.cancel()
+        if reader is not None:  # the pipe closes when the last process of the tree exits
+            reader.join(timeout=10)
     process.returncode = os.waitstatus_to_exitcode(status)
     return Measured(
         returncode=process.returncode,
@@ -219,6 +255,37 @@ def measure(
         peak_rss_mb=_read_maxrss_kb(rss_file) / 1024,
         timed_out=timed_out,
     )
+
+
+@contextlib.contextmanager
+def watch_lines(path: Path, interval: float = 0.02) -> Iterator[list[float]]:
+    """For the block's duration, poll the file ``path`` (which a tool appends lines to) every
+    ``interval`` s in a thread; the list gets one ``time.monotonic()`` per new line, the time
+    of the poll that saw it. One last poll after the block (the tool has ended by then)."""
+    times: list[float] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        offset = 0
+        while True:
+            last = stop.is_set()
+            with contextlib.suppress(OSError), path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+                offset += len(chunk)
+                now = time.monotonic()
+                times.extend([now] * chunk.count(b"\n"))
+            if last:
+                return
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield times
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _read_maxrss_kb(path: Path) -> int:
@@ -262,9 +329,12 @@ def finished(
     timeout: float,
     detail: str = "",
     status: RunStatus = RunStatus.OK,
+    completion_times: Sequence[float] | None = None,
 ) -> RunResult:
     """The :class:`RunResult` of a measured run (``timeout`` status and detail when it hit the
-    time limit), for runners that have counted their successes."""
+    time limit), for runners that have counted their successes; ``completion_times`` (one per
+    finished target, any clock) give its steady-state rate."""
+    steady = None if completion_times is None else steady_rate(completion_times)
     if m.timed_out:
         status, detail = RunStatus.TIMEOUT, f"killed after the {timeout:g} s time limit"
     return RunResult(
@@ -279,6 +349,7 @@ def finished(
         returncode=m.returncode,
         detail=detail,
         command=tuple(argv),
+        steady_targets_per_second=steady,
     )
 
 

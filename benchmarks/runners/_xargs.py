@@ -22,10 +22,22 @@ def xargs_argv(parallel: int, targets: Path, script: str) -> list[str]:
 def run_xargs(
     name: str, argv: Sequence[str], files: Any, workdir: Path, timeout: float
 ) -> RunResult:
-    """Measure an :func:`xargs_argv` command; a target is OK when its script printed ``ok``."""
+    """Measure an :func:`xargs_argv` command; a target is OK when its script printed ``ok``.
+    Every script prints one line (``ok`` or ``failed``) when its target is done: the arrival
+    times of those lines on the harness's end of the pipe are the completion times."""
     stdout, stderr = workdir / "stdout.txt", workdir / "stderr.txt"
-    m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout)
+    times: list[float] = []
+    m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout, stdout_times=times)
     ok = sum(1 for line in stdout.read_text().splitlines() if line == "ok")
     # xargs exits 123 when some command failed: those targets are simply not OK.
     detail = "" if m.returncode in (0, 123) else f"exit {m.returncode}: {tail(stderr)}"
-    return finished(name, m, targets=files.count, ok=ok, argv=argv, timeout=timeout, detail=detail)
+    return finished(
+        name,
+        m,
+        targets=files.count,
+        ok=ok,
+        argv=argv,
+        timeout=timeout,
+        detail=detail,
+        completion_times=times,
+    )

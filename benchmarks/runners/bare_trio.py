@@ -16,7 +16,9 @@ shell tools' format (``name ip port`` per line). For each target, under a
 No verification, no analysis, no files, no retries, no rate limits: this is the floor that a
 trio-based scanner (chainscan) cannot go under, so ``chainscan / bare-trio`` says how much of its
 time goes to everything it does on top. Prints one JSON object on stdout:
-``{"targets", "ok", "failed", "errors": {kind: count}, "seconds"}``.
+``{"targets", "ok", "failed", "errors": {kind: count}, "seconds", "completion_times"}``, the
+last being every target's completion time in seconds since the scan began (for the harness's
+steady-state rate).
 
 This file imports only the standard library and trio (none of the benchmark package), so its
 start-up and peak RSS are those of such a program. It is also the module of the harness's runner
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import ssl
 import sys
@@ -65,14 +68,24 @@ async def _send_all(sock: trio.socket.SocketType, data: bytes) -> None:
 
 
 async def fetch_chain(
-    ctx: ssl.SSLContext, name: str, address: str, port: int, time_limit: float
+    ctx: ssl.SSLContext,
+    name: str,
+    address: str,
+    port: int,
+    time_limit: float,
+    connect_limit: float = math.inf,
+    handshake_limit: float = math.inf,
 ) -> list[bytes]:
-    """Connect, handshake with SNI ``name``, return the chain; raises on any failure."""
+    """Connect (within ``connect_limit``), handshake with SNI ``name`` (within
+    ``handshake_limit`` after the connect), return the chain, all within ``time_limit``;
+    raises on any failure."""
     with (
         trio.fail_after(time_limit),
         trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
     ):
-        await sock.connect((address, port))
+        with trio.fail_after(connect_limit):
+            await sock.connect((address, port))
+        handshake_deadline = trio.current_time() + handshake_limit
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         obj = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
         while True:
@@ -86,7 +99,8 @@ async def fetch_chain(
                 await _send_all(sock, pending)
             if done:
                 break
-            data = await sock.recv(_READ_SIZE)
+            with trio.fail_at(handshake_deadline):
+                data = await sock.recv(_READ_SIZE)
             if not data:
                 raise ConnectionResetError("the server closed the connection mid-handshake")
             incoming.write(data)
@@ -105,9 +119,15 @@ def read_targets(path: str) -> list[tuple[str, str, int]]:
 
 
 async def scan(
-    targets: Sequence[tuple[str, str, int]], concurrency: int, time_limit: float
+    targets: Sequence[tuple[str, str, int]],
+    concurrency: int,
+    time_limit: float,
+    completions: list[float] | None = None,
+    connect_limit: float = math.inf,
+    handshake_limit: float = math.inf,
 ) -> tuple[int, Counter[str]]:
-    """(successes, failures by exception type) over all targets."""
+    """(successes, failures by exception type) over all targets; each target's completion time
+    (``time.perf_counter()``) is appended to ``completions`` if given."""
     ctx = client_context()
     limiter = trio.CapacityLimiter(concurrency)
     errors: Counter[str] = Counter()
@@ -116,13 +136,18 @@ async def scan(
     async def one(index: int, name: str, address: str, port: int) -> None:
         nonlocal ok
         try:
-            if await fetch_chain(ctx, name, address, port, time_limit):
+            chain = await fetch_chain(
+                ctx, name, address, port, time_limit, connect_limit, handshake_limit
+            )
+            if chain:
                 ok += 1
             else:
                 errors["empty-chain"] += 1
         except (OSError, ssl.SSLError, trio.TooSlowError) as exc:
             errors[type(exc).__name__] += 1
         finally:
+            if completions is not None:
+                completions.append(time.perf_counter())
             limiter.release_on_behalf_of(index)
 
     async with trio.open_nursery() as nursery:
@@ -138,16 +163,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("targets", help="file of `name ip port` lines")
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per target")
+    parser.add_argument(
+        "--connect-timeout", type=float, default=math.inf, help="seconds for the TCP connect"
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=math.inf,
+        help="seconds for the TLS handshake, from the connect",
+    )
     args = parser.parse_args(argv)
     targets = read_targets(args.targets)
     start = time.perf_counter()
-    ok, errors = trio.run(scan, targets, args.concurrency, args.timeout)
+    completions: list[float] = []
+    ok, errors = trio.run(
+        scan,
+        targets,
+        args.concurrency,
+        args.timeout,
+        completions,
+        args.connect_timeout,
+        args.handshake_timeout,
+    )
     report = {
         "targets": len(targets),
         "ok": ok,
         "failed": len(targets) - ok,
         "errors": dict(errors),
         "seconds": round(time.perf_counter() - start, 4),
+        "completion_times": [round(t - start, 4) for t in completions],
     }
     print(json.dumps(report))
     return 0

@@ -2,7 +2,8 @@
 
 Command: ``python benchmarks/runners/bare_trio.py TARGETS-openssl --concurrency 500``. A target
 counts as OK when the script got a non-empty chain for it (it reports the count as JSON); the
-script checks nothing else, so it does strictly less than chainscan, on purpose.
+script checks nothing else, so it does strictly less than chainscan, on purpose. Completion
+times: the script's own, one per target (its JSON report's ``completion_times``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ DEFAULT_CONCURRENCY = 500
 class BareTrioRunner:
     name: ClassVar[str] = "bare-trio"
     concurrency: int = DEFAULT_CONCURRENCY
+    time_limit: float | None = None
+    """The script's ``--timeout`` (seconds per target; None: its default, 10)."""
+    connect_limit: float | None = None
+    """``--connect-timeout`` (None: none but ``time_limit``); the scenarios with dead targets
+    give it chainscan's."""
+    handshake_limit: float | None = None
+    """``--handshake-timeout``, from the connect (None: none but ``time_limit``)."""
     python: str = sys.executable
 
     @classmethod
@@ -54,7 +62,24 @@ class BareTrioRunner:
         }
 
     def argv(self, targets: Path) -> list[str]:
-        return [self.python, str(SCRIPT), str(targets), "--concurrency", str(self.concurrency)]
+        return [
+            self.python,
+            str(SCRIPT),
+            str(targets),
+            "--concurrency",
+            str(self.concurrency),
+            *([] if self.time_limit is None else ["--timeout", f"{self.time_limit:g}"]),
+            *(
+                []
+                if self.connect_limit is None
+                else ["--connect-timeout", f"{self.connect_limit:g}"]
+            ),
+            *(
+                []
+                if self.handshake_limit is None
+                else ["--handshake-timeout", f"{self.handshake_limit:g}"]
+            ),
+        ]
 
     def run(self, files: TargetFiles, workdir: Path, timeout: float) -> RunResult:
         argv = self.argv(files.openssl)
@@ -82,4 +107,5 @@ class BareTrioRunner:
             argv=argv,
             timeout=timeout,
             detail=detail,
+            completion_times=report.get("completion_times"),
         )

@@ -7,6 +7,16 @@ and its leaf's CN is the SNI name (every fleet name has its own leaf). The DER f
 manifests are written for real (that is part of chainscan's work) into the run's scratch
 directory, which the driver removes afterwards.
 
+Completion times (for the steady-state rate) come from inside chainscan: the manifest's
+entries carry no completion timestamp of their own (``elapsed`` is a duration; the header's
+``run.started`` and ``run.finished`` bound the whole run), and the writer appends lines in
+batches of hundreds, so the times lines appear in ``manifest.jsonl`` are useless for it (a
+2,000-target run showed 12 distinct arrival times). So every chainscan process of a run gets
+``_completion_hook/sitecustomize.py`` (see its header): it records ``time.monotonic()`` each
+time a ``ScanResult`` is built, one per target, at a cost of microseconds per target. If it
+recorded nothing (``ScanResult`` renamed), the manifest's arrival times are used instead and
+the run's detail says so.
+
 Until the scanner exists (``import chainscan._cli`` fails) the runner reports itself
 unavailable, so the harness can be developed and run against the other tools.
 """
@@ -14,7 +24,9 @@ unavailable, so the harness can be developed and run against the other tools.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -24,10 +36,32 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..fleet import TargetFiles
-from ._base import RunResult, RunStatus, finished, measure, tail, tool_version
+from ._base import RunResult, RunStatus, finished, measure, tail, tool_version, watch_lines
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout whose chainscan is measured (``python -m chainscan`` runs from here)."""
+HOOK = Path(__file__).resolve().with_name("_completion_hook")
+"""Holds the ``sitecustomize`` that records completion times (see the module header)."""
+HOOK_VARIABLE = "CHAINSCAN_BENCH_COMPLETIONS"
+
+
+def hooked_environment(directory: Path) -> dict[str, str]:
+    """The harness's environment plus the completion hook, writing into ``directory``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HOOK), env.get("PYTHONPATH", "")) if p)
+    env[HOOK_VARIABLE] = str(directory)
+    return env
+
+
+def read_completions(directory: Path) -> list[float]:
+    """Every time the hook wrote into ``directory`` (all processes)."""
+    times: list[float] = []
+    for path in directory.glob("completions-*.txt"):
+        for line in path.read_text().split():
+            with contextlib.suppress(ValueError):
+                times.append(float(line))
+    return times
+
 
 DEFAULT_CONCURRENCY = 500
 
@@ -160,12 +194,20 @@ class ChainscanRunner:
         outdir = workdir / "out"
         argv = self.argv(files.chainscan, outdir)
         stdout, stderr = workdir / "stdout.txt", workdir / "stderr.txt"
-        m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout, cwd=REPO)
         manifest = outdir / "manifest.jsonl"
+        hook_dir = workdir / "completions"
+        hook_dir.mkdir()
+        env = hooked_environment(hook_dir)
+        with watch_lines(manifest) as arrivals:
+            m = measure(argv, stdout=stdout, stderr=stderr, timeout=timeout, cwd=REPO, env=env)
         status = RunStatus.TIMEOUT if m.timed_out else RunStatus.OK
         detail = "" if m.returncode == 0 else f"exit {m.returncode}: {tail(stderr)}"
         if m.timed_out:
             detail = f"killed after the {timeout:g} s time limit"
+        times = read_completions(hook_dir)
+        if not times:
+            times = arrivals
+            detail = f"{detail}; steady rate from manifest arrival times".lstrip("; ")
         try:
             ok, wrong = count_ok(manifest)
             if wrong:
@@ -184,6 +226,7 @@ class ChainscanRunner:
             timeout=timeout,
             detail=detail,
             status=status,
+            completion_times=times,
         )
 
 

@@ -33,7 +33,7 @@ from ._xargs import run_xargs, xargs_argv
 
 SCRIPT = (
     'nmap -Pn -n -sT -p "$2" --script +ssl-cert --script-args tls.servername="$0" "$1" '
-    '2>&1 | grep -qF "ssl-cert: Subject: commonName=$0/" && echo ok'
+    '2>&1 | grep -qF "ssl-cert: Subject: commonName=$0/" && echo ok || echo failed'
 )
 """Run by ``sh -c`` with ``$0 $1 $2`` = name, address, port."""
 

@@ -10,7 +10,13 @@ directory comes first on ``sys.path``)::
 (connect to ``ip``, SNI ``name``) with ``ScanCommand.CERTIFICATE_INFO`` alone, queued on one
 ``Scanner(concurrent_server_scans_limit=..., per_server_concurrent_connections_limit=...)``.
 A target counts as OK when its scan completed and the leaf of the first certificate deployment
-names it (``CN=name``). Prints one JSON object: ``{"targets", "ok", "failed", "errors"}``.
+names it (``CN=name``). Prints one JSON object: ``{"targets", "ok", "failed", "errors",
+"completion_times"}``, the last being the time each result came out of ``get_results()``, in
+seconds since the scans were queued (for the harness's steady-state rate).
+
+``--network-timeout S`` and ``--retries N`` set sslyze's ``ServerNetworkConfiguration``
+(``network_timeout``, ``network_max_retries``; sslyze's defaults 5 s and 3 when not given): the
+latency scenarios give it the same timeouts as chainscan, without retries, for dead targets.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -25,6 +32,7 @@ from sslyze import (  # type: ignore[import-not-found,unused-ignore]
     ScanCommand,
     ScanCommandAttemptStatusEnum,
     Scanner,
+    ServerNetworkConfiguration,
     ServerNetworkLocation,
     ServerScanRequest,
     ServerScanStatusEnum,
@@ -36,7 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("targets")
     parser.add_argument("--server-scans", type=int, default=100)
     parser.add_argument("--per-server", type=int, default=5)
+    parser.add_argument("--network-timeout", type=float, default=None)
+    parser.add_argument("--retries", type=int, default=None)
     args = parser.parse_args(argv)
+    network: dict[str, object] = {}
+    if args.network_timeout is not None:
+        network["network_timeout"] = args.network_timeout
+    if args.retries is not None:
+        network["network_max_retries"] = args.retries
     requests = []
     with open(args.targets) as f:
         for line in f:
@@ -48,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 requests.append(
                     ServerScanRequest(
                         server_location=location,
+                        network_configuration=ServerNetworkConfiguration(
+                            tls_server_name_indication=parts[0], **network
+                        ),
                         scan_commands={ScanCommand.CERTIFICATE_INFO},
                     )
                 )
@@ -55,10 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_server_concurrent_connections_limit=args.per_server,
         concurrent_server_scans_limit=args.server_scans,
     )
+    start = time.perf_counter()
     scanner.queue_scans(requests)
     ok = 0
     errors: Counter[str] = Counter()
+    completions: list[float] = []
     for result in scanner.get_results():
+        completions.append(round(time.perf_counter() - start, 4))
         if result.scan_status != ServerScanStatusEnum.COMPLETED or result.scan_result is None:
             errors[f"scan-{result.scan_status.name.lower()}"] += 1
             continue
@@ -77,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ok": ok,
         "failed": len(requests) - ok,
         "errors": dict(errors),
+        "completion_times": completions,
     }
     print(json.dumps(report))
     return 0

@@ -25,10 +25,14 @@ This scenario measures that, in one run, at several concurrencies:
   goes first alternates), each in a fresh output directory on tmpfs, with
   ``--rate 0 --per-ip 0 --retries 0`` and the timeouts below. A thread counts the manifest's
   lines as they are written, so besides the wall-clock rate (lines / wall time, start-up and the
-  tail of the last timeouts included) the scenario reports a *steady* rate: lines per second
-  between 10% and 90% of the input. The tail costs about one timeout once per run, whatever
-  the input's size, so the steady rate is the one that tells whether dead targets cost slots
-  or throughput.
+  tail of the last timeouts included) the scenario reports a *steady* rate: targets per second
+  between the 10th and 90th percentile of completion times (chainscan's from its runner's
+  completion hook; see :mod:`benchmarks._steady`). The tail costs about one timeout once per
+  run, whatever the input's size, so the steady rate is the one that tells whether dead
+  targets cost slots or throughput.
+* **Peers** (:mod:`._peers`): bare-trio, the seed method (openssl-xargs) and sslyze-api, each
+  once over the live and the dead file, with chainscan's timeouts, next to chainscan at
+  ``--peer-concurrency``; the slow two over the first ``--slow-targets`` lines.
 
 Everything is bounded: every chainscan run by ``--timeout``, the delayer and the tarpit by
 their own ``--max-seconds``, and the namespace (with its rules) is deleted at the end, on
@@ -63,17 +67,20 @@ from ..fleet import (
     Fleet,
     FleetSpec,
     FleetTarget,
+    TargetFiles,
     find_or_install_nginx,
     layout,
     leaf_der,
     nginx_version,
     parse_profiles,
     render_nginx_conf,
+    start_limit,
     stop_nginx,
     write_pki,
     write_target_files,
 )
-from ..runners._base import measure
+from ..runners._base import RunStatus
+from . import _peers
 from ._common import (
     REPO,
     count_statuses,
@@ -83,10 +90,10 @@ from ._common import (
     machine_info,
     scratch_dir,
     settle,
-    watch_manifest,
     write_results,
 )
 from ._netns import PREFIX, Namespace, namespace
+from ._peers import make_runner
 
 SCENARIO = "latency"
 ENTRY = "benchmarks.scenarios.latency"
@@ -98,7 +105,7 @@ DEAD_ADDRESSES = 5
 """Blackholed addresses 10.213.2.1-5 and tarpit addresses 10.213.3.1-5."""
 QUEUE = 0
 HERE = Path(__file__).resolve().parent
-TIMEOUTS = ("--connect-timeout", "2", "--handshake-timeout", "2", "--deadline", "5")
+TIMEOUTS = _peers.CHAINSCAN_TIMEOUTS
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -128,8 +135,48 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--profiles", default="ec-2,rsa-2", help="fleet profiles (%(default)s)")
     p.add_argument("--nginx-workers", type=int, default=1)
     p.add_argument("--warmup", type=int, default=300, help="targets, not recorded")
+    p.add_argument(
+        "--peers",
+        default=",".join(_peers.PEERS[1:]),
+        help="peers run next to chainscan, once per kind (%(default)s; '' for none)",
+    )
+    p.add_argument(
+        "--peer-concurrency",
+        type=int,
+        default=1000,
+        help="chainscan's and bare-trio's concurrency in the peer comparison (%(default)s)",
+    )
+    p.add_argument(
+        "--slow-targets",
+        type=int,
+        default=1000,
+        help="openssl-xargs and sslyze-api get the first N targets (%(default)s; 0: all)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="about 2 minutes: 3,000 targets, concurrency 1000 only, 1 repeat, 400 targets "
+        "for the slow peers (explicit options still win)",
+    )
     p.add_argument("--no-save", action="store_true", help="do not write result files")
-    return p.parse_args(argv)
+    given = set(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(argv)
+    if args.quick:
+        for option, key, value in (
+            ("--targets", "targets", 3000),
+            ("--concurrency", "concurrency", "1000"),
+            ("--repeat", "repeat", 1),
+            ("--slow-targets", "slow_targets", 400),
+            ("--settle", "settle", 5.0),
+            ("--warmup", "warmup", 100),
+        ):
+            if not any(a == option or a.startswith(option + "=") for a in given):
+                setattr(args, key, value)
+    args.peers = [n for n in args.peers.split(",") if n.strip()]
+    unknown = [n for n in args.peers if n not in _peers.PEERS[1:]]
+    if unknown:
+        p.error(f"unknown peers {unknown}; choose from {_peers.PEERS[1:]}")
+    return args
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +290,7 @@ def start_fleet(
         process=process,
         default_der=default_der,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + start_limit(spec.targets)
     first = moved[0]
     while True:
         if process.poll() is not None:
@@ -260,20 +307,41 @@ def start_fleet(
 
 
 def dead_targets_file(live: Sequence[FleetTarget], every: int, base_port: int, path: Path) -> int:
-    """The live targets with every ``every``-th line (5th, 15th, ...) dead; returns the count."""
+    """The live targets with every ``every``-th line (5th, 15th, ...) dead; returns the count.
+    The same targets in the shell tools' format (``name ip port``) go to ``<stem>-openssl.txt``
+    next to ``path``."""
     dead = 0
-    lines = []
+    lines, openssl = [], []
     for i, t in enumerate(live):
         if i % every == every // 2:
             net = BLACKHOLE_NET if dead % 2 == 0 else TARPIT_NET
             address = f"{net}.{1 + (dead // 2) % DEAD_ADDRESSES}"
             port = base_port + (dead // (2 * DEAD_ADDRESSES)) % 4
             lines.append(f"d{i:06d}.dead.test:{port}{{{address}}}\n")
+            openssl.append(f"d{i:06d}.dead.test {address} {port}\n")
             dead += 1
         else:
             lines.append(t.chainscan_line + "\n")
+            openssl.append(t.openssl_line + "\n")
     path.write_text("".join(lines))
+    path.with_name(f"{path.stem}-openssl.txt").write_text("".join(openssl))
     return dead
+
+
+def head_of(files: TargetFiles, count: int, directory: Path, stem: str) -> TargetFiles:
+    """The first ``count`` lines of both files of ``files`` (all of them if fewer)."""
+    if count <= 0 or count >= files.count:
+        return files
+    directory.mkdir(parents=True, exist_ok=True)
+    out = TargetFiles(
+        chainscan=directory / f"{stem}.txt",
+        openssl=directory / f"{stem}-openssl.txt",
+        count=count,
+    )
+    for src, dst in ((files.chainscan, out.chainscan), (files.openssl, out.openssl)):
+        with src.open() as f:
+            dst.write_text("".join(line for _, line in zip(range(count), f, strict=False)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,38 +349,16 @@ def dead_targets_file(live: Sequence[FleetTarget], every: int, base_port: int, p
 
 
 def run_chainscan(
-    targets: Path, count: int, concurrency: int, workdir: Path, timeout: float
+    targets: TargetFiles, count: int, concurrency: int, workdir: Path, timeout: float
 ) -> dict[str, Any]:
+    """chainscan once (:mod:`._peers`' settings: these timeouts, no retries, no limits); its
+    steady rate from its completion times (the runner's hook, see benchmarks/README.md)."""
     outdir = workdir / "out"
-    argv = [
-        sys.executable,
-        "-m",
-        "chainscan",
-        str(targets),
-        "-o",
-        str(outdir),
-        "-q",
-        "--concurrency",
-        str(concurrency),
-        "--rate",
-        "0",
-        "--per-ip",
-        "0",
-        "--retries",
-        "0",
-        *TIMEOUTS,
-    ]
-    with watch_manifest(outdir / "manifest.jsonl") as progress:
-        m = measure(
-            argv,
-            stdout=workdir / "stdout",
-            stderr=workdir / "stderr",
-            timeout=timeout,
-            cwd=REPO,
-        )
+    m = make_runner("chainscan", concurrency).run(targets, workdir, timeout)
+    argv = list(m.command)
     kinds = count_statuses(outdir / "manifest.jsonl")
     done = sum(kinds.values())
-    steady = progress.steady_rate()
+    steady = m.steady_targets_per_second
     return {
         "targets": count,
         "done": done,
@@ -325,9 +371,121 @@ def run_chainscan(
         "cpu_seconds": round(m.cpu_seconds, 2),
         "peak_rss_mb": round(m.peak_rss_mb, 1),
         "returncode": m.returncode,
-        "timed_out": m.timed_out,
+        "timed_out": m.status is RunStatus.TIMEOUT,
         "command": argv,
     }
+
+
+def run_peers(
+    args: argparse.Namespace,
+    files: dict[str, tuple[TargetFiles, int]],
+    workdir: Path,
+    scratch: Path,
+    rows: Sequence[dict[str, Any]],
+    fleet: Fleet,
+    delayer_pid: int,
+) -> list[dict[str, Any]]:
+    """Each peer once per kind (live, dead), next to chainscan at ``--peer-concurrency`` (taken
+    from the runs above when that concurrency was among them, else run here once)."""
+    out: list[dict[str, Any]] = []
+    for kind, (full, _) in files.items():
+        mine = [
+            r["run"] for r in rows if (r["concurrency"], r["kind"]) == (args.peer_concurrency, kind)
+        ]
+        if mine:
+            best = sorted(mine, key=lambda r: r["targets_per_second"])[len(mine) // 2]
+            out.append(
+                {
+                    "kind": kind,
+                    "tool": "chainscan",
+                    "from": "the runs above (median)",
+                    "targets": best["targets"],
+                    "ok": best["ok"],
+                    "seconds": best["seconds"],
+                    "targets_per_second": best["targets_per_second"],
+                    "steady_targets_per_second": best["steady_targets_per_second"],
+                    "cpu_ms_per_target": round(1000 * best["cpu_seconds"] / best["targets"], 3),
+                }
+            )
+        names = ([] if mine else [_peers.SUBJECT]) + list(args.peers)
+        for name in names:
+            if name != "chainscan" and (why := _peers.unavailable(name)) is not None:
+                log(f"{name}: unavailable, not run: {why}")
+                out.append({"kind": kind, "tool": name, "status": "unavailable", "detail": why})
+                continue
+            target_files = (
+                head_of(full, args.slow_targets, workdir / "slow", f"{kind}-{args.slow_targets}")
+                if name in _peers.SLOW
+                else full
+            )
+            waited = settle(args.settle)
+            run_dir = Path(tempfile.mkdtemp(dir=scratch))
+            busy, nginx, delayer = (
+                machine_busy_seconds(),
+                fleet.cpu_seconds(),
+                cpu_seconds_of(delayer_pid),
+            )
+            timeout = args.timeout + 0.5 * target_files.count  # openssl: ~30/s at worst
+            try:
+                result = _peers.run_peer(
+                    name, target_files, args.peer_concurrency, run_dir, timeout
+                )
+            finally:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            wall = result["seconds"] or 1.0
+            result["other_cpu"] = round(
+                (machine_busy_seconds() - busy - (fleet.cpu_seconds() - nginx)) / wall
+                - (cpu_seconds_of(delayer_pid) - delayer) / wall
+                - result["cpu_seconds"] / wall,
+                2,
+            )
+            result["settle_seconds"] = round(waited, 1)
+            log(
+                f"peer {name} {kind}: {result['ok']}/{result['targets']} ok in "
+                f"{result['seconds']:.1f} s = {result['targets_per_second']}/s "
+                f"(steady {result['steady_targets_per_second']}/s), other CPU "
+                f"{result['other_cpu']:.0%} {result['detail'][:120]}"
+            )
+            out.append({"kind": kind, **result})
+    return out
+
+
+def render_peers(peer_rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
+    """The peers table: each tool's rate per kind, and chainscan's over it."""
+    if not peer_rows:
+        return "peers: none run (--peers '')"
+    head = (
+        f"{'kind':<5} {'tool':<14} {'ok/targets':>12} {'targets/s':>10} {'steady/s':>9} "
+        f"{'CPU ms/target':>14} {'chainscan/tool':>15} {'steady':>7}"
+    )
+    lines = [
+        f"peers at concurrency {args.peer_concurrency} (chainscan, bare-trio); openssl-xargs "
+        f"-P 16 and sslyze-api over the first {args.slow_targets or 'all'} targets; rates "
+        "count every target, dead ones included",
+        head,
+        "-" * len(head),
+    ]
+    for kind in ("live", "dead"):
+        mine = next((r for r in peer_rows if (r["kind"], r["tool"]) == (kind, "chainscan")), None)
+        for r in (r for r in peer_rows if r["kind"] == kind):
+            if r.get("status") == "unavailable":
+                lines.append(f"{kind:<5} {r['tool']:<14} unavailable: {r['detail']}")
+                continue
+            ratio = steady = "-"
+            if mine is not None and r["tool"] != "chainscan":
+                if mine["targets_per_second"] and r["targets_per_second"]:
+                    ratio = f"{mine['targets_per_second'] / r['targets_per_second']:.2f}x"
+                ms, ts = mine["steady_targets_per_second"], r["steady_targets_per_second"]
+                if ms and ts:
+                    steady = f"{ms / ts:.2f}x"
+            rate, st = r["targets_per_second"], r["steady_targets_per_second"]
+            lines.append(
+                f"{kind:<5} {r['tool']:<14} {str(r['ok']) + '/' + str(r['targets']):>12} "
+                f"{'-' if rate is None else f'{rate:.1f}':>10} "
+                f"{'-' if st is None else f'{st:.1f}':>9} {r['cpu_ms_per_target']:>14.2f} "
+                f"{ratio:>15} {steady:>7}"
+            )
+    return "\n".join(lines)
 
 
 def _medians(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
@@ -434,12 +592,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             tarpit_ms = connect_ms(f"{TARPIT_NET}.1", args.base_port, 2)
             dead_file = workdir / "targets-dead.txt"
             dead = dead_targets_file(fleet.targets, args.dead_every, args.base_port, dead_file)
-            files = {"live": (fleet.files.chainscan, 0), "dead": (dead_file, dead)}
+            dead_files = TargetFiles(
+                chainscan=dead_file,
+                openssl=dead_file.with_name(f"{dead_file.stem}-openssl.txt"),
+                count=args.targets,
+            )
+            files = {"live": (fleet.files, 0), "dead": (dead_files, dead)}
 
             def one_run(kind: str, concurrency: int, count: int | None = None) -> dict[str, Any]:
                 path, n_dead = files[kind]
                 if count is not None:
-                    path = fleet.subset(count, "warmup").chainscan
+                    path = fleet.subset(count, "warmup")
                 run_dir = Path(tempfile.mkdtemp(dir=scratch))
                 waited = settle(args.settle) if count is None else 0.0
                 nginx_before, delayer_before = fleet.cpu_seconds(), cpu_seconds_of(delayer.pid)
@@ -487,6 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                     rows.append(row)
             rows.sort(key=lambda r: (r["concurrency"], r["kind"] != "live", r["repeat"]))
+            peer_rows = run_peers(args, files, workdir, scratch, rows, fleet, delayer.pid)
     except KeyboardInterrupt:
         log("interrupted; namespace, nginx, delayer and tarpit stopped")
         return 130
@@ -546,6 +710,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{c['dead_over_live_steady']!s:>6}  {met}"
         )
     last_line = delayer_log.splitlines()[-1] if delayer_log else "?"
+    print()
+    print(render_peers(peer_rows, args))
     print(f"\nTCP connect to the fleet: median {statistics.median(rtt):.1f} ms; {last_line}")
     if not args.no_save:
         path = write_results(
@@ -568,6 +734,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "delayer": delayer_log,
                 "comparisons": comparisons,
                 "runs": rows,
+                "peers": peer_rows,
+                "peer_settings": {
+                    name: _peers.settings_of(name, args.peer_concurrency)
+                    for name in [_peers.SUBJECT, *args.peers]
+                },
                 "machine": machine_info(),
             },
         )

@@ -25,6 +25,10 @@ line count, and reported at 10%, 50% and 100% of the input, with the peak. By de
 deduplicator keeps 16-32 bytes per distinct target (``chainscan/scan/_targets.py``), so RSS may grow
 by that much per line; the report sets the measured growth beside that estimate.
 
+**What does one handshake in flight hold?** ``--tracemalloc`` runs (a)'s chainscan instead in a
+process traced by :mod:`._traced` and prints its Python allocations per handshake in flight,
+by traceback: the per-connection objects, task frames and cancel scopes behind the RSS figure.
+
 Outputs go to tmpfs. Every process has a time limit; the server is stopped by PID at the end.
 Only loopback is contacted.
 """
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -92,6 +97,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-bare", action="store_true", help="skip the bare trio yardstick")
     p.add_argument("--timeout", type=float, default=400.0, help="per run, s (%(default)s)")
     p.add_argument("--no-save", action="store_true")
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="instead of (a) and (b): one chainscan run of (a) in a traced process, and what "
+        "its Python side holds per handshake, by traceback (see _traced.py)",
+    )
     return p.parse_args(argv)
 
 
@@ -374,6 +385,90 @@ def sslobject_yardstick(count: int) -> dict[str, Any]:
     return {"count": count, "kb_per_handshake": kib, "openssl": ssl.OPENSSL_VERSION}
 
 
+def traced_breakdown(args: argparse.Namespace, scratch: Path, workdir: Path) -> dict[str, Any]:
+    """Part (a)'s chainscan run under tracemalloc: bytes per handshake by traceback."""
+    targets = in_flight_targets(args.in_flight, workdir / "in-flight.txt")
+    run_dir = Path(tempfile.mkdtemp(dir=scratch))
+    report = run_dir / "traced.json"
+    timeouts = ["--connect-timeout", "60", "--handshake-timeout", "120", "--deadline", "180"]
+    chainscan = chainscan_argv(
+        targets, run_dir / "out", ["--concurrency", str(args.in_flight), *timeouts]
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.scenarios._traced",
+        "--hold",
+        str(args.in_flight),
+        "--report",
+        str(report),
+        "--",
+        *chainscan[3:],
+    ]
+    server_dir = workdir / "server-traced"
+    server_dir.mkdir()
+    with slow_server(server_dir, args.in_flight, args.plateau):
+        result, _, _ = run_measured(argv, str(targets), run_dir, args.timeout, None)
+    out: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
+    out["run"] = result
+    out["sslobject_only_traced"] = sslobject_traced(args.in_flight)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return out
+
+
+def sslobject_traced(count: int) -> float | None:
+    """Bytes tracemalloc sees per bare SSLObject + its two MemoryBIOs (the Python objects)."""
+    code = (
+        "import ssl, tracemalloc\n"
+        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
+        "ctx.check_hostname = False\n"
+        "ctx.verify_mode = ssl.CERT_NONE\n"
+        f"n = {count}\n"
+        "tracemalloc.start(); held = []\n"
+        "before = tracemalloc.get_traced_memory()[0]\n"
+        "for i in range(n):\n"
+        "    a, b = ssl.MemoryBIO(), ssl.MemoryBIO()\n"
+        "    o = ctx.wrap_bio(a, b, server_hostname=f'h{i}.scale.test')\n"
+        "    try:\n"
+        "        o.do_handshake()\n"
+        "    except ssl.SSLWantReadError:\n"
+        "        pass\n"
+        "    b.read()\n"
+        "    held.append((a, b, o))\n"
+        "print((tracemalloc.get_traced_memory()[0] - before) / n)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    try:
+        return round(float(out.stdout.strip()), 1)
+    except ValueError:
+        return None
+
+
+def render_traced(t: dict[str, Any]) -> str:
+    if "groups" not in t:
+        return f"traced run: no snapshot ({t.get('run', {}).get('stderr_tail', '')})"
+    out = [
+        f"traced run, {t['fds']} files open, {t['hold']} opened since the reference snapshot: "
+        "Python allocations "
+        f"{t['traced_bytes_per_handshake']} B per handshake (RSS growth under tracemalloc: "
+        f"{t['rss_growth_kib_per_handshake']} KiB); bare SSLObject + 2 MemoryBIO: "
+        f"{t['sslobject_only_traced']} B",
+        f"{'B/handshake':>11} {'n/handshake':>11}  where (allocating frame first)",
+    ]
+    for g in t["groups"]:
+        if g["bytes_per_handshake"] < 8:
+            break
+        out.append(
+            f"{g['bytes_per_handshake']:>11} {g['count_per_handshake']:>11}  "
+            + " < ".join(reversed(g["frames"][-5:]))
+        )
+    out.append("by caller (innermost non-stdlib frame):")
+    out += [f"{r['bytes_per_handshake']:>11}  {r['caller']}" for r in t["by_caller"]]
+    return "\n".join(out)
+
+
 def _bare_ok(stdout: str) -> int:
     words = stdout.split()
     return int(words[words.index("ok") + 1]) if "ok" in words else 0
@@ -506,6 +601,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="chainscan-scale-", dir=scratch_dir()))
     a: dict[str, Any] | None = None
     b: list[dict[str, Any]] = []
+    if args.tracemalloc:
+        try:
+            traced = traced_breakdown(args, scratch, workdir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+        print(render_traced(traced))
+        if not args.no_save:
+            traced["machine"] = machine_info()
+            print(f"results: {write_results(SCENARIO + '-traced', traced)}")
+        return 0
     try:
         if args.in_flight:
             a = part_a(args, scratch, workdir)

@@ -37,6 +37,10 @@ served CA certificates only). What depends on the leaf is redone per target: its
 verifier (Rust, which checks the leaf's signature) and the walk's first step (which checks it
 again: the verifier does not say which issuer it tried). Every cache is keyed by the bytes it
 depends on (through their SHA-256), so a verdict never depends on what was seen before.
+The trust store's roots are only loaded (subject, issuer, fingerprint) when the store is read;
+their facts (and the self-signature check that is one of them) are worked out for the few a
+run reaches (:meth:`Cert.unanalysed`): analysing Mozilla's ~120 roots up front cost every
+process of a scan 60-90 ms of CPU, more than analysing a few hundred chains.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import hashlib
 import ipaddress
 import re
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -65,7 +70,13 @@ from cryptography.x509.verification import (
 from .._errors import UsageError
 from .._models import CertFacts
 from .._trust_paths import SYSTEM_BUNDLES, read_trust_store
-from ._analyze import analyze_der, load_and_analyze, pem_to_der_list, signature_verifies
+from ._analyze import (
+    _warnings_lock,
+    analyze_der,
+    load_and_analyze,
+    pem_to_der_list,
+    signature_verifies,
+)
 from ._policy import CA_POLICY, EE_POLICY, ProfileNote, bc_not_critical, first_weak_key
 
 __all__ = [
@@ -116,18 +127,39 @@ class _Lru(Generic[_K, _V]):
 # Certificates
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Cert:
-    """One certificate, parsed once: its DER, its facts and the ``cryptography`` object."""
+    """One certificate, parsed once: its DER, its facts and the ``cryptography`` object.
 
-    der: bytes
-    facts: CertFacts
-    cert: x509.Certificate | None
-    """None when ``cryptography`` cannot load it (``facts.parse_error`` says why)."""
+    Immutable but for one memo: a trust store's roots are made with :meth:`unanalysed`, and
+    their facts (subject strings, key, fingerprints, a self-signature check) are worked out on
+    first use, because a run reaches a handful of the store's roots and loading all of them
+    fully would cost more start-up time than most scans spend on analysis.
+    """
+
+    __slots__ = ("_facts", "_sha256", "cert", "der")
+
+    def __init__(self, der: bytes, facts: CertFacts | None, cert: x509.Certificate | None) -> None:
+        self.der = der
+        self.cert = cert
+        """None when ``cryptography`` cannot load it (``facts.parse_error`` says why)."""
+        self._facts = facts
+        self._sha256 = facts.sha256 if facts is not None else hashlib.sha256(der).hexdigest()
+
+    @classmethod
+    def unanalysed(cls, der: bytes, cert: x509.Certificate) -> Cert:
+        """A loaded certificate whose facts are analysed when first asked for."""
+        return cls(der, None, cert)
+
+    @property
+    def facts(self) -> CertFacts:
+        facts = self._facts
+        if facts is None:  # what _load says, once (a benign race: both threads agree)
+            facts = self._facts = _load(self.der).facts
+        return facts
 
     @property
     def sha256(self) -> str:
-        return self.facts.sha256
+        return self._sha256
 
     @property
     def label(self) -> str:
@@ -141,6 +173,20 @@ def _load(der: bytes) -> Cert:
     path: not loadable, or its names cannot be read)."""
     loaded = load_and_analyze(der)
     return Cert(der=der, facts=loaded.facts, cert=loaded.cert)
+
+
+def _load_root(der: bytes) -> Cert | None:
+    """A trust store's certificate, facts left for later; None where :func:`_load` would give
+    no parsed object (not loadable, names unreadable). Warnings are swallowed, as the analysis
+    records them (a negative serial) rather than letting them reach stderr."""
+    with _warnings_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            _names = (cert.subject, cert.issuer)
+        except Exception:
+            return None
+    return Cert.unanalysed(der, cert)
 
 
 class CertCache:
@@ -254,8 +300,8 @@ class TrustStore:
         roots = []
         skipped = 0
         for der in ders:
-            cert = _load(der)
-            if cert.cert is None:
+            cert = _load_root(bytes(der))
+            if cert is None:
                 skipped += 1
             else:
                 roots.append(cert)

@@ -50,17 +50,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
-import trio
 
 from .._errors import ChainscanError, OutputError
 from .._models import BadLine, CertFormat, ScanOptions, ScanResult
 from ..analysis._inventory import Inventory
 from ..output._output import OutputDir
-from ._batch import batches, line_batches
-from ._display import Display
+
+if TYPE_CHECKING:  # the parent side's; a child writing files imports neither (start-up CPU)
+    import trio
+
+    from ._display import Display
 
 __all__ = [
     "STOP_GRACE",
@@ -145,7 +147,7 @@ Appended = list[BadLine] | list[bytes] | ChainscanError
 """What the append task receives: invalid input lines, a child's manifest lines, or the
 failure that stops the scan (raised after everything sent before it is appended)."""
 
-Feed = Callable[["list[Child]", trio.MemorySendChannel[list[BadLine]]], Awaitable[None]]
+Feed = Callable[["list[Child]", "trio.MemorySendChannel[list[BadLine]]"], Awaitable[None]]
 """Feeds the children's stdin; invalid input lines go to the channel (written here)."""
 
 
@@ -162,6 +164,8 @@ class Child:
 
     @classmethod
     async def start(cls, stage: str, config: ChildConfig, name: str) -> Child:
+        import trio
+
         proc = await trio.lowlevel.open_process(
             [sys.executable, "-m", stage, config.dumps()],
             stdin=subprocess.PIPE,
@@ -180,6 +184,8 @@ class Child:
 
     async def close_input(self) -> None:
         """End its input: it finishes what it was given, then exits."""
+        import trio
+
         with (
             trio.CancelScope(shield=True),
             contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
@@ -201,6 +207,8 @@ class Child:
 
     async def stop(self) -> None:
         """Wait ``STOP_GRACE`` seconds for it to exit, then kill it. Shielded."""
+        import trio
+
         with trio.CancelScope(shield=True):
             with trio.move_on_after(STOP_GRACE):
                 await self._proc.wait()
@@ -225,6 +233,8 @@ class Child:
     ) -> None:
         """Its manifest lines to ``sink``, whole lines only, until its stdout ends or it
         reports a write error; then, if it stopped the scan, why (see :meth:`failure`)."""
+        from ._batch import line_batches
+
         stdout = self._proc.stdout
         assert stdout is not None
         async with sink:
@@ -249,6 +259,9 @@ async def _append(
     receive: trio.MemoryReceiveChannel[Appended], output: OutputDir, display: Display
 ) -> None:
     """The only task that appends to ``manifest.jsonl`` while children run."""
+    import trio
+
+    from ._batch import batches
 
     async def flush(lines: list[bytes]) -> None:
         if lines:
@@ -291,6 +304,8 @@ async def run_children(
     Raises ``OutputError`` for a write error in a child and ``ChainscanError`` for a child
     that died (see the module docstring). Cancelled (a second signal), it kills them at once.
     """
+    import trio
+
     children: list[Child] = []
     try:
         for name in names:

@@ -45,7 +45,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import aclosing
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import orjson
 import trio
@@ -58,8 +58,10 @@ from ..scan._resolve import Address, Resolver
 from ..scan._schedule import Scheduler
 from ._batch import batches
 from ._child import Child, ChildConfig, LineOut, child_main, run_children, write_results
-from ._display import Display
 from ._partition import Placement, placed, shard_of, worker_options
+
+if TYPE_CHECKING:  # the parent's; a scanning process imports rich only to warn
+    from ._display import Display
 
 __all__ = ["run_workers"]
 
@@ -190,6 +192,8 @@ def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
     options = config.options
     concurrency, warning = fit_concurrency(options.concurrency)
     if warning:
+        from ._display import Display
+
         Display(quiet=False).warn(warning)
         options = dataclasses.replace(options, concurrency=concurrency)
     return trio.run(_worker, options, output, out)

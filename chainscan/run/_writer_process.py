@@ -44,15 +44,16 @@ import struct
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
-from typing import BinaryIO
-
-import trio
+from typing import TYPE_CHECKING, BinaryIO
 
 from .._models import BadLine, ScanOptions, ScanResult
 from ..output._output import OutputDir
-from ._batch import batches
 from ._child import Child, ChildConfig, LineOut, child_main, run_children, write_results
-from ._display import Display
+
+if TYPE_CHECKING:  # the scanning process's side: the writer process imports neither trio
+    import trio  # nor the display (about 0.1 s of CPU at its start)
+
+    from ._display import Display
 
 __all__ = ["write_in_process", "writer_process_useful"]
 
@@ -85,6 +86,9 @@ async def write_in_process(
     Raises ``OutputError`` for a write error in the child and ``ChainscanError`` if the child
     dies. Cancelled (a second Ctrl-C), it kills the child at once.
     """
+    import trio
+
+    from ._batch import batches
 
     async def feed(children: list[Child], local: trio.MemorySendChannel[list[BadLine]]) -> None:
         # ``receive`` is left open when this stops on an error: closing it would break the

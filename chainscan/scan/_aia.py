@@ -166,10 +166,14 @@ def anchor_subjects(store_spec: str) -> frozenset[bytes]:
 
 
 def top_of(
-    chain: Sequence[bytes], load: Callable[[bytes], x509.Certificate | None] = load_certificate
+    chain: Sequence[bytes],
+    load: Callable[[bytes], x509.Certificate | None] = load_certificate,
+    load_leaf: Callable[[bytes], x509.Certificate | None] = load_certificate,
 ) -> x509.Certificate | None:
-    """The last certificate reached from the leaf through the sent certificates, by name."""
-    certs = [load_certificate(der) if i == 0 else load(der) for i, der in enumerate(chain)]
+    """The last certificate reached from the leaf through the sent certificates, by name.
+    ``load`` parses the CA certificates, ``load_leaf`` the leaf (both: ``load_certificate``
+    or a memo of it)."""
+    certs = [load_leaf(der) if i == 0 else load(der) for i, der in enumerate(chain)]
     current = certs[0] if certs else None
     if current is None:
         return None
@@ -210,6 +214,8 @@ class ChainCompleter:
         self._anchors = anchors
         """Loaded on first need, in a worker thread (never blocking the scan's event loop)."""
         self._loading = trio.Lock()
+        self._leaf: tuple[bytes, x509.Certificate | None] | None = None
+        """The last leaf parsed (:meth:`load_leaf`)."""
 
     async def fetcher_for_run(self) -> Fetcher:
         """The run's guarded fetcher (made, and the HTTP client imported, on first use)."""
@@ -243,6 +249,16 @@ class ChainCompleter:
             self._parsed[der] = cert
         return cert
 
+    def load_leaf(self, der: bytes) -> x509.Certificate | None:
+        """``load_certificate(der)``, remembered until the next leaf: the revocation checker
+        asks for the leaf this completer has just parsed (one parse per target, not two)."""
+        last = self._leaf
+        if last is not None and last[0] == der:
+            return last[1]
+        cert = load_certificate(der)
+        self._leaf = (der, cert)
+        return cert
+
     async def _reaches_anchor(self, cert: x509.Certificate) -> bool:
         if cert.subject == cert.issuer:
             return True
@@ -254,7 +270,7 @@ class ChainCompleter:
         finished (or given up) by ``deadline`` (trio time)."""
         if not result.chain:
             return result
-        top = top_of(result.chain, self._load)
+        top = top_of(result.chain, self._load, self.load_leaf)
         if top is None or await self._reaches_anchor(top):
             return result
         fetched: list[Fetch] = []

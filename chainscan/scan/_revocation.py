@@ -74,7 +74,7 @@ class RevocationChecker:
         self._crl_max = options.crl_max_bytes
 
     async def __call__(self, result: ScanResult, deadline: float) -> ScanResult:
-        leaf = load_certificate(result.chain[0]) if result.chain else None
+        leaf = self._completer.load_leaf(result.chain[0]) if result.chain else None
         if leaf is None:
             return result
         crls = crl_urls(leaf)[:MAX_URLS] if self.mode in ("crl", "both") else []
