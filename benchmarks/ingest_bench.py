@@ -68,6 +68,7 @@ from chainscan.output._output import OutputDir
 from chainscan.output._ready import ReadyBatch, ReadyMaker, ReadySpec
 from chainscan.run import _dask
 from chainscan.run._display import Display
+from chainscan.run._partition import Placement, placed
 from chainscan.scan._inputs import iter_inputs
 from chainscan.scan._intake import take_input
 from chainscan.scan._targets import Deduplicator, open_lines
@@ -276,7 +277,7 @@ class _NoCluster:
     def __init__(self) -> None:
         self.sent = 0
 
-    def submit(self, batch: list[Target]) -> None:
+    def submit(self, batch: list[Target], shard: int | None = None) -> None:
         self.sent += len(pickle.loads(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
 
     def drain(self) -> None:
@@ -292,8 +293,11 @@ def route(hosts: Path) -> int:
         dedup = Deduplicator()
         with open_lines(str(hosts)) as lines:
             items = iter_inputs(lines, source=str(hosts))
-            router = _dask._ShardBuffers(driver, send)  # type: ignore[arg-type]
-            await take_input(items, router, skip=dedup.seen)
+            # --per-ip 0 --per-net 0, as the other benchmarks: targets placed by a hash of the
+            # name, no lookup on the client (with a cap, each new name is resolved here first).
+            placement = Placement(ScanOptions(per_ip=0, per_net=0))
+            router = _dask._ShardBuffers(driver, send, placement)  # type: ignore[arg-type]
+            await take_input(items, placed(router, placement), skip=dedup.seen)
             await router.finish()
         receive.close()
 

@@ -224,14 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.per_ip,
         help="connections open at once to one IP address; 0 = unlimited (default: %(default)s)",
     )
+    limits.add_argument(
+        "--per-net",
+        type=non_negative_int,
+        default=_DEFAULTS.per_net,
+        help="connections open at once to one IPv4 /24 or IPv6 /64 (many names behind one load "
+        "balancer or hosting block); 0 = unlimited (default: %(default)s)",
+    )
     add_attempt_options(limits, _DEFAULTS)
     limits.add_argument(
         "-w",
         "--workers",
         type=_positive_int,
         default=1,
-        help="scanning processes, to use several cores; the limits above are shared among "
-        "them (default: %(default)s)",
+        help="scanning processes, to use several cores; --concurrency and --rate are shared "
+        "among them, --per-ip and --per-net hold for the whole run (default: %(default)s)",
     )
     limits.add_argument(
         "--writer",
@@ -256,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_dask,
         metavar="ADDRESS",
         help="scan on a Dask cluster (scheduler address, or local:N for N local worker "
-        "processes); needs 'pip install chainscan[dask]'; the limits are shared among its workers",
+        "processes); needs 'pip install chainscan[dask]'; --concurrency and --rate are shared "
+        "among its workers, --per-ip and --per-net hold for the whole run",
     )
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -358,6 +366,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig
         concurrency=args.concurrency,
         rate=args.rate,
         per_ip=args.per_ip,
+        per_net=args.per_net,
         connect_timeout=args.connect_timeout,
         handshake_timeout=args.handshake_timeout,
         deadline=args.deadline,

@@ -315,7 +315,9 @@ class ScanOptions:
     burst: int = 0
     """Token-bucket depth; 0 picks min(rate, concurrency) (at least 1)."""
     per_ip: int = 16
-    """Connections open at once to one IP address, at most (--per-ip)."""
+    """Connections open at once to one IP address, at most (--per-ip); 0: no limit."""
+    per_net: int = 0
+    """Connections open at once to one IPv4 /24 or IPv6 /64, at most (--per-net); 0: no limit."""
     connect_timeout: float = 5.0
     """Seconds for the TCP connection to complete (--connect-timeout)."""
     handshake_timeout: float = 10.0

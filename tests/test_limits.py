@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from chainscan.scan._limits import AddressLimiter, RateLimiter, backoff_delays
+from chainscan.scan._limits import AddressLimiter, RateLimiter, backoff_delays, network_of
 
 # ---------------------------------------------------------------- RateLimiter
 
@@ -191,3 +191,65 @@ def test_backoff_is_reproducible_with_a_seeded_rng() -> None:
     first = backoff_delays(0.5, 8.0, random.Random(42))
     second = backoff_delays(0.5, 8.0, random.Random(42))
     assert [next(first) for _ in range(10)] == [next(second) for _ in range(10)]
+
+
+# ---------------------------------------------------------------- network_of (--per-net)
+
+
+@pytest.mark.parametrize(
+    ("ip", "network"),
+    [
+        ("192.0.2.1", "192.0.2.0/24"),
+        ("192.0.2.255", "192.0.2.0/24"),
+        ("198.51.100.7", "198.51.100.0/24"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("::1", "::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:192.0.2.9", "192.0.2.0/24"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_network_of_is_the_24_or_the_64(ip: str, network: str) -> None:
+    assert network_of(ip) == network
+
+
+def test_one_network_limiter_counts_every_address_of_a_24() -> None:
+    # ``--per-net`` is an AddressLimiter keyed by network_of: neighbours share the places.
+    limiter = AddressLimiter(3)
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        assert limiter.try_acquire(network_of(ip))
+    assert not limiter.try_acquire(network_of("192.0.2.200"))
+    assert limiter.try_acquire(network_of("192.0.3.1"))  # the next /24 is another network
+    limiter.release(network_of("192.0.2.2"))
+    assert limiter.try_acquire(network_of("192.0.2.77"))
+
+
+async def test_network_limiter_caps_a_24_and_queues_in_order(autojump_clock: object) -> None:
+    limiter = AddressLimiter(2)
+    busy: dict[str, int] = {}
+    most: dict[str, int] = {}
+    granted: dict[int, float] = {}
+
+    async def connection(number: int, ip: str) -> None:
+        network = network_of(ip)
+        await limiter.acquire(network)
+        try:
+            busy[network] = busy.get(network, 0) + 1
+            most[network] = max(most.get(network, 0), busy[network])
+            granted[number] = trio.current_time()
+            await trio.sleep(1)
+            busy[network] -= 1
+        finally:
+            limiter.release(network)
+
+    async with trio.open_nursery() as nursery:
+        for number in range(6):  # six addresses of one /24, two of another
+            nursery.start_soon(connection, number, f"203.0.113.{number + 1}")
+            await trio.testing.wait_all_tasks_blocked()
+        for number in (6, 7):
+            nursery.start_soon(connection, number, f"198.51.100.{number}")
+    assert most == {"203.0.113.0/24": 2, "198.51.100.0/24": 2}
+    assert [granted[n] for n in range(6)] == [0, 0, 1, 1, 2, 2]  # in the order they asked
+    assert granted[6] == granted[7] == 0  # the other network never waits for the busy one
+    assert not limiter._slots

@@ -284,3 +284,53 @@ async def test_the_collector_threshold_is_raised_for_a_scan_only(autojump_clock:
     await run([target(n) for n in range(3)], ScanOptions(), FakeNetwork(hold=0.1, script=script))
     assert seen and all(threshold >= 10_000 for threshold in seen)
     assert gc.get_threshold() == before
+
+
+async def test_per_network_cap_holds_across_the_addresses_of_a_24(autojump_clock: object) -> None:
+    # 60 names on 60 addresses of one /24, 60 names each on its own /24; --per-ip stays 3.
+    def address(t: Target) -> str:
+        return f"203.0.113.{t.line}" if t.line < 60 else f"10.{t.line}.0.1"
+
+    class PerNetwork(FakeNetwork):
+        async def __call__(
+            self,
+            target: Target,
+            *,
+            options: ScanOptions,
+            context: ssl.SSLContext,
+            resolver: Resolver,
+            gate: Gate,
+        ) -> ProbeOutcome:
+            ip = self.address(target)
+            net = ip.rpartition(".")[0]
+            async with gate(ip):
+                open_per_net[net] = open_per_net.get(net, 0) + 1
+                most_per_net[net] = max(most_per_net.get(net, 0), open_per_net[net])
+                try:
+                    await trio.sleep(self.hold)
+                finally:
+                    open_per_net[net] -= 1
+            return OK
+
+    open_per_net: dict[str, int] = {}
+    most_per_net: dict[str, int] = {}
+    options = ScanOptions(concurrency=40, rate=0, per_ip=3, per_net=5, deadline=1000)
+    results = await run([target(n) for n in range(120)], options, PerNetwork(address=address))
+    assert len(results) == 120 and all(r.status is Status.OK for r in results)  # type: ignore[union-attr]
+    assert most_per_net["203.0.113"] == 5
+    assert max(most_per_net.values()) == 5
+    # The busy /24 does not starve the others: 5 + 35 of 40 slots were in use at once.
+    assert sum(1 for net, most in most_per_net.items() if most == 1) == 60
+
+
+async def test_a_refused_network_place_gives_the_address_place_back(
+    autojump_clock: object,
+) -> None:
+    # per_net 1: the second address of the /24 waits for the network, not holding its address.
+    options = ScanOptions(concurrency=10, rate=0, per_ip=1, per_net=1, deadline=1000)
+    network = FakeNetwork(hold=1.0, address=lambda t: f"192.0.2.{t.line % 2}")
+    start = trio.current_time()
+    results = await run([target(n) for n in range(6)], options, network)
+    assert len(results) == 6 and all(r.status is Status.OK for r in results)  # type: ignore[union-attr]
+    assert network.max_open == 1  # one connection at a time to the whole /24
+    assert trio.current_time() - start == pytest.approx(6.0)

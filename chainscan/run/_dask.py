@@ -28,19 +28,24 @@ distinct certificate file once::
   (``--revocation``) and AIA fetches (unless ``--no-fetch``) are made by the worker's
   scheduler with the task's options, as in a local run.
 
-* **Shards**: a target goes to buffer ``shard_of(target, 4 × slots)`` (``_partition.shard_of``:
-  a hash of its address, else of its host name), so reruns and resumes group the same way.
-  A buffer is sent as one task when it holds ``BATCH`` targets, and every buffer is sent at
-  the end of the input.
+* **Shards**: a target goes to buffer ``Placement.place(target, 4 × slots)``
+  (``_partition.Placement``: a hash of the address it connects to, resolved here for a name,
+  or of that address's /24 or /64 with ``--per-net``; with both caps off, of its address else
+  its host name). A buffer is sent as one task when it holds ``BATCH`` targets, and every
+  buffer is sent at the end of the input.
 * **Bounded memory**: at most ``2 × slots`` batches are in flight (submitted, not yet
   written); while that many are out, the client stops reading the input. The client holds at
   most ``(4 + 2) × slots × BATCH`` targets and ``2 × slots`` batches of results.
 * **Limits are global**: ``slots`` is the number of tasks the cluster runs at once (the sum of
   its workers' threads, read when the scan starts). Each task gets ``--rate / slots`` and
   ``ceil(--concurrency / slots)`` (``_partition.worker_options``), so whatever tasks run at one
-  moment stay within the limits given. Targets naming one address (or one host name) share a
-  shard, but two batches of one shard may run at once on two workers: one address receives at
-  most ``--per-ip × slots`` connections at once (exactly ``--per-ip`` with one slot).
+  moment stay within the limits given. ``--per-ip`` and ``--per-net`` are not divided: every
+  target of one address (one network) is in one shard, and while a batch of a shard is out no
+  other batch of that shard is sent (the client waits, reading no input), so one task at a
+  time connects to an address or network and its scheduler counts the cap for the whole scan
+  (the exceptions are those of ``_partition``). A scan of one busy network therefore runs one
+  task at a time: that is the cap doing its job. With both caps off, batches of a shard may
+  run side by side.
 * **Lost workers**: :func:`scan_batch` is pure (targets and options in, results out, no side
   effect), so Dask may run a batch again when its worker dies (the scheduler reassigns it;
   ``retries`` covers a task that raised). Results are written only when a whole batch comes
@@ -78,7 +83,7 @@ from ..scan._intake import take_input
 from ..scan._schedule import Scheduler
 from ._batch import batches
 from ._display import Display
-from ._partition import shard_of, worker_options
+from ._partition import Placement, placed, worker_options
 
 __all__ = ["BATCH", "run_dask", "scan_batch"]
 
@@ -180,16 +185,22 @@ class _Driver:
         self._max_in_flight = _IN_FLIGHT_PER_SLOT * slots
         self._deliver = deliver
         self._in_flight: set[Any] = set()
+        self._shards: dict[Any, int] = {}
+        """The shard of each batch in flight that must not run beside another of its shard."""
 
-    def submit(self, batch: list[Target]) -> None:
-        """Send ``batch`` to the cluster, first waiting while ``2 × slots`` batches are out."""
-        while len(self._in_flight) >= self._max_in_flight:
+    def submit(self, batch: list[Target], shard: int | None = None) -> None:
+        """Send ``batch`` to the cluster, first waiting while ``2 × slots`` batches are out and,
+        for a ``shard``, while a batch of that shard is out (one at a time per shard)."""
+        while len(self._in_flight) >= self._max_in_flight or (
+            shard is not None and shard in self._shards.values()
+        ):
             self._collect()
-        self._in_flight.add(
-            self._client.submit(
-                scan_batch, batch, self._options, self._spec, retries=_RETRIES, pure=False
-            )
+        future = self._client.submit(
+            scan_batch, batch, self._options, self._spec, retries=_RETRIES, pure=False
         )
+        self._in_flight.add(future)
+        if shard is not None:
+            self._shards[future] = shard
 
     def drain(self) -> None:
         """Wait for every batch in flight, delivering each."""
@@ -202,6 +213,7 @@ class _Driver:
             with contextlib.suppress(Exception):
                 self._client.cancel(list(self._in_flight))
             self._in_flight.clear()
+            self._shards.clear()
 
     def _collect(self) -> None:
         """Wait for at least one batch, deliver every finished one."""
@@ -217,6 +229,7 @@ class _Driver:
                 break
         for future in done:
             self._in_flight.discard(future)
+            self._shards.pop(future, None)
             ready: ReadyBatch = future.result()
             future.release()
             self._deliver(ready)
@@ -226,30 +239,40 @@ class _ShardBuffers:
     """The input router of a Dask scan: each target to its shard's buffer, a full buffer to the
     cluster as one batch; invalid lines straight to the results."""
 
-    def __init__(self, driver: _Driver, send: trio.MemorySendChannel[Delivered]) -> None:
+    def __init__(
+        self, driver: _Driver, send: trio.MemorySendChannel[Delivered], placement: Placement
+    ) -> None:
         self._driver = driver
         self._send = send
         self._buffers: list[list[Target]] = [[] for _ in range(_SHARDS_PER_SLOT * driver.slots)]
+        self._place = placement.place
+        self._one_at_a_time = placement.exact
+        """A limit must hold across tasks: never two batches of one shard at once."""
+
+    async def _submit(self, shard: int) -> None:
+        buffer = self._buffers[shard]
+        batch, key = buffer[:], shard if self._one_at_a_time else None
+        await trio.to_thread.run_sync(self._driver.submit, batch, key)
+        buffer.clear()
 
     async def record(self, bad: BadLine) -> None:
         await self._send.send([bad])
 
     async def route(self, target: Target) -> None:
-        buffer = self._buffers[shard_of(target, len(self._buffers))]
+        shard = self._place(target, len(self._buffers))
+        buffer = self._buffers[shard]
         buffer.append(target)
         if len(buffer) >= BATCH:
-            await trio.to_thread.run_sync(self._driver.submit, buffer[:])
-            buffer.clear()
+            await self._submit(shard)
 
     async def flush(self) -> None:
         pass  # a buffer waits for BATCH targets, or the end of the input
 
     async def finish(self) -> None:
         """The input has ended: send every buffer, wait for every batch."""
-        for buffer in self._buffers:
+        for shard, buffer in enumerate(self._buffers):
             if buffer:
-                await trio.to_thread.run_sync(self._driver.submit, buffer[:])
-                buffer.clear()
+                await self._submit(shard)
         await trio.to_thread.run_sync(self._driver.drain)
 
 
@@ -318,8 +341,9 @@ async def _scan(
         async with send:
             driver = await trio.to_thread.run_sync(connect)
             try:
-                router = _ShardBuffers(driver, send)
-                await take_input(items, router, skip=skip)
+                placement = Placement(options)
+                router = _ShardBuffers(driver, send, placement)
+                await take_input(items, placed(router, placement), skip=skip)
                 await router.finish()
             finally:
                 with trio.CancelScope(shield=True):

@@ -10,13 +10,18 @@ CONFIG``, see ``_child``) and becomes a dispatcher and a manifest writer::
     worker i: Scheduler ──► write its targets' certificate files ──► stdout (manifest lines)
     main: every worker's stdout ──► append to manifest.jsonl, progress
 
-* **Sharding** (``_partition.shard_of``) is by the address a target names (``{ip}`` or an IP
-  literal), else by its host name, hashed: one name or one explicit address always lands on one
-  worker, so its per-address cap holds exactly. Distinct names that resolve to one address may
-  land on different workers: then at most ``--per-ip × N`` connections reach that address at
-  once.
+* **Placement** (``_partition.Placement``) is by where a target connects: its explicit
+  ``{ip}``, its IP literal, or the first address its name resolves to here (with ``--per-net``:
+  that address's /24 or /64), hashed. Every connection to one address (one network) is thus
+  made by one worker, whose scheduler counts ``--per-ip`` (``--per-net``) for the whole run.
+  The main process's answer for a name travels with the target (``"resolved"`` in its line):
+  the worker's first lookup of that name takes it (``_GivenAnswers``), so both connect to the
+  same addresses in the same order. The exception (fallback addresses in another network) is
+  described in ``_partition``. With both caps off, a target is placed by
+  ``shard_of`` (address, else host name) and nothing is resolved here.
 * **Limits are divided**: each worker gets ``ceil(concurrency / N)`` slots and ``rate / N``
-  connections per second, so the run as a whole keeps the limits given.
+  connections per second, so the run as a whole keeps the limits given; ``--per-ip`` and
+  ``--per-net`` are not divided (one worker owns each address and network).
 * **Back-pressure**: a worker admits a bounded number of targets (its scheduler reads its stdin
   lazily); when it is full its pipe fills and the dispatcher waits. Memory stays bounded.
 * **Crash safety** is unchanged: a manifest line reaches ``manifest.jsonl`` only after its
@@ -49,6 +54,7 @@ from .._models import BadLine, ScanOptions, ScanResult, Target
 from ..output._output import OutputDir
 from ..scan._fdlimit import fit_concurrency
 from ..scan._intake import take_input
+from ..scan._resolve import Address, Resolver
 from ..scan._schedule import Scheduler
 from ._batch import WRITE_BATCH, batches, result_buffer
 from ._child import (
@@ -60,7 +66,7 @@ from ._child import (
     run_children,
     write_results,
 )
-from ._partition import shard_of, worker_options
+from ._partition import Placement, placed, shard_of, worker_options
 
 if TYPE_CHECKING:  # the parent's; a scanning process imports rich only to warn
     from ._display import Display
@@ -71,19 +77,31 @@ _SEND_BATCH = 64
 """Target lines per write to a worker's pipe, at most."""
 
 
-def _target_line(target: Target) -> bytes:
-    return orjson.dumps(dataclasses.asdict(target)) + b"\n"
+def _target_line(target: Target, resolved: tuple[str, ...] | None = None) -> bytes:
+    """A target for a worker's stdin; ``resolved``: the main process's answer for its name."""
+    fields = dataclasses.asdict(target)
+    if resolved:
+        fields["resolved"] = resolved
+    return orjson.dumps(fields) + b"\n"
 
 
 # ---------------------------------------------------------------- main process side
 
 
 class _Dispatch:
-    """The input router of ``--workers``: each target to the worker of its shard, invalid
-    lines to the main process's append task. A batch of input goes out at once (``flush``)."""
+    """The input router of ``--workers``: each target to the worker of its place (``placement``;
+    None: ``shard_of``), invalid lines to the main process's append task. A batch of input goes
+    out at once (``flush``)."""
 
-    def __init__(self, children: list[Child], local: trio.MemorySendChannel[Appended]) -> None:
+    def __init__(
+        self,
+        children: list[Child],
+        local: trio.MemorySendChannel[Appended],
+        placement: Placement | None = None,
+    ) -> None:
         self._children = children
+        self._place = shard_of if placement is None else placement.place
+        self._answer = None if placement is None or not placement.exact else placement.answer
         self._local = local
         self._outgoing: list[list[bytes]] = [[] for _ in children]
         self._bad: list[BadLine] = []
@@ -92,7 +110,8 @@ class _Dispatch:
         self._bad.append(bad)
 
     async def route(self, target: Target) -> None:
-        self._outgoing[shard_of(target, len(self._children))].append(_target_line(target))
+        line = _target_line(target, None if self._answer is None else self._answer(target))
+        self._outgoing[self._place(target, len(self._children))].append(line)
 
     async def flush(self) -> None:
         if self._bad:
@@ -120,7 +139,9 @@ async def run_workers(
         with scan_scope:
             # A worker that died breaks its pipe: its collector says why (and stops the scan).
             with contextlib.suppress(trio.BrokenResourceError):
-                await take_input(items, _Dispatch(children, local), skip=skip)
+                placement = Placement(options)
+                router = placed(_Dispatch(children, local, placement), placement)
+                await take_input(items, router, skip=skip)
             for child in children:
                 await child.close_input()
             for child in children:  # a signal after the last target was sent must stop them too
@@ -144,9 +165,33 @@ async def run_workers(
 # ---------------------------------------------------------------- worker process side
 
 
-def _read_targets(stream: BinaryIO) -> Iterator[Target]:
+class _GivenAnswers(Resolver):
+    """A worker's resolver: the first lookup of a name takes the main process's answer, so the
+    worker connects where the main process placed the target (``_partition``). The stdin reader
+    runs in a thread: it hands answers over in a plain dict (one store there, one ``pop`` here,
+    both atomic), and only the event loop touches the resolver's cache."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given: dict[str, tuple[str, ...]] = {}
+
+    async def resolve(self, host: str, port: int) -> list[Address]:
+        if self.given:
+            answer = self.given.pop(host, None)
+            if answer is not None:
+                self.remember(host, answer)
+        return await super().resolve(host, port)
+
+
+def _read_targets(stream: BinaryIO, resolver: _GivenAnswers | None = None) -> Iterator[Target]:
+    """The targets of a worker's stdin; the main process's answers go to ``resolver``."""
     for line in stream:
-        yield Target(**orjson.loads(line))
+        fields = orjson.loads(line)
+        resolved = fields.pop("resolved", None)
+        target = Target(**fields)
+        if resolved is not None and resolver is not None:
+            resolver.given[target.host] = tuple(resolved)
+        yield target
 
 
 def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
@@ -161,7 +206,8 @@ def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
 
 
 async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
-    scheduler = Scheduler(options, writer_backpressure=True)
+    resolver = _GivenAnswers()
+    scheduler = Scheduler(options, resolver=resolver, writer_backpressure=True)
     send, receive = trio.open_memory_channel[ScanResult | BadLine](
         result_buffer(options.concurrency)
     )
@@ -170,7 +216,7 @@ async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
 
     async def produce() -> None:
         with scan_scope:
-            await scheduler.run(_read_targets(sys.stdin.buffer), send)
+            await scheduler.run(_read_targets(sys.stdin.buffer, resolver), send)
 
     async def watch(task_status: trio.TaskStatus[None]) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

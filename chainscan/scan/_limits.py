@@ -1,4 +1,5 @@
-"""The scheduler's building blocks: rate limiter, per-address caps, backoff. Clock-injected.
+"""The scheduler's building blocks: rate limiter, per-address and per-network caps, backoff.
+Clock-injected.
 
 All waiting goes through ``trio.sleep_until`` / ``trio.current_time``, so on trio's
 ``MockClock(autojump_threshold=0)`` the tests see exact, instant timing.
@@ -13,13 +14,14 @@ are already due.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import random
 from collections.abc import Iterator
 
 import trio
 
-__all__ = ["AddressLimiter", "RateLimiter", "backoff_delays"]
+__all__ = ["AddressLimiter", "RateLimiter", "backoff_delays", "network_of"]
 
 
 class RateLimiter:
@@ -120,6 +122,27 @@ class AddressLimiter:
         slot.holders -= 1
         if slot.holders == 0:
             del self._slots[address]
+
+
+def network_of(ip: str) -> str:
+    """The network ``--per-net`` counts ``ip`` in: its IPv4 /24 or its IPv6 /64.
+
+    ``ip`` is an address as the resolver and ``literal_address`` give it (canonical text). An
+    IPv4-mapped IPv6 address counts in its IPv4 /24. The result is a key, printed like
+    ``192.0.2.0/24`` or ``2001:db8::/64``; anything that is not an address is its own key.
+    """
+    if ":" not in ip:
+        head, dot, _ = ip.rpartition(".")
+        if dot and head.count(".") == 2:
+            return f"{head}.0/24"
+        return ip
+    try:
+        address = ipaddress.IPv6Address(ip.partition("%")[0])
+    except ValueError:
+        return ip
+    if address.ipv4_mapped is not None:
+        return network_of(str(address.ipv4_mapped))
+    return f"{ipaddress.IPv6Address(int(address) >> 64 << 64)}/64"
 
 
 def backoff_delays(base: float, cap: float, rng: random.Random | None = None) -> Iterator[float]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -81,6 +81,18 @@ class Resolver:
         self._max = max_entries
         self._cache: OrderedDict[str, tuple[tuple[str, int], ...] | ResolveFailed] = OrderedDict()
         self._inflight: dict[str, trio.Event] = {}
+
+    def remember(self, host: str, ips: Sequence[str]) -> None:
+        """Take ``ips`` as the answer for ``host`` (unless it is cached already): the answer
+        another process got, so that this one connects where that one placed the name
+        (``run._partition``). Only IP address texts are kept. Call it from the event loop."""
+        if host in self._cache or not ips:
+            return
+        answer = tuple((a.ip, a.family) for ip in ips if (a := literal_address(ip, 0)) is not None)
+        if answer:
+            self._cache[host] = answer
+            if len(self._cache) > self._max:
+                self._cache.popitem(last=False)
 
     async def resolve(self, host: str, port: int) -> list[Address]:
         """Addresses for ``host`` in the system's preferred order; raises ResolveFailed."""

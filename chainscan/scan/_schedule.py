@@ -6,6 +6,7 @@ A target's life, and what it holds at each step::
 
     admitted ──► resolve ──► gate(ip) ──► connect + handshake ──► result
       │            (cached)    │ per-address cap  (socket open)      │
+      │                        │ per-network cap                     │
       │                        │ global slot                         │
       │                        │ rate token                          │
       │                        └──────── released ◄──────────────────┘
@@ -21,6 +22,10 @@ A target's life, and what it holds at each step::
 * **Per-address cap** (``--per-ip``): many names often resolve to one load balancer; it is
   taken *before* the global slot so a busy address never ties up slots other addresses could
   use.
+* **Per-network cap** (``--per-net``, off by default): the same for the address's IPv4 /24 or
+  IPv6 /64 (``_limits.network_of``; a fleet of addresses behind one load balancer or in one
+  hosting block), taken after the per-address cap and before the global slot, for the same
+  reason.
 * **Rate** (``--rate``): a token bucket for new connections, taken last, right before
   ``connect()``, so a token is never spent by a task that then waits for something else.
 * **Deadlines**: ``_probe`` bounds connect and handshake; here ``trio.move_on_at`` bounds the
@@ -42,7 +47,7 @@ lose them.
 Cost per target
 ---------------
 Every trio checkpoint is a round trip through the run loop, so the per-target path takes none
-it does not need. When all three gate limits are free (the common case) ``_Limits.try_acquire``
+it does not need. When all the gate limits are free (the common case) ``_Limits.try_acquire``
 takes them synchronously, and the deadline is not paused because nothing is waited for; only a
 limit that is taken goes through the queued ``acquire`` path above. In the same way admission
 and the result channel use ``acquire_nowait`` / ``send_nowait`` when they have room, and fall
@@ -78,7 +83,7 @@ from ._aia import ChainCompleter
 from ._backlog import Backlog
 from ._deployments import DeploymentProber
 from ._intake import take_input
-from ._limits import AddressLimiter, RateLimiter, backoff_delays
+from ._limits import AddressLimiter, RateLimiter, backoff_delays, network_of
 from ._probe import Gate, probe
 from ._resolve import Resolver
 from ._revocation import RevocationChecker
@@ -114,55 +119,70 @@ class FollowUp(Protocol):
 
 
 class _Limits:
-    """What a connection holds: a per-address place, then a global slot, then a rate token;
-    and, once it has the slot, room at the writer (``_backlog``, when there is one)."""
+    """What a connection holds: a per-address place, a per-network place, a global slot, then a
+    rate token; and, once it has the slot, room at the writer (``_backlog``, when there is one)."""
 
-    __slots__ = ("backlog", "per_ip", "rate", "slots")
+    __slots__ = ("backlog", "per_ip", "per_net", "rate", "slots")
 
     def __init__(
         self,
         slots: trio.Semaphore,
         rate: RateLimiter | None,
         per_ip: AddressLimiter | None,
+        per_net: AddressLimiter | None = None,
         backlog: Backlog | None = None,
     ) -> None:
         self.slots = slots
         self.rate = rate
         self.per_ip = per_ip
+        self.per_net = per_net
+        """Keyed by ``network_of(address)``: the address's /24 or /64."""
         self.backlog = backlog
 
     def try_acquire(self, address: str) -> bool:
-        """Take all three at once if all are free now (no waiting, no checkpoint); else none."""
+        """Take all of them at once if all are free now (no waiting, no checkpoint); else none."""
         if self.backlog is not None and self.backlog.full:
             return False
         per_ip = self.per_ip
         if per_ip is not None and not per_ip.try_acquire(address):
             return False
-        slots = self.slots
-        if slots.value > 0:  # nobody waits on a semaphore with a value: no queue jumping
-            slots.acquire_nowait()
-            if self.rate is None or self.rate.try_acquire():
-                return True
-            slots.release()
+        per_net = self.per_net
+        network = "" if per_net is None else network_of(address)
+        if per_net is None or per_net.try_acquire(network):
+            slots = self.slots
+            if slots.value > 0:  # nobody waits on a semaphore with a value: no queue jumping
+                slots.acquire_nowait()
+                if self.rate is None or self.rate.try_acquire():
+                    return True
+                slots.release()
+            if per_net is not None:
+                per_net.release(network)
         if per_ip is not None:
             per_ip.release(address)
         return False
 
     async def acquire(self, address: str) -> None:
-        """Take all three, waiting in line for each in turn; with the global slot, wait for
+        """Take them all, waiting in line for each in turn; with the global slot, wait for
         room at the writer (a target queued for a slot before the writer fell behind must not
         connect: ``_backlog``)."""
         if self.per_ip is not None:
             await self.per_ip.acquire(address)
         try:
-            await self.slots.acquire()
+            if self.per_net is not None:
+                await self.per_net.acquire(network_of(address))
             try:
-                if self.backlog is not None:
-                    await self.backlog.wait_room()
-                if self.rate is not None:
-                    await self.rate.acquire()
+                await self.slots.acquire()
+                try:
+                    if self.backlog is not None:
+                        await self.backlog.wait_room()
+                    if self.rate is not None:
+                        await self.rate.acquire()
+                except BaseException:
+                    self.slots.release()
+                    raise
             except BaseException:
-                self.slots.release()
+                if self.per_net is not None:
+                    self.per_net.release(network_of(address))
                 raise
         except BaseException:
             if self.per_ip is not None:
@@ -171,6 +191,8 @@ class _Limits:
 
     def release(self, address: str) -> None:
         self.slots.release()
+        if self.per_net is not None:
+            self.per_net.release(network_of(address))
         if self.per_ip is not None:
             self.per_ip.release(address)
 
@@ -344,6 +366,7 @@ class Scheduler:
             if options.rate > 0
             else None,
             AddressLimiter(options.per_ip) if options.per_ip > 0 else None,
+            AddressLimiter(options.per_net) if options.per_net > 0 else None,
             Backlog() if writer_backpressure else None,
         )
         self.max_admitted = max(4 * options.concurrency, 64)
