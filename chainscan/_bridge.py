@@ -65,8 +65,17 @@ the GIL hand-overs between the two threads: 10-20% more CPU per target while oth
 for the cores. Re-measured on a quiet machine (other CPU 0.00-0.02 cores, 4,000 targets,
 medians of 9 runs): trio 752 targets/s at 1.33 CPU ms/target, the thread 652/s at 1.54 ms
 (0.87 of trio's rate, 0.94 paired; 0.93 / 0.98 in a 5-run set): the hand-overs cost 8-15% of
-CPU per target, and the goal (>= 0.95 of trio's rate) is not met yet. Where that CPU goes
-(GIL hand-overs, the pump's batching, the caller's per-item ``next``) is still to be profiled.
+CPU per target, and the goal (>= 0.95 of trio's rate) was not met. Re-measured at b12ed00 on a
+quiet machine: 0.986 over 5 runs (paired 0.974), then 0.915 over 9 runs (paired 0.911; trio
+1.21, the thread 1.32 CPU ms/target) the same hour: near the goal, not reliably over it.
+Where the extra CPU goes: not the hand-overs (the caller's thread wakes about 40 times a
+second) and not OpenSSL in a thread as such (in-memory handshakes cost the same in a thread as
+in the main thread). The lead is glibc's allocator: the scan's thread gets an arena of its
+own, and its results are freed in the caller's thread. With ``MALLOC_ARENA_MAX=1`` in the
+environment (7 runs) the ratio was 0.962 (paired 0.937, 4% more CPU per target); an earlier
+run with ``MALLOC_TRIM_THRESHOLD_`` set gave 1.00. Both are process-wide settings of the
+embedding program, which a library must not change behind its back; an embedder who wants
+the last percent can set them.
 
 ``open_scan`` under asyncio uses :data:`ASYNCIO_HOST`; the other host stays selectable
 (``open_scan(..., _host="guest")``, private) so the benchmark can keep measuring both.
