@@ -131,10 +131,7 @@ def test_a_signal_mid_scan_then_resume(
     print(f"TIME {signum.name} (workers {workers}): exited {stopped:.3f}s after the signal")
     assert returncode == code, stderr
     assert "interrupted" in stderr
-    # In-flight targets are cancelled, not waited for. The bound is loose on purpose: a busy
-    # 2-core machine needs over 2 s to stop the processes (it is not a speed test; the
-    # part-way check below shows the scan did not run to its end).
-    assert stopped < 10.0
+    assert stopped < 2.0  # in-flight targets are cancelled, not waited for
     written = assert_every_line_valid(out)
     assert 30 <= written < fleet.total  # it really was interrupted part-way
     manifest = json.loads((out / "manifest.json").read_text())
@@ -173,7 +170,7 @@ def test_in_flight_connections_are_closed_at_once(
     proc.send_signal(signal.SIGINT)
     returncode, stderr = finish(proc)
     assert returncode == 130, stderr
-    assert time.monotonic() - signalled < 10.0  # not the 60 s handshake timeout: not waited for
+    assert time.monotonic() - signalled < 2.0
     assert silent_server.wait_finished(silent_server.accepted)  # every socket was closed
     assert jsonl_lines(out) == []  # nothing finished, nothing half-written
     manifest = json.loads((out / "manifest.json").read_text())
