@@ -304,9 +304,13 @@ class Child:
 
 
 async def _append(
-    receive: trio.MemoryReceiveChannel[Appended], output: OutputDir, display: Display
+    receive: trio.MemoryReceiveChannel[Appended],
+    output: OutputDir,
+    display: Display,
+    written: Callable[[int], None] | None,
 ) -> None:
-    """The only task that appends to ``manifest.jsonl`` while children run."""
+    """The only task that appends to ``manifest.jsonl`` while children run; ``written(n)``
+    after each ``n`` lines of results (not of invalid input lines) are appended."""
     import trio
 
     from ._batch import batches
@@ -314,6 +318,8 @@ async def _append(
     async def flush(lines: list[bytes]) -> None:
         if lines:
             counted = await trio.to_thread.run_sync(output.append_lines, lines)
+            if written is not None:
+                written(len(lines))
             display.update_counts(counted)
 
     # ``receive`` stays open when this raises: a closed channel would break the senders'
@@ -345,9 +351,11 @@ async def run_children(
     display: Display,
     feed: Feed,
     interrupted: Callable[[], bool],
+    written: Callable[[int], None] | None = None,
 ) -> None:
     """Run one child of module ``stage`` per name in ``names`` until ``feed`` returns and every
-    child has sent its last line; their lines are appended to ``output`` here.
+    child has sent its last line; their lines are appended to ``output`` here (and counted
+    to ``written``, when given).
 
     Raises ``OutputError`` for a write error in a child and ``ChainscanError`` for a child
     that died (see the module docstring). Cancelled (a second signal), it kills them at once.
@@ -360,7 +368,7 @@ async def run_children(
             children.append(await Child.start(stage, config, name))
         send, receive = trio.open_memory_channel[Appended](4 * len(children))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_append, receive, output, display)
+            nursery.start_soon(_append, receive, output, display, written)
             async with send:
                 for child in children:
                     nursery.start_soon(child.collect, send.clone(), interrupted)

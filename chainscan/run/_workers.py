@@ -52,6 +52,7 @@ import trio
 
 from .._models import BadLine, ScanOptions, ScanResult, Target
 from ..output._output import OutputDir
+from ..scan._backlog import Backlog
 from ..scan._fdlimit import fit_concurrency
 from ..scan._intake import take_input
 from ..scan._resolve import Address, Resolver
@@ -207,7 +208,8 @@ def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
 
 async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
     resolver = _GivenAnswers()
-    scheduler = Scheduler(options, resolver=resolver, writer_backpressure=True)
+    backlog = Backlog(options.concurrency)
+    scheduler = Scheduler(options, resolver=resolver, backlog=backlog)
     send, receive = trio.open_memory_channel[ScanResult | BadLine](
         result_buffer(options.concurrency)
     )
@@ -235,6 +237,7 @@ async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
                 ):
                     failed = True  # the error line is sent: stop scanning (``receive`` stays open,
                     break  # so no sender breaks before the cancellation reaches it)
+                backlog.written(len(results))  # their lines are with the main process
         nursery.cancel_scope.cancel()
     return 1 if failed else 0
 

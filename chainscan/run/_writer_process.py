@@ -108,8 +108,10 @@ async def write_in_process(
     *,
     batch_size: int,
     interrupted: Callable[[], bool],
+    written: Callable[[int], None],
 ) -> None:
-    """Drain ``receive`` through a writer process; return when every result is in the manifest.
+    """Drain ``receive`` through a writer process; return when every result is in the manifest
+    (``written(n)`` as each ``n`` more are).
 
     Raises ``OutputError`` for a write error in the child and ``ChainscanError`` if the child
     dies. Cancelled (a second Ctrl-C), it kills the child at once.
@@ -162,6 +164,7 @@ async def write_in_process(
         display=display,
         feed=feed,
         interrupted=interrupted,
+        written=written,
     )
 
 
