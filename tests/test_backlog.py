@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -156,10 +156,13 @@ class _Output:
     def __init__(self, fail: str | None = None) -> None:
         self.fail = fail
 
-    def write_files(self, results: Sequence[ScanResult], *, inline: bool = False) -> list[bytes]:
-        if results[0].target.host == self.fail:
-            raise OutputError("disk full")
-        return [orjson.dumps({"host": r.target.host}) + b"\n" for r in results]
+    def file_lines(
+        self, results: Sequence[ScanResult], *, inline: bool = False
+    ) -> Iterator[bytes]:
+        for r in results:
+            if r.target.host == self.fail:
+                raise OutputError("disk full")
+            yield orjson.dumps({"host": r.target.host}) + b"\n"
 
 
 def _results(count: int) -> list[ScanResult]:
@@ -181,15 +184,19 @@ def test_the_writer_process_sends_lines_during_its_batch(clock: list[float]) -> 
     out, output = _Out(), _Output()
 
     class Slow(_Output):
-        def write_files(
+        def file_lines(
             self, results: Sequence[ScanResult], *, inline: bool = False
-        ) -> list[bytes]:
-            clock[0] += 2 * _child.SEND_INTERVAL  # each target takes longer than the interval
-            return output.write_files(results)
+        ) -> Iterator[bytes]:
+            for line in output.file_lines(results):
+                clock[0] += 2 * _child.SEND_INTERVAL  # each target takes longer than that
+                yield line
 
-    assert write_results(Slow(), _results(5), out, inline=True)  # type: ignore[arg-type]
-    assert [len(sent) for sent in out.sends] == [1, 1, 1, 1, 1, 0]  # not one send of 5
-    assert sum(len(sent) for sent in out.sends) == 5
+    counts: list[int] = []
+    for inline in (True, False):  # the writer process, and a --workers process
+        out.sends.clear()
+        assert write_results(Slow(), _results(5), out, inline=inline, sent=counts.append)  # type: ignore[arg-type]
+        assert [len(sent) for sent in out.sends] == [1, 1, 1, 1, 1, 0]  # not one send of 5
+    assert counts == [1, 1, 1, 1, 1, 0] * 2  # each count as its lines went
 
 
 def test_fast_targets_share_a_send(clock: list[float]) -> None:
@@ -308,7 +315,7 @@ async def test_places_are_handed_on_in_order_as_the_writer_acknowledges(
         order.append(n)
 
     async with trio.open_nursery() as nursery:
-        for n in range(3):
+        for n in range(5):
             nursery.start_soon(connect, n)
             await trio.testing.wait_all_tasks_blocked()
         for _ in range(START_WINDOW):  # every connection finishes: its result is unwritten
@@ -317,10 +324,14 @@ async def test_places_are_handed_on_in_order_as_the_writer_acknowledges(
         await trio.testing.wait_all_tasks_blocked()
         assert order == [] and backlog.unwritten == START_WINDOW
         assert not backlog.started()  # no jumping the line either
+        backlog.window += 2  # (as the pacing task may open it) room for two: the first two
+        backlog._wake()
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(order) == [0, 1] and backlog.open == 2
         backlog.written(START_WINDOW - 2)  # 2 unwritten <= target / 2: the window opens
         await trio.testing.wait_all_tasks_blocked()
-        assert order == [0, 1, 2] and backlog.open == 3
-    assert backlog.window == START_WINDOW + START_WINDOW - 2
+        assert sorted(order) == [0, 1, 2, 3, 4] and backlog.open == 5
+    assert backlog.window == START_WINDOW + 2 + START_WINDOW - 2
 
 
 async def test_the_window_closes_by_what_a_writer_behind_acknowledges(

@@ -21,6 +21,7 @@ from chainscan.run import _run
 from chainscan.run._display import Display
 from chainscan.run._run import RunConfig, RunReport, run_scan
 from chainscan.run._shard import Shard
+from chainscan.scan._backlog import Backlog
 from tests.servers import ServerHandle
 
 FAST = ScanOptions(connect_timeout=2, handshake_timeout=2, deadline=6, rate=0)
@@ -152,6 +153,32 @@ def test_a_scan_through_the_thread_writer(tls_server: ServerHandle, tmp_path: Pa
     header = json.loads(report.manifest.read_text())
     assert header["run"]["writer"] == "thread" and header["run"]["complete"] is True
     assert sorted(e["sni"] or "" for e in header["targets"]) == ["", "a.test", "b.test"]
+
+
+@pytestmark_integration
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_the_writer_acknowledges_every_result_once(
+    tls_server: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    """The window of ``scan._backlog`` counts results sent minus results acknowledged: a
+    writer that forgot one would hold connections back for good, one that counted one twice
+    would let them pile up."""
+    backlogs: list[Backlog] = []
+
+    class Recorded(Backlog):
+        def __init__(self, concurrency: int) -> None:
+            super().__init__(concurrency)
+            backlogs.append(self)
+
+    monkeypatch.setattr(_run, "Backlog", Recorded)
+    port = tls_server.port
+    lines = [f"h{n}.test:{port}{{127.0.0.1}}" for n in range(40)] + ["bad:0", "down.test:1{127.0.0.1}"]
+    hosts = _hosts(tmp_path, lines)
+    config = RunConfig(input=hosts, output=tmp_path / "out", options=FAST, writer=writer)
+    report = run_scan(config)
+    assert report.counts == {Status.OK: 40, Status.FAILED: 1, Status.INVALID: 1}
+    (backlog,) = backlogs
+    assert backlog.sent == backlog.done == 41 and backlog.open == 0
 
 
 @pytestmark_integration

@@ -412,33 +412,39 @@ class LineOut:
 
 
 def write_results(
-    output: OutputDir, results: Sequence[ScanResult], out: LineOut, *, inline: bool
+    output: OutputDir,
+    results: Sequence[ScanResult],
+    out: LineOut,
+    *,
+    inline: bool,
+    sent: Callable[[int], None] | None = None,
 ) -> bool:
     """Write the files of ``results`` and send their lines; False after a write error, which
-    is sent as the error line.
+    is sent as the error line after the lines of the targets finished before it.
 
-    ``inline`` (a process that does nothing else): one target after another in this thread,
-    so the lines of the targets finished before an error are sent too; lines go out as they
-    are made, held ``SEND_INTERVAL`` seconds at most, not until the batch is done. Otherwise
-    the targets' folders are written in parallel (``OutputDir.write_files``) and a batch with
-    an error sends no line: its folders are cleared by ``--resume``.
+    Lines go out as they are made, held ``SEND_INTERVAL`` seconds at most, not until the
+    batch is done; ``sent(n)`` after each ``n`` lines go. ``inline`` (a process that does
+    nothing else): one target after another in this thread; otherwise the targets' folders
+    are written in parallel (``OutputDir.file_lines``), each line still sent in order once
+    its own folder is complete.
     """
     lines: list[bytes] = []
     try:
-        if inline:
-            sent = time.monotonic()
-            for result in results:
-                lines += output.write_files([result], inline=True)
-                if time.monotonic() - sent >= SEND_INTERVAL:
-                    out.send(lines)
-                    lines = []
-                    sent = time.monotonic()
-        else:
-            lines = output.write_files(results)
+        at = time.monotonic()
+        for line in output.file_lines(results, inline=inline):
+            lines.append(line)
+            if time.monotonic() - at >= SEND_INTERVAL:
+                out.send(lines)
+                if sent is not None:
+                    sent(len(lines))
+                lines = []
+                at = time.monotonic()
     except ChainscanError as exc:
         out.fail(lines, exc)
         return False
     out.send(lines)
+    if sent is not None:
+        sent(len(lines))
     return True
 
 

@@ -57,7 +57,7 @@ from ..scan._fdlimit import fit_concurrency
 from ..scan._intake import take_input
 from ..scan._resolve import Address, Resolver
 from ..scan._schedule import Scheduler
-from ._batch import WRITE_BATCH, batches, result_buffer
+from ._batch import WRITE_BATCH, ThreadAcks, batches, result_buffer
 from ._child import (
     Appended,
     Child,
@@ -229,15 +229,21 @@ async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
     async with trio.open_nursery() as nursery:
         await nursery.start(watch)
         nursery.start_soon(produce)
+        acks = ThreadAcks(backlog.written)  # each result once its line is sent to the parent
         async with aclosing(batches(receive, WRITE_BATCH)) as chunks:
             async for batch in chunks:
                 results = [r for r in batch if isinstance(r, ScanResult)]
-                if not await trio.to_thread.run_sync(
-                    functools.partial(write_results, output, results, out, inline=False)
-                ):
+                try:
+                    done = await trio.to_thread.run_sync(
+                        functools.partial(
+                            write_results, output, results, out, inline=False, sent=acks
+                        )
+                    )
+                finally:
+                    acks.flush()
+                if not done:
                     failed = True  # the error line is sent: stop scanning (``receive`` stays open,
                     break  # so no sender breaks before the cancellation reaches it)
-                backlog.written(len(results))  # their lines are with the main process
         nursery.cancel_scope.cancel()
     return 1 if failed else 0
 
