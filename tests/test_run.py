@@ -72,7 +72,7 @@ def test_the_modes_are_sources_and_writers(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(_run, "writer_process_useful", lambda: False)
     config = RunConfig(input="x", output=Path("o"))
     assert _run._writer(config) is _run._write_in_threads
-    source = _run._source(config, FAST)
+    source = _run._source(config, FAST, Backlog(FAST.concurrency))
     assert getattr(source, "__func__", None) is _run.Scheduler.run
     process = _run._writer(RunConfig(input="x", output=Path("o"), writer="process"))
     assert getattr(process, "func", None) is _run.write_in_process
@@ -200,12 +200,12 @@ def test_a_write_error_ends_the_run_with_an_incomplete_manifest(
     write = OutputDir.write
     calls = 0
 
-    def failing_write(self: OutputDir, items: Any) -> None:
+    def failing_write(self: OutputDir, items: Any, written: Any = None) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OutputError("cannot write X: no space left on device")
-        write(self, items)
+        write(self, items, written)
 
     monkeypatch.setattr(OutputDir, "write", failing_write)
     options = ScanOptions(connect_timeout=2, handshake_timeout=2, deadline=6, rate=20)
