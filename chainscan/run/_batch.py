@@ -24,10 +24,10 @@ of the event loop (behind every handshake in flight), so batches stay large for 
 A batch holds only what was waiting anyway: the thread writer appends each line as it is
 made, and what can wait is bounded by ``RESULT_BUFFER`` and the back-pressure."""
 RESULT_BUFFER = 128
-"""Results the scheduler's channel holds for the writer, at most. When it is full, finished
-results wait in ``send`` and no new connection starts (``scan._backlog``): what waits for
-the writer is then this, the batch in the writer's hands (a writer process holds at most
-``IN_CHILD`` and a batch) and the connections that were open, however long the input."""
+"""Results the scheduler's channel holds for the writer, at most. What waits for the writer
+is bounded first by the scan's window (``scan._backlog``: about 0.2 s of the writer's work);
+should the channel fill all the same, finished results wait in ``send`` and no new
+connection starts until there is room."""
 
 _T = TypeVar("_T")
 
