@@ -172,7 +172,8 @@ def test_the_writer_acknowledges_every_result_once(
 
     monkeypatch.setattr(_run, "Backlog", Recorded)
     port = tls_server.port
-    lines = [f"h{n}.test:{port}{{127.0.0.1}}" for n in range(40)] + ["bad:0", "down.test:1{127.0.0.1}"]
+    lines = [f"h{n}.test:{port}{{127.0.0.1}}" for n in range(40)]
+    lines += ["bad:0", "down.test:1{127.0.0.1}"]
     hosts = _hosts(tmp_path, lines)
     config = RunConfig(input=hosts, output=tmp_path / "out", options=FAST, writer=writer)
     report = run_scan(config)
