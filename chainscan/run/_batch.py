@@ -3,6 +3,7 @@ child process."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator, Callable
 from typing import TypeVar
@@ -10,6 +11,7 @@ from typing import TypeVar
 import trio
 
 __all__ = [
+    "HAND_OVER_INTERVAL",
     "RESULT_BUFFER",
     "WRITE_BATCH",
     "ThreadAcks",
@@ -18,6 +20,10 @@ __all__ = [
     "result_buffer",
 ]
 
+HAND_OVER_INTERVAL = 0.02
+"""Seconds between two hand-overs of a writer's batches, at least (``batches``): each costs a
+thread hop or a pipe write, and two GIL hand-overs, whatever its size; results arrive a few
+at a time when the writer keeps up (``scan._backlog``)."""
 WRITE_BATCH = 512
 """Results a writer takes at once, at most: a thread hop per batch, and each hop waits a turn
 of the event loop (behind every handshake in flight), so batches stay large for throughput.
@@ -38,16 +44,25 @@ def result_buffer(concurrency: int) -> int:
 
 
 async def batches(
-    receive: trio.MemoryReceiveChannel[_T], limit: int
+    receive: trio.MemoryReceiveChannel[_T], limit: int, interval: float = 0.0
 ) -> AsyncGenerator[list[_T], None]:
     """Wait for one item, then take every item already waiting (up to ``limit``); repeat until
     the channel ends. A writer that handles a batch at a time pays its per-call cost (a thread
-    hop, a pipe write) once per batch, and a quiet channel still gets each item at once."""
+    hop, a pipe write) once per batch, and a quiet channel still gets each item at once.
+
+    ``interval``: a batch is not taken sooner than this after the previous one was (what
+    arrives meanwhile joins it), so a channel fed a few items at a time costs at most
+    ``1 / interval`` calls a second; an item waits that long at most."""
+    taken = -math.inf
     while True:
         try:
             batch = [await receive.receive()]
         except trio.EndOfChannel:
             return
+        wait = taken + interval - trio.current_time()
+        if wait > 0:
+            await trio.sleep(wait)
+        taken = trio.current_time()
         while len(batch) < limit:
             try:
                 batch.append(receive.receive_nowait())

@@ -313,7 +313,7 @@ async def _append(
     after each ``n`` lines of results (not of invalid input lines) are appended."""
     import trio
 
-    from ._batch import batches
+    from ._batch import HAND_OVER_INTERVAL, batches
 
     async def flush(lines: list[bytes]) -> None:
         if lines:
@@ -324,7 +324,7 @@ async def _append(
 
     # ``receive`` stays open when this raises: a closed channel would break the senders'
     # pending sends before the error cancels them (and add their errors to this one).
-    async with aclosing(batches(receive, _APPEND_BATCH)) as chunks:
+    async with aclosing(batches(receive, _APPEND_BATCH, HAND_OVER_INTERVAL)) as chunks:
         async for batch in chunks:
             lines: list[bytes] = []
             for item in batch:

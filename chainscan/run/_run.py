@@ -51,7 +51,7 @@ from ..scan._targets import (
     check_options,
     open_lines,
 )
-from ._batch import WRITE_BATCH, ThreadAcks, batches, result_buffer
+from ._batch import HAND_OVER_INTERVAL, WRITE_BATCH, ThreadAcks, batches, result_buffer
 from ._display import Display
 from ._shard import Shard, select_shard
 from ._workers import run_workers
@@ -194,7 +194,7 @@ async def _write_in_threads(
     # ``receive`` stays open on an error: closing it would break the scheduler's sends
     # before the error cancels them.
     acks = ThreadAcks(written)  # each line's result acknowledged as it is appended
-    async with aclosing(batches(receive, WRITE_BATCH)) as chunks:
+    async with aclosing(batches(receive, WRITE_BATCH, HAND_OVER_INTERVAL)) as chunks:
         async for batch in chunks:
             try:
                 await trio.to_thread.run_sync(output.write, batch, acks)

@@ -57,7 +57,7 @@ from ..scan._fdlimit import fit_concurrency
 from ..scan._intake import take_input
 from ..scan._resolve import Address, Resolver
 from ..scan._schedule import Scheduler
-from ._batch import WRITE_BATCH, ThreadAcks, batches, result_buffer
+from ._batch import HAND_OVER_INTERVAL, WRITE_BATCH, ThreadAcks, batches, result_buffer
 from ._child import (
     Appended,
     Child,
@@ -230,7 +230,7 @@ async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
         await nursery.start(watch)
         nursery.start_soon(produce)
         acks = ThreadAcks(backlog.written)  # each result once its line is sent to the parent
-        async with aclosing(batches(receive, WRITE_BATCH)) as chunks:
+        async with aclosing(batches(receive, WRITE_BATCH, HAND_OVER_INTERVAL)) as chunks:
             async for batch in chunks:
                 results = [r for r in batch if isinstance(r, ScanResult)]
                 try:

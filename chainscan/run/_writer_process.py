@@ -28,7 +28,8 @@ invalid input lines are written by the scanning process itself.
 * **Back-pressure**: each line appended acknowledges its result to the scan's window
   (``scan._backlog``), which holds new connections back while the writer is behind, so about
   0.2 s of the child's work waits for it. At most ``IN_CHILD`` results (plus a batch) are in
-  the child at once in any case; then the feed waits and the result channel fills. Memory and
+  the child at once, and batches go at most every ``HAND_OVER_INTERVAL``: what arrives while
+  the child is busy goes over in one batch. Memory and
   the results a crash can lose stay bounded.
 * **Signals**: the child ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group):
   it stops when its stdin ends, after writing every result it was sent, exactly as the thread
@@ -83,10 +84,12 @@ pickled) in one write, so handing it over takes one turn of the event loop, not 
 64 KiB (every turn waits behind the steps of every handshake in flight)."""
 PROCESS_BATCH = 256
 """Results per pickled batch to the child, at most."""
-IN_CHILD = 256
+IN_CHILD = 64
 """Results sent to the child whose lines have not come back, at most, before the next batch
-is taken: the child always has work, and the rest waits in the result channel, where it
-holds new connections back."""
+is taken: enough work for the child (50-100 ms) to cover the time its lines take to come back
+(``SEND_INTERVAL``) and the next batch to arrive, few enough that what waits meanwhile joins
+one larger batch instead of many small ones (a pipe write, an unpickling and a send of lines
+each)."""
 
 
 def writer_process_useful() -> bool:
@@ -119,7 +122,7 @@ async def write_in_process(
     """
     import trio
 
-    from ._batch import batches
+    from ._batch import HAND_OVER_INTERVAL, batches
 
     async def feed(children: list[Child], local: trio.MemorySendChannel[Appended]) -> None:
         # ``receive`` is left open when this stops on an error: closing it would break the
@@ -128,7 +131,7 @@ async def write_in_process(
         child.widen_input(_PIPE_SIZE)
         sent = 0
         try:
-            async with aclosing(batches(receive, batch_size)) as chunks:
+            async with aclosing(batches(receive, batch_size, HAND_OVER_INTERVAL)) as chunks:
                 async for batch in chunks:
                     bad = [item for item in batch if isinstance(item, BadLine)]
                     if bad:
