@@ -12,8 +12,8 @@ a *bridge*: a bounded hand-over with one message type each way.
   has ``_BATCH``, then posts the batch to the host in one call. Results already in the channel
   are taken without a checkpoint (``receive_nowait``): an ``await receive()`` is a turn of the
   run loop even when a result is ready, and one per result cost the asyncio path about 1.6%
-  more instructions per target than the trio path (callgrind, below). A busy scan therefore wakes the
-  caller's thread about twenty times a second, not once per result or per trio tick: each
+  more instructions per target than the trio path (callgrind, below). A busy scan therefore
+  wakes the caller's thread about twenty times a second, not once per result or per trio tick: each
   wake-up is a GIL hand-over between the two threads, and on a loaded machine each hand-over
   waits for the OS to schedule the other thread. When the scheduler closes its channel and
   the run ends, the last message is :class:`_Done` (with the run's exception, if any).
