@@ -316,6 +316,7 @@ ENTRY_POINTS: dict[str, EntryPoint] = {
         EntryPoint(module="benchmarks.scenarios.scale", needs=(GNU_TIME,), optional=(GIT,)),
         EntryPoint(module="benchmarks.dask_bench", needs=(NGINX, DASK)),
         EntryPoint(module="benchmarks.ingest_bench", needs=(), optional=(GIT,)),
+        EntryPoint(module="benchmarks.writer_bench", needs=(), optional=(GIT,)),
         EntryPoint(module="benchmarks.api_backends", needs=(NGINX,), optional=(GIT,)),
         EntryPoint(module="benchmarks.disk_latency", needs=(NGINX,), optional=(GIT,)),
         EntryPoint(module="benchmarks.fleet", needs=(NGINX,)),

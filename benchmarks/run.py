@@ -15,8 +15,8 @@ Theory of operation
 1. Start the fleet (:mod:`benchmarks.fleet`): nginx on 127.0.1.x serving one certificate per
    name, checked before use.
 2. Warm up: every runner once over the first ``--warmup`` targets, not recorded (it fills the
-   page cache, lets nginx's worker grow its pools and, unless PYTHONDONTWRITEBYTECODE is set,
-   compiles chainscan's ``.pyc`` files).
+   page cache, lets nginx's worker grow its pools and compiles the Python tools' ``.pyc`` files
+   into ``benchmarks/.pycache``, even under PYTHONDONTWRITEBYTECODE: see ``runners/_base``).
 3. Repeat ``--repeat`` times: every runner once over the whole fleet. The order rotates each
    repeat (A B, B A, A B, ...) so neither tool always runs on a warmer or cooler machine. Each run
    gets a fresh scratch directory, removed after it: on tmpfs (``/dev/shm``) by default, because

@@ -46,9 +46,11 @@ NOT_NEEDS = frozenset({"apt-get", "python", "python3"})
 runs the benchmarks."""
 NOT_RUN_BY: dict[str, frozenset[str]] = {
     "benchmarks.scenarios.scale": frozenset({"nginx"}),
+    "benchmarks.writer_bench": frozenset({"nginx"}),
 }
 """Programs an entry point's modules name but it never runs: scale imports fleet.py for its
-test PKI only (``write_pki``), not for nginx. Keep this short; every line needs a reason."""
+test PKI only (``write_pki``), not for nginx; writer_bench for the fleet's PKI (``_hierarchy``).
+Keep this short; every line needs a reason."""
 MACHINERY = frozenset({BENCHMARKS / "_requirements.py", BENCHMARKS / "setup.py"})
 """The registry and the set-up command: the names in them are the declarations, not uses."""
 SHELL_BUILTINS = frozenset(

@@ -286,7 +286,8 @@ def test_progress_bar_failed_excludes_invalid_and_eta_is_bounded_at_the_end() ->
     from rich.progress import Progress
 
     from chainscan._models import BadLine, ScanResult, Status, Target
-    from chainscan.run._display import Display, _Remaining
+    from chainscan.run._display import Display
+    from chainscan.run._progress import _Remaining
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -18,6 +18,10 @@ bytes. It works in three layers, each of which degrades separately:
    value, a duplicate extension, a key algorithm it does not know. Each field is read on its
    own; what works is filled in, and ``parse_error`` names each field that failed, e.g.
    ``extensions: error parsing asn1 value: ...``.
+   Reading every field behind its own guard costs; so the fields are first read at once
+   (``_facts_at_once``: the same reads, in the same order, under one guard), and only a
+   certificate where one of them raises is read again field by field to say which. The facts
+   are the same either way (``tests/test_analyze_at_once.py``).
 
 Some defects make ``cryptography`` *warn* rather than raise (today: a serial number that is
 zero or negative, which RFC 5280 forbids and a future release will refuse). Those warnings are
@@ -120,6 +124,7 @@ def load_and_analyze(der: bytes) -> Loaded:
     sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest()
     cert: x509.Certificate | None = None
     reader: _Reader | None = None
+    at_once = False
     try:
         with _warnings_lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -133,8 +138,12 @@ def load_and_analyze(der: bytes) -> Loaded:
                     parse_error=f"not a parsable certificate: {describe_error(exc)}",
                 )
                 return Loaded(facts, None)
-            reader = _Reader(cert)
-            facts = reader.facts(sha256=sha256, sha1=sha1, size=len(der))
+            quick = _facts_at_once(cert, sha256=sha256, sha1=sha1, size=len(der))
+            if quick is not None:
+                facts, at_once = quick, True
+            else:  # a field failed: read each on its own, to name the ones that did
+                reader = _Reader(cert)
+                facts = reader.facts(sha256=sha256, sha1=sha1, size=len(der))
         # dict.fromkeys: the same warning may fire more than once (at load and on access).
         notes = list(dict.fromkeys(f"warning: {_clip(str(w.message))}" for w in caught))
         if notes:
@@ -147,7 +156,8 @@ def load_and_analyze(der: bytes) -> Loaded:
             size=len(der),
             parse_error=f"internal error while analysing: {describe_error(exc)}",
         )
-    if cert is None or (reader is not None and reader.names_read) or _names_readable(cert):
+    names_read = at_once or (reader is not None and reader.names_read)
+    if cert is None or names_read or _names_readable(cert):
         return Loaded(facts, cert)
     return Loaded(facts, None)
 
@@ -161,6 +171,43 @@ def _names_readable(cert: x509.Certificate) -> bool:
         except Exception:
             return False
     return True
+
+
+def _facts_at_once(
+    cert: x509.Certificate, *, sha256: str, sha1: str, size: int
+) -> CertFacts | None:
+    """:meth:`_Reader.facts` for a certificate whose fields all read: the same reads in the
+    same order, without a guard around each; None as soon as one raises (the caller then
+    reads them one by one). Nearly every certificate takes this way, and it costs about a
+    sixth less than the guarded one (a leaf is analysed once per target)."""
+    try:
+        subject = cert.subject
+        issuer = cert.issuer
+        extensions = cert.extensions
+        public_key = cert.public_key()
+        key_type, key_size, curve = describe_key(public_key)
+        return CertFacts(
+            sha256=sha256,
+            sha1=sha1,
+            size=size,
+            subject=subject.rfc4514_string(),
+            issuer=issuer.rfc4514_string(),
+            cn=common_name(subject),
+            sans=san_names(extensions) or (),
+            serial=f"{cert.serial_number:x}",
+            not_before=_iso(cert.not_valid_before_utc),
+            not_after=_iso(cert.not_valid_after_utc),
+            signature_algorithm=_sig_name(cert),
+            key_type=key_type,
+            key_size=key_size,
+            curve=curve,
+            is_ca=basic_constraints_ca(extensions),
+            self_signed=_self_signed(cert, subject, issuer),
+            spki_sha256=spki_digest(public_key),
+            parse_error=None,
+        )
+    except Exception:
+        return None
 
 
 class _Reader:

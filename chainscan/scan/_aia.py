@@ -10,7 +10,10 @@ module puts in the :class:`~chainscan._models.ScanResult`.
 1. Find where the chain as sent stops: from the leaf, follow the sent certificate whose subject
    is the current one's issuer (names only; the analysis checks signatures). If the last one
    is self-signed, or its issuer is the subject of a root of the trust store, nothing is
-   missing and nothing is fetched: the common case costs a few name comparisons.
+   missing and nothing is fetched: the common case costs a few name comparisons. Only the
+   leaf's step is taken per target: from the leaf's issuer on, the walk and whether its end
+   reaches an anchor depend on the sent CA certificates alone, and are remembered per run
+   (``ChainCompleter._top``), as the thousands of leaves of one CA come with the same ones.
 2. Otherwise fetch the last certificate's caIssuers URLs (``http://`` ones, at most
    :data:`MAX_URLS`), through the run's :class:`~chainscan.scan._fetch.Fetcher` (guarded,
    bounded, cached per URL: the thousands of leaves of one CA cost one fetch). The body is a
@@ -174,19 +177,49 @@ def top_of(
     ``load`` parses the CA certificates, ``load_leaf`` the leaf (both: ``load_certificate``
     or a memo of it)."""
     certs = [load_leaf(der) if i == 0 else load(der) for i, der in enumerate(chain)]
-    current = certs[0] if certs else None
-    if current is None:
+    position = _top_position(certs)
+    return None if position is None else certs[position]
+
+
+def _first_step(certs: Sequence[x509.Certificate | None]) -> int | None:
+    """Where :func:`top_of`'s walk goes from the leaf: the position of the first sent CA
+    certificate named as the leaf's issuer; None when the walk stops at the leaf (it is
+    self-issued, or no sent certificate is its issuer). The leaf must be parsed."""
+    leaf = certs[0]
+    assert leaf is not None
+    if leaf.subject == leaf.issuer:
         return None
-    used = {0}
+    for position in range(1, len(certs)):
+        cert = certs[position]
+        if cert is not None and cert.subject == leaf.issuer:
+            return position
+    return None
+
+
+def _walk_on(certs: Sequence[x509.Certificate | None], first: int) -> int:
+    """The rest of :func:`top_of`'s walk from ``certs[first]`` (the leaf's issuer): the
+    position it ends at. It never goes back to the leaf, so it depends on the CA
+    certificates and ``first`` alone (what :class:`ChainCompleter` remembers it by)."""
+    used = {0, first}
+    current_position = first
+    current = certs[first]
+    assert current is not None
     while current.subject != current.issuer:
         for position, cert in enumerate(certs):
             if position not in used and cert is not None and cert.subject == current.issuer:
                 used.add(position)
-                current = cert
+                current, current_position = cert, position
                 break
         else:
             break
-    return current
+    return current_position
+
+
+def _top_position(certs: Sequence[x509.Certificate | None]) -> int | None:
+    if not certs or certs[0] is None:
+        return None
+    first = _first_step(certs)
+    return 0 if first is None else _walk_on(certs, first)
 
 
 class ChainCompleter:
@@ -216,6 +249,13 @@ class ChainCompleter:
         self._loading = trio.Lock()
         self._leaf: tuple[bytes, x509.Certificate | None] | None = None
         """The last leaf parsed (:meth:`load_leaf`)."""
+        self._tops: dict[tuple[tuple[bytes, ...], int], int] = {}
+        """Where the walk from the leaf's issuer ends (``_walk_on``), by the sent CA
+        certificates and the issuer's position: the same few intermediates come with
+        thousands of leaves, and their part of the walk is taken once per run."""
+        self._anchored: dict[bytes, bool] = {}
+        """Whether a sent CA certificate (by its DER) is self-issued or issued by a root of
+        the store (:meth:`_reaches_anchor`), once per run."""
 
     async def fetcher_for_run(self) -> Fetcher:
         """The run's guarded fetcher (made, and the HTTP client imported, on first use)."""
@@ -265,13 +305,39 @@ class ChainCompleter:
         names = names_of(_der(cert))
         return names is not None and names[0] in await self._anchor_set()
 
+    async def _top(self, chain: Sequence[bytes]) -> tuple[x509.Certificate | None, bool]:
+        """:func:`top_of` the chain, and whether it reaches an anchor (``_reaches_anchor``):
+        worked out per target up to the leaf's issuer, remembered per run from there on (a
+        sent CA certificate's answers depend on its bytes and the run's trust store only)."""
+        certs = [self.load_leaf(der) if i == 0 else self._load(der) for i, der in enumerate(chain)]
+        if certs[0] is None:
+            return None, False
+        first = _first_step(certs)
+        if first is None:
+            return certs[0], await self._reaches_anchor(certs[0])
+        key = (tuple(chain[1:]), first)
+        position = self._tops.get(key)
+        if position is None:
+            position = _walk_on(certs, first)
+            if len(self._tops) < _PARSED_LIMIT:
+                self._tops[key] = position
+        top = certs[position]
+        assert top is not None
+        der = chain[position]
+        anchored = self._anchored.get(der)
+        if anchored is None:
+            anchored = await self._reaches_anchor(top)
+            if len(self._anchored) < _PARSED_LIMIT:
+                self._anchored[der] = anchored
+        return top, anchored
+
     async def __call__(self, result: ScanResult, deadline: float) -> ScanResult:
         """``result`` with the fetches its chain needed (the same object when none), all
         finished (or given up) by ``deadline`` (trio time)."""
         if not result.chain:
             return result
-        top = top_of(result.chain, self._load, self.load_leaf)
-        if top is None or await self._reaches_anchor(top):
+        top, anchored = await self._top(result.chain)
+        if top is None or anchored:
             return result
         fetched: list[Fetch] = []
         for _depth in range(MAX_DEPTH):
@@ -286,8 +352,11 @@ class ChainCompleter:
     async def _issuer_of(
         self, cert: x509.Certificate, fetched: list[Fetch], deadline: float
     ) -> x509.Certificate | None:
+        urls = ca_issuers(cert)[:MAX_URLS]
+        if not urls:
+            return None
         sha256 = hashlib.sha256(_der(cert)).hexdigest()
-        for url in ca_issuers(cert)[:MAX_URLS]:
+        for url in urls:
             with trio.move_on_at(deadline) as scope:
                 response = await (await self.fetcher_for_run()).get(url)
             if scope.cancelled_caught:
