@@ -63,7 +63,7 @@ import math
 import random
 import ssl
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from types import TracebackType
 from typing import Protocol
 
@@ -84,7 +84,7 @@ from ._backlog import Backlog
 from ._deployments import DeploymentProber
 from ._intake import take_input
 from ._limits import AddressLimiter, RateLimiter, backoff_delays, network_of
-from ._probe import Gate, probe
+from ._probe import DEADLINE, Gate, probe
 from ._resolve import Resolver
 from ._revocation import RevocationChecker
 from ._tls import client_context
@@ -95,6 +95,7 @@ __all__ = ["FollowUp", "ProbeFn", "Scheduler"]
 _GC_THRESHOLD = 10_000
 """Net container allocations between young collections during a scan (CPython's default: 700)."""
 _TASK_NAME = "chainscan target"
+_NO_SCOPE = nullcontext()
 
 
 class ProbeFn(Protocol):
@@ -220,51 +221,55 @@ class _Gate:
 
 
 class _Progress:
-    """One target's attempts so far, and its ``gate(ip)`` (a ``_PausedGate`` on its deadline).
+    """One target's attempts so far, its deadline, and its ``gate(ip)`` (a ``_PausedGate``).
 
     A slotted object rather than a closure over the scope and the counters: every target in
     flight holds one, and a closure (function, tuple, three cells) costs about 300 bytes more.
+    ``deadline`` is the target's; the built-in probe reads it (``_probe.TargetDeadline``), so
+    no cancel scope of the scheduler's is open around it. ``scope`` is the scheduler's own
+    around a probe injected for tests, which is not told the deadline; None otherwise.
     """
 
-    __slots__ = ("_limits", "_scope", "attempts", "outcome", "waited")
+    __slots__ = ("_limits", "attempts", "deadline", "outcome", "scope", "waited")
 
-    def __init__(self, limits: _Limits, scope: trio.CancelScope) -> None:
+    def __init__(self, limits: _Limits, deadline: float, scope: trio.CancelScope | None) -> None:
         self._limits = limits
-        self._scope = scope
+        self.deadline = deadline
+        self.scope = scope
         self.attempts = 0
         self.outcome: ProbeOutcome | None = None
         self.waited = 0.0
         """Seconds spent waiting at the gate, with the deadline paused."""
 
     def __call__(self, address: str) -> _PausedGate:
-        return _PausedGate(self._limits, address, self._scope, self)
+        return _PausedGate(self._limits, address, self)
 
 
 class _PausedGate(_Gate):
-    """A target's ``gate(ip)``: the target's deadline (``scope``) stops while it waits."""
+    """A target's ``gate(ip)``: the target's deadline stops while it waits."""
 
-    __slots__ = ("_progress", "_scope")
+    __slots__ = ("_progress",)
 
-    def __init__(
-        self, limits: _Limits, address: str, scope: trio.CancelScope, progress: _Progress
-    ) -> None:
+    def __init__(self, limits: _Limits, address: str, progress: _Progress) -> None:
         super().__init__(limits, address)
-        self._scope = scope
         self._progress = progress
 
     async def __aenter__(self) -> None:
         if self._limits.try_acquire(self._address):
             return  # nothing to wait for: the deadline runs on
-        scope = self._scope
+        progress = self._progress
+        scope = progress.scope
         began = trio.current_time()
-        remaining = scope.deadline - began
-        scope.deadline = math.inf
+        if scope is not None:
+            scope.deadline = math.inf
         try:
             await self._limits.acquire(self._address)
         finally:
-            now = trio.current_time()
-            self._progress.waited += now - began
-            scope.deadline = now + remaining
+            waited = trio.current_time() - began
+            progress.waited += waited
+            progress.deadline += waited
+            if scope is not None:
+                scope.deadline = progress.deadline
 
 
 class _Admit:
@@ -334,7 +339,7 @@ class Scheduler:
         self,
         options: ScanOptions,
         *,
-        probe_fn: ProbeFn = probe,
+        probe_fn: ProbeFn | None = None,
         resolver: Resolver | None = None,
         context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
@@ -344,6 +349,7 @@ class Scheduler:
     ) -> None:
         self.options = options
         self._probe = probe_fn
+        """An injected probe (tests), bounded by a cancel scope; None: ``_probe.probe``."""
         self._follow_up = follow_up or (DeploymentProber(options) if options.deployments else None)
         self._resolver = resolver or Resolver()
         self._completer = completer or (
@@ -443,19 +449,35 @@ class Scheduler:
         """
         options = self.options
         started = trio.current_time()
-        scope = trio.CancelScope(deadline=started + options.deadline)
-        progress = _Progress(self._limits, scope)
-        with scope:
+        deadline = started + options.deadline
+        # The built-in probe keeps the deadline itself: no scope here (see ``_Progress``).
+        scope = None if self._probe is None else trio.CancelScope(deadline=deadline)
+        progress = _Progress(self._limits, deadline, scope)
+        timed_out = False
+        with scope or _NO_SCOPE:
             delays: Iterator[float] | None = None
             for attempt in range(1, options.retries + 2):
                 progress.attempts = attempt
-                outcome = await self._probe(
-                    target,
-                    options=options,
-                    context=self._context,
-                    resolver=self._resolver,
-                    gate=progress,
-                )
+                if self._probe is None:
+                    outcome = await probe(
+                        target,
+                        options=options,
+                        context=self._context,
+                        resolver=self._resolver,
+                        gate=progress,
+                        deadline=progress,
+                    )
+                    if outcome is DEADLINE:
+                        timed_out = True
+                        break
+                else:
+                    outcome = await self._probe(
+                        target,
+                        options=options,
+                        context=self._context,
+                        resolver=self._resolver,
+                        gate=progress,
+                    )
                 progress.outcome = outcome
                 if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
                     break
@@ -464,12 +486,12 @@ class Scheduler:
                 if delays is None:
                     delays = backoff_delays(options.backoff_base, options.backoff_cap, self._rng)
                 wake = trio.current_time() + next(delays)
-                if wake >= scope.deadline:
+                if wake >= progress.deadline:
                     break  # the retry could not even start in time: report this failure now
                 await trio.sleep_until(wake)  # holds admission only, no slot, no socket
         elapsed = trio.current_time() - started - progress.waited
         last = progress.outcome
-        if scope.cancelled_caught or last is None:
+        if timed_out or (scope is not None and scope.cancelled_caught) or last is None:
             before = f"; attempt {progress.attempts - 1} failed: {last.error}" if last else ""
             return ScanResult(
                 target=target,
