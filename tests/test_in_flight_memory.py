@@ -106,6 +106,6 @@ def test_a_handshake_holds_openssls_object_without_the_sslobject_wrapper() -> No
 def test_a_targets_gate_is_a_slotted_object_not_a_closure() -> None:
     """Each target in flight holds its ``gate(ip)``: a ``_Progress`` (no ``__dict__``), rather
     than a function closing over three cells."""
-    progress = _schedule._Progress(None, 0.0, None)  # type: ignore[arg-type]
+    progress = _schedule._Progress(None, 0.0)  # type: ignore[arg-type]
     assert not hasattr(progress, "__dict__")
     assert callable(progress)

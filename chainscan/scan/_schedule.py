@@ -63,7 +63,7 @@ import math
 import random
 import ssl
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Protocol
 
@@ -95,10 +95,12 @@ __all__ = ["FollowUp", "ProbeFn", "Scheduler"]
 _GC_THRESHOLD = 10_000
 """Net container allocations between young collections during a scan (CPython's default: 700)."""
 _TASK_NAME = "chainscan target"
-_NO_SCOPE = nullcontext()
 
 
 class ProbeFn(Protocol):
+    """A probe injected for tests (``Scheduler(probe_fn=...)``): it is not told the target's
+    deadline, so the scheduler runs it under a cancel scope on it (``_Bounded``)."""
+
     async def __call__(
         self,
         target: Target,
@@ -107,6 +109,22 @@ class ProbeFn(Protocol):
         context: ssl.SSLContext,
         resolver: Resolver,
         gate: Gate,
+    ) -> ProbeOutcome: ...
+
+
+class _DeadlineProbe(Protocol):
+    """What ``scan_one`` calls: ``_probe.probe`` itself, or a ``_Bounded`` injected probe.
+    It ends by ``deadline.deadline`` and returns ``DEADLINE`` if that ended it."""
+
+    async def __call__(
+        self,
+        target: Target,
+        *,
+        options: ScanOptions,
+        context: ssl.SSLContext,
+        resolver: Resolver,
+        gate: Gate,
+        deadline: _Progress,
     ) -> ProbeOutcome: ...
 
 
@@ -221,44 +239,39 @@ class _Gate:
 
 
 class _Progress:
-    """One target's attempts so far, its deadline, and its ``gate(ip)`` (a ``_PausedGate``).
+    """One target's attempts so far, its deadline, and its ``gate(ip)``.
 
-    A slotted object rather than a closure over the scope and the counters: every target in
-    flight holds one, and a closure (function, tuple, three cells) costs about 300 bytes more.
-    ``deadline`` is the target's; the built-in probe reads it (``_probe.TargetDeadline``), so
-    no cancel scope of the scheduler's is open around it. ``scope`` is the scheduler's own
-    around a probe injected for tests, which is not told the deadline; None otherwise.
+    A slotted object rather than a closure over the counters: every target in flight holds
+    one, and a closure (function, tuple, three cells) costs about 300 bytes more. It is also the
+    target's gate itself (``gate(ip)`` returns it), not a gate object per connection: a
+    target's attempts, and the addresses of one attempt, are tried one at a time.
+
+    ``deadline`` is the target's (trio time). While the target waits at the gate it is paused
+    (pushed back by the time waited), and so is ``scope``, the cancel scope on it that
+    ``_Bounded`` opens around an injected probe; the built-in probe reads ``deadline``
+    (``_probe.TargetDeadline``) and needs no scope of the scheduler's around it.
     """
 
-    __slots__ = ("_limits", "attempts", "deadline", "outcome", "scope", "waited")
+    __slots__ = ("_address", "_limits", "attempts", "deadline", "outcome", "scope", "waited")
 
-    def __init__(self, limits: _Limits, deadline: float, scope: trio.CancelScope | None) -> None:
+    def __init__(self, limits: _Limits, deadline: float) -> None:
         self._limits = limits
+        self._address = ""
         self.deadline = deadline
-        self.scope = scope
+        self.scope: trio.CancelScope | None = None
         self.attempts = 0
         self.outcome: ProbeOutcome | None = None
         self.waited = 0.0
         """Seconds spent waiting at the gate, with the deadline paused."""
 
-    def __call__(self, address: str) -> _PausedGate:
-        return _PausedGate(self._limits, address, self)
-
-
-class _PausedGate(_Gate):
-    """A target's ``gate(ip)``: the target's deadline stops while it waits."""
-
-    __slots__ = ("_progress",)
-
-    def __init__(self, limits: _Limits, address: str, progress: _Progress) -> None:
-        super().__init__(limits, address)
-        self._progress = progress
+    def __call__(self, address: str) -> _Progress:
+        self._address = address
+        return self
 
     async def __aenter__(self) -> None:
         if self._limits.try_acquire(self._address):
             return  # nothing to wait for: the deadline runs on
-        progress = self._progress
-        scope = progress.scope
+        scope = self.scope
         began = trio.current_time()
         if scope is not None:
             scope.deadline = math.inf
@@ -266,10 +279,45 @@ class _PausedGate(_Gate):
             await self._limits.acquire(self._address)
         finally:
             waited = trio.current_time() - began
-            progress.waited += waited
-            progress.deadline += waited
+            self.waited += waited
+            self.deadline += waited
             if scope is not None:
-                scope.deadline = progress.deadline
+                scope.deadline = self.deadline
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._limits.release(self._address)
+
+
+class _Bounded:
+    """An injected ``ProbeFn``, run under a cancel scope on the target's deadline."""
+
+    __slots__ = ("_probe",)
+
+    def __init__(self, probe_fn: ProbeFn) -> None:
+        self._probe = probe_fn
+
+    async def __call__(
+        self,
+        target: Target,
+        *,
+        options: ScanOptions,
+        context: ssl.SSLContext,
+        resolver: Resolver,
+        gate: Gate,
+        deadline: _Progress,
+    ) -> ProbeOutcome:
+        outcome = DEADLINE
+        with trio.CancelScope(deadline=deadline.deadline) as deadline.scope:
+            outcome = await self._probe(
+                target, options=options, context=context, resolver=resolver, gate=gate
+            )
+        deadline.scope = None
+        return outcome
 
 
 class _Admit:
@@ -348,8 +396,7 @@ class Scheduler:
         writer_backpressure: bool = False,
     ) -> None:
         self.options = options
-        self._probe = probe_fn
-        """An injected probe (tests), bounded by a cancel scope; None: ``_probe.probe``."""
+        self._probe: _DeadlineProbe = probe if probe_fn is None else _Bounded(probe_fn)
         self._follow_up = follow_up or (DeploymentProber(options) if options.deployments else None)
         self._resolver = resolver or Resolver()
         self._completer = completer or (
@@ -449,49 +496,36 @@ class Scheduler:
         """
         options = self.options
         started = trio.current_time()
-        deadline = started + options.deadline
-        # The built-in probe keeps the deadline itself: no scope here (see ``_Progress``).
-        scope = None if self._probe is None else trio.CancelScope(deadline=deadline)
-        progress = _Progress(self._limits, deadline, scope)
+        progress = _Progress(self._limits, started + options.deadline)
         timed_out = False
-        with scope or _NO_SCOPE:
-            delays: Iterator[float] | None = None
-            for attempt in range(1, options.retries + 2):
-                progress.attempts = attempt
-                if self._probe is None:
-                    outcome = await probe(
-                        target,
-                        options=options,
-                        context=self._context,
-                        resolver=self._resolver,
-                        gate=progress,
-                        deadline=progress,
-                    )
-                    if outcome is DEADLINE:
-                        timed_out = True
-                        break
-                else:
-                    outcome = await self._probe(
-                        target,
-                        options=options,
-                        context=self._context,
-                        resolver=self._resolver,
-                        gate=progress,
-                    )
-                progress.outcome = outcome
-                if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
-                    break
-                if attempt > options.retries:
-                    break
-                if delays is None:
-                    delays = backoff_delays(options.backoff_base, options.backoff_cap, self._rng)
-                wake = trio.current_time() + next(delays)
-                if wake >= progress.deadline:
-                    break  # the retry could not even start in time: report this failure now
-                await trio.sleep_until(wake)  # holds admission only, no slot, no socket
+        delays: Iterator[float] | None = None
+        for attempt in range(1, options.retries + 2):
+            progress.attempts = attempt
+            outcome = await self._probe(
+                target,
+                options=options,
+                context=self._context,
+                resolver=self._resolver,
+                gate=progress,
+                deadline=progress,
+            )
+            if outcome is DEADLINE:
+                timed_out = True
+                break
+            progress.outcome = outcome
+            if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
+                break
+            if attempt > options.retries:
+                break
+            if delays is None:
+                delays = backoff_delays(options.backoff_base, options.backoff_cap, self._rng)
+            wake = trio.current_time() + next(delays)
+            if wake >= progress.deadline:
+                break  # the retry could not even start in time: report this failure now
+            await trio.sleep_until(wake)  # holds admission only, no slot, no socket
         elapsed = trio.current_time() - started - progress.waited
         last = progress.outcome
-        if timed_out or (scope is not None and scope.cancelled_caught) or last is None:
+        if timed_out or last is None:
             before = f"; attempt {progress.attempts - 1} failed: {last.error}" if last else ""
             return ScanResult(
                 target=target,

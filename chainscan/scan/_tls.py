@@ -41,6 +41,7 @@ the connection object's ``get_unverified_chain()`` (there since Python 3.10; pub
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
 from .._models import ErrorKind
@@ -147,8 +148,9 @@ class Handshake:
         )
         self.done = False
         """True once the server's certificates are in hand (handshake finished)."""
-        self.chain: list[bytes] = []
-        """DER chain, filled in when ``done`` becomes true."""
+        self.chain: Sequence[bytes] = ()
+        """DER chain (a list), filled in when ``done`` becomes true; until then the shared
+        empty tuple, not an empty list of its own per connection in flight."""
 
     def start(self) -> bytes:
         """The ClientHello to send first."""
