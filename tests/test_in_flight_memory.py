@@ -83,7 +83,7 @@ async def test_a_waiting_handshake_is_suspended_in_few_chainscan_coroutines() ->
             tasks = _target_tasks()
             assert len(tasks) == HELD
             for task in tasks:
-                assert _chainscan_frames(task) == ["_run_target", "scan_one", "probe", "_attempt"]
+                assert _chainscan_frames(task) == ["_run_target", "probe", "_attempt"]
             nursery.cancel_scope.cancel()
         for conn in accepted:
             conn.close()

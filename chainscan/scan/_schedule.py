@@ -460,70 +460,66 @@ class Scheduler:
                 items, _Admit(self, nursery, send), skip=skip, blocking=blocking_source
             )
 
-    async def _run_target(
-        self, target: Target, send: trio.MemorySendChannel[ScanResult | BadLine]
-    ) -> None:
-        try:
-            result = await self.scan_one(target)
-            if self._completer is not None and result.chain:
-                remaining = max(0.0, self.options.deadline - result.elapsed)
-                deadline = trio.current_time() + remaining
-                result = await self._completer(result, deadline)
-                if self._revocation is not None:
-                    result = await self._revocation(result, deadline)
-            if self._follow_up is not None:
-                result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
-            if self._trace is not None:
-                self._trace.finished(target.host)
-            # ``send.send`` without its yield when the channel has room (the common case);
-            # with ``writer_backpressure``, no new connection starts while it has none.
-            await trio.lowlevel.checkpoint_if_cancelled()
-            if self._limits.backlog is not None:
-                await self._limits.backlog.send(send, result)
-            else:
-                try:
-                    send.send_nowait(result)
-                except trio.WouldBlock:
-                    await send.send(result)
-        finally:
-            self._admission.release()
-
     async def scan_one(self, target: Target) -> ScanResult:
-        """All attempts at one target, under its total deadline. Never raises for the target.
+        """All attempts at one target, under its total deadline. Never raises for the target."""
+        return await self._run_target(target, None)
 
-        One coroutine for the deadline and the attempts: its frame is held by every target in
-        flight, so the attempt loop is not a coroutine of its own.
+    async def _run_target(
+        self, target: Target, send: trio.MemorySendChannel[ScanResult | BadLine] | None
+    ) -> ScanResult:
+        """All attempts at ``target``, under its total deadline. In a scan (``send``), this is
+        the target's task: the result then goes through ``_deliver``, and the admission is
+        given back at the end.
+
+        One coroutine for the task, the deadline and the attempts: its frame is held by every
+        target in flight, so neither the attempt loop nor the task around it is a coroutine
+        of its own (``scan_one`` adds one, outside a scan).
         """
+        try:
+            options = self.options
+            started = trio.current_time()
+            progress = _Progress(self._limits, started + options.deadline)
+            timed_out = False
+            delays: Iterator[float] | None = None
+            attempt = 0
+            while attempt <= options.retries:
+                attempt += 1
+                progress.attempts = attempt
+                outcome = await self._probe(
+                    target,
+                    options=options,
+                    context=self._context,
+                    resolver=self._resolver,
+                    gate=progress,
+                    deadline=progress,
+                )
+                if outcome is DEADLINE:
+                    timed_out = True
+                    break
+                progress.outcome = outcome
+                if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
+                    break
+                if attempt > options.retries:
+                    break
+                if delays is None:
+                    delays = backoff_delays(options.backoff_base, options.backoff_cap, self._rng)
+                wake = trio.current_time() + next(delays)
+                if wake >= progress.deadline:
+                    break  # the retry could not even start in time: report this failure now
+                await trio.sleep_until(wake)  # holds admission only, no slot, no socket
+            elapsed = trio.current_time() - started - progress.waited
+            result = self._result(target, progress, timed_out, elapsed)
+            if send is not None:
+                await self._deliver(result, send)
+            return result
+        finally:
+            if send is not None:
+                self._admission.release()
+
+    def _result(
+        self, target: Target, progress: _Progress, timed_out: bool, elapsed: float
+    ) -> ScanResult:
         options = self.options
-        started = trio.current_time()
-        progress = _Progress(self._limits, started + options.deadline)
-        timed_out = False
-        delays: Iterator[float] | None = None
-        for attempt in range(1, options.retries + 2):
-            progress.attempts = attempt
-            outcome = await self._probe(
-                target,
-                options=options,
-                context=self._context,
-                resolver=self._resolver,
-                gate=progress,
-                deadline=progress,
-            )
-            if outcome is DEADLINE:
-                timed_out = True
-                break
-            progress.outcome = outcome
-            if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
-                break
-            if attempt > options.retries:
-                break
-            if delays is None:
-                delays = backoff_delays(options.backoff_base, options.backoff_cap, self._rng)
-            wake = trio.current_time() + next(delays)
-            if wake >= progress.deadline:
-                break  # the retry could not even start in time: report this failure now
-            await trio.sleep_until(wake)  # holds admission only, no slot, no socket
-        elapsed = trio.current_time() - started - progress.waited
         last = progress.outcome
         if timed_out or last is None:
             before = f"; attempt {progress.attempts - 1} failed: {last.error}" if last else ""
@@ -551,3 +547,28 @@ class Scheduler:
             cipher=last.cipher,
             timings=last.timings,
         )
+
+    async def _deliver(
+        self, result: ScanResult, send: trio.MemorySendChannel[ScanResult | BadLine]
+    ) -> None:
+        """Complete the chain (AIA), check revocation, follow up, then send the result."""
+        if self._completer is not None and result.chain:
+            remaining = max(0.0, self.options.deadline - result.elapsed)
+            deadline = trio.current_time() + remaining
+            result = await self._completer(result, deadline)
+            if self._revocation is not None:
+                result = await self._revocation(result, deadline)
+        if self._follow_up is not None:
+            result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
+        if self._trace is not None:
+            self._trace.finished(result.target.host)
+        # ``send.send`` without its yield when the channel has room (the common case);
+        # with ``writer_backpressure``, no new connection starts while it has none.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._limits.backlog is not None:
+            await self._limits.backlog.send(send, result)
+        else:
+            try:
+                send.send_nowait(result)
+            except trio.WouldBlock:
+                await send.send(result)
