@@ -4,15 +4,22 @@ This is the I/O edge of chainscan. It owns the sockets and the per-phase timeout
 that can go wrong out there is translated here into an :class:`~chainscan.ErrorKind` (the
 ``map_exceptions`` idea of httpcore), so no OS or TLS exception ever escapes into the scheduler.
 
-* Addresses: an explicit ``{ip}`` or an IP literal is used as is; a name is resolved through
-  the run's cached :class:`~chainscan.scan._resolve.Resolver`. When connecting to one address
-  fails (refused, unreachable, connect timeout) the next resolved address is tried.
+* Addresses: an explicit ``{ip}`` or an IP literal is used as is, without the resolver; a
+  name is resolved through the run's cached :class:`~chainscan.scan._resolve.Resolver`. When
+  connecting to one address fails (refused, unreachable, connect timeout) the next resolved
+  address is tried.
 * Every address goes through ``gate(ip)``, the scheduler's admission: per-address cap, global
   concurrency slot, connection rate. The socket exists only inside the gate, so open sockets
   never exceed the concurrency limit.
 * ``connect_timeout`` bounds the TCP connect and ``handshake_timeout`` bounds the *whole*
   handshake, however slowly the server drips its bytes: it is one deadline, not a per-read
-  timer. The scheduler adds the total per-target deadline on top.
+  timer. The target's total deadline is the scheduler's, and the probe keeps it too
+  (``deadline=``, a :class:`TargetDeadline` the scheduler moves while the target waits at the
+  gate): the lookup, and then the connection, end at the earlier of their own timeout and that
+  deadline. When the deadline comes first the result is :data:`DEADLINE`, which the scheduler
+  reports as the target's ``timeout``, exactly as when its own scope around the probe ended
+  it (what it still does for a probe injected in tests, and what a caller without
+  ``deadline=`` does: ``--deployments``).
 * At most ``max_handshake_bytes`` are read from a server; more is ``too-large``. At most
   ``max_chain_length`` certificates are kept.
 * A target with a ``protocol`` (SMTP, IMAP, PostgreSQL, ...) first runs that protocol's
@@ -43,11 +50,22 @@ non-blocking standard-library socket and trio's two I/O primitives directly,
 Memory
 ------
 With 10,000 handshakes in flight, each holds, besides OpenSSL's ~40 KiB, a trio task and the
-chain of coroutines waiting on its socket; every coroutine costs its frame (200-400 bytes). So
-the connect-and-handshake path is one coroutine, ``_attempt``, with the handshake loop inline,
-and ``tls.Handshake`` holds OpenSSL's object without the ``ssl.SSLObject`` wrapper. The
-scheduler does the same (``_schedule``: one coroutine for a target's attempts). ``python -m
-benchmarks.scenarios.scale --tracemalloc`` lists what a handshake in flight holds.
+chain of coroutines waiting on its socket; every coroutine costs its frame (200-400 bytes), and
+every open cancel scope about 800 bytes (the scope, trio's CancelStatus with two sets, an entry
+in the deadline heap). So:
+
+* the connect-and-handshake path is one coroutine, ``_attempt``, with the handshake loop
+  inline; the scheduler does the same (``_schedule``: the target's task is its attempt loop);
+* one cancel scope covers connect and handshake, its deadline moved from the one to the other,
+  and it is the only one open: the target's deadline is kept by the probe (above), not by a
+  scope of the scheduler's around it;
+* ``tls.Handshake`` holds OpenSSL's object without the ``ssl.SSLObject`` wrapper, and no
+  chain list until there is a chain; the socket is closed (``try``/``finally``: ``with sock``
+  would keep a bound ``__exit__`` alive for the whole handshake) before the result is built,
+  and a received chunk is dropped once OpenSSL has it.
+
+``python -m benchmarks.scenarios.scale --tracemalloc`` lists what a handshake in flight holds;
+``tests/test_in_flight_memory.py`` pins the trims.
 
 Every wait is a trio checkpoint, so the timeouts and the scheduler's deadline cancel it as they
 would a ``trio.socket`` call; ``checkpoint_if_cancelled`` before ``connect`` keeps a cancelled

@@ -28,13 +28,18 @@ A target's life, and what it holds at each step::
   reason.
 * **Rate** (``--rate``): a token bucket for new connections, taken last, right before
   ``connect()``, so a token is never spent by a task that then waits for something else.
-* **Deadlines**: ``_probe`` bounds connect and handshake; here ``trio.move_on_at`` bounds the
-  whole target (every attempt and backoff wait) by ``--deadline``. Nothing a server does can
-  hold a target longer. The deadline is *paused* while the target waits at the gate for a
-  per-address slot, a global slot or a rate token (``_PausedGate``): that wait depends on the
-  other targets and on our own limits, not on this server, and counting it made healthy
-  targets queued behind a busy address fail with ``timeout`` before they ever connected.
-  ``elapsed`` leaves those waits out too.
+* **Deadlines**: ``_probe`` bounds connect and handshake, and ``--deadline`` bounds the whole
+  target (every attempt and backoff wait). The probe keeps that deadline too: it gets the
+  target's ``_Progress`` as ``deadline=`` and ends each phase at the earlier of its own
+  timeout and the target's deadline (``_probe.DEADLINE`` if the latter), so no cancel scope of
+  the scheduler's is open around it (one scope fewer per connection in flight); a backoff wait
+  never starts past the deadline. A probe injected for tests is not told the deadline and
+  runs under a ``trio.CancelScope`` on it (``_Bounded``). Nothing a server does can hold a
+  target longer. The deadline is *paused* while the target waits at the gate for a
+  per-address slot, a global slot or a rate token (``_Progress.__aenter__``): that wait
+  depends on the other targets and on our own limits, not on this server, and counting it
+  made healthy targets queued behind a busy address fail with ``timeout`` before they ever
+  connected. ``elapsed`` leaves those waits out too.
 * **Retries**: only for ``TRANSIENT_KINDS``, with full-jitter exponential backoff, and never
   past the deadline: a retry that could not start before it is not waited for.
 
@@ -113,7 +118,7 @@ class ProbeFn(Protocol):
 
 
 class _DeadlineProbe(Protocol):
-    """What ``scan_one`` calls: ``_probe.probe`` itself, or a ``_Bounded`` injected probe.
+    """What a target's attempts call: ``_probe.probe`` itself, or a ``_Bounded`` injected probe.
     It ends by ``deadline.deadline`` and returns ``DEADLINE`` if that ended it."""
 
     async def __call__(
@@ -378,9 +383,11 @@ class Scheduler:
     """Runs targets under the limits of ``options``; see the module docstring.
 
     ``probe_fn``, ``resolver`` and ``rng`` are injectable so the scheduling logic can be tested
-    on trio's MockClock with a fake network. ``writer_backpressure`` (a scan's own writer, in
-    ``run``): no new connection while a result waits for room in ``send`` (``_backlog``); the
-    library API leaves it off, so its consumer's pace alone holds the scan back, as before.
+    on trio's MockClock with a fake network (an injected probe runs under a cancel scope on the
+    target's deadline; the default, ``_probe.probe``, keeps it itself). ``writer_backpressure``
+    (a scan's own writer, in ``run``): no new connection while a result waits for room in
+    ``send`` (``_backlog``); the library API leaves it off, so its consumer's pace alone holds
+    the scan back, as before.
     """
 
     def __init__(
