@@ -9,7 +9,10 @@ a *bridge*: a bounded hand-over with one message type each way.
 
 * **trio -> host: batches.** A trio task (``_pump``) takes results from the scheduler's memory
   channel; after the first one it keeps taking them for up to ``_LINGER`` (50 ms) or until it
-  has ``_BATCH``, then posts the batch to the host in one call. A busy scan therefore wakes the
+  has ``_BATCH``, then posts the batch to the host in one call. Results already in the channel
+  are taken without a checkpoint (``receive_nowait``): an ``await receive()`` is a turn of the
+  run loop even when a result is ready, and one per result cost the asyncio path about 1.6%
+  more instructions per target than the trio path (callgrind, below). A busy scan therefore wakes the
   caller's thread about twenty times a second, not once per result or per trio tick: each
   wake-up is a GIL hand-over between the two threads, and on a loaded machine each hand-over
   waits for the OS to schedule the other thread. When the scheduler closes its channel and
@@ -206,11 +209,16 @@ async def _pump(
             except trio.EndOfChannel:
                 break
             # A batch goes when full or _LINGER after its first result: a fast scan makes a
-            # few dozen posts a second, not one per trio tick.
+            # few dozen posts a second, not one per trio tick. What the channel holds already
+            # is taken without a checkpoint (a turn of the run loop each); only an empty
+            # channel is waited on.
             with trio.move_on_after(_LINGER):
                 try:
                     while len(batch) < limit:
-                        batch.append(await receive.receive())
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except trio.WouldBlock:
+                            batch.append(await receive.receive())
                 except trio.EndOfChannel:
                     ended = True
             await run.wait_for_space(capacity)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -22,7 +22,7 @@ from chainscan.run import _child
 from chainscan.run._batch import RESULT_BUFFER, result_buffer
 from chainscan.run._child import Child, ChildConfig, run_children, write_results
 from chainscan.run._display import Display
-from chainscan.scan._backlog import Backlog
+from chainscan.scan._backlog import MIN_WINDOW, START_WINDOW, TARGET_DELAY, Backlog
 from chainscan.scan._schedule import Scheduler
 from tests.test_schedule import FakeNetwork, target
 
@@ -31,11 +31,11 @@ async def _stalled_scan(
     count: int, options: ScanOptions, capacity: int, stall: float, *, backpressure: bool = True
 ) -> tuple[FakeNetwork, int, list[ScanResult | BadLine]]:
     """Scan ``count`` targets into a channel of ``capacity`` that nobody reads for ``stall``
-    seconds; return the network, the connections made during the stall, and the results."""
+    seconds (then a writer that acknowledges each result at once); return the network, the
+    connections made during the stall, and the results."""
     network = FakeNetwork(hold=1.0)
-    scheduler = Scheduler(
-        options, probe_fn=network, rng=random.Random(7), writer_backpressure=backpressure
-    )
+    backlog = Backlog(options.concurrency) if backpressure else None
+    scheduler = Scheduler(options, probe_fn=network, rng=random.Random(7), backlog=backlog)
     send, receive = trio.open_memory_channel[ScanResult | BadLine](capacity)
     results: list[ScanResult | BadLine] = []
     async with trio.open_nursery() as nursery:
@@ -47,6 +47,10 @@ async def _stalled_scan(
         async with receive:
             async for item in receive:
                 results.append(item)
+                if backlog is not None:
+                    backlog.written(1)
+    if backlog is not None:
+        assert backlog.unwritten == 0 and backlog.open == 0
     return network, during_stall, results
 
 
@@ -78,28 +82,55 @@ async def test_without_a_stall_every_slot_is_used(autojump_clock: object) -> Non
     assert network.max_open == 7  # a writer that keeps up never holds connections back
 
 
-async def test_backlog_counts_blocked_senders_and_wakes_waiters() -> None:
-    backlog = Backlog()
-    send, receive = trio.open_memory_channel[int](1)
-    woken: list[str] = []
-
-    async def connect() -> None:
-        await backlog.wait_room()
-        woken.append("connected")
-
+async def _paced_writer_scan(
+    count: int, concurrency: int, hold: float, per_result: float
+) -> tuple[FakeNetwork, Backlog, list[int], float]:
+    """Scan ``count`` targets whose handshakes take ``hold`` seconds into a writer that takes
+    ``per_result`` seconds per result and acknowledges each; return the network, the backlog,
+    the unwritten count seen at each acknowledgement, and when the last result was written."""
+    network = FakeNetwork(hold=hold)
+    options = ScanOptions(concurrency=concurrency, rate=0, per_ip=0, deadline=60.0)
+    backlog = Backlog(concurrency)
+    scheduler = Scheduler(options, probe_fn=network, rng=random.Random(7), backlog=backlog)
+    send, receive = trio.open_memory_channel[ScanResult | BadLine](result_buffer(concurrency))
+    unwritten: list[int] = []
     async with trio.open_nursery() as nursery:
-        await backlog.send(send, 1)  # room: no wait, not counted
-        assert backlog.blocked == 0 and not backlog.full
-        nursery.start_soon(backlog.send, send, 2)
-        await trio.testing.wait_all_tasks_blocked()
-        assert backlog.blocked == 1 and backlog.full
-        nursery.start_soon(connect)
-        await trio.testing.wait_all_tasks_blocked()
-        assert woken == []  # a connection waits while a result does
-        assert await receive.receive() == 1
-        await trio.testing.wait_all_tasks_blocked()
-        assert backlog.blocked == 0 and woken == ["connected"]
-        assert await receive.receive() == 2
+        items = [target(n) for n in range(count)]
+        nursery.start_soon(functools.partial(scheduler.run, items, send, blocking_source=False))
+        async with receive:
+            async for _ in receive:
+                await trio.sleep(per_result)
+                unwritten.append(backlog.unwritten)
+                backlog.written(1)
+    assert backlog.unwritten == 0 and backlog.open == 0
+    return network, backlog, unwritten, trio.current_time()
+
+
+async def test_a_slow_writer_gets_a_short_queue_and_never_waits(autojump_clock: object) -> None:
+    # Fast handshakes (10 ms), 500 connections allowed, a writer at 500 results a second: the
+    # old rule (no connection while a result waits for room in the channel) let every open
+    # connection finish into the queue, about concurrency + channel = 628 results (1.3 s of
+    # the writer's work). The window keeps about TARGET_DELAY of its work queued.
+    start = trio.current_time()
+    network, _, unwritten, end = await _paced_writer_scan(
+        3000, concurrency=500, hold=0.01, per_result=0.002
+    )
+    assert len(unwritten) == 3000
+    steady = unwritten[200:]  # after the start
+    assert max(steady) <= 2 * 500 * TARGET_DELAY  # at most twice the target: 0.4 s of work
+    assert max(unwritten) <= START_WINDOW + 500 * TARGET_DELAY
+    # ... and the writer always had work: the scan took its time and barely more.
+    assert end - start <= 1.05 * 3000 * 0.002 + 0.1
+    assert network.max_open < 500  # connections were held back (it would reach 500)
+
+
+async def test_a_slow_network_is_not_held_back(autojump_clock: object) -> None:
+    # Handshakes of 1 s, a writer that keeps up: every slot is used (the window opens past
+    # the concurrency within a second, whether or not anything has finished yet).
+    network, _, _, _ = await _paced_writer_scan(2000, concurrency=400, hold=1.0, per_result=0)
+    assert network.max_open == 400
+    first_full = sorted(network.connect_times)[399]
+    assert first_full <= 0.5  # doubling from 64 every DOUBLING seconds: 3 doublings
 
 
 def test_result_buffer_is_small_and_never_above_the_concurrency() -> None:
@@ -125,10 +156,13 @@ class _Output:
     def __init__(self, fail: str | None = None) -> None:
         self.fail = fail
 
-    def write_files(self, results: Sequence[ScanResult], *, inline: bool = False) -> list[bytes]:
-        if results[0].target.host == self.fail:
-            raise OutputError("disk full")
-        return [orjson.dumps({"host": r.target.host}) + b"\n" for r in results]
+    def file_lines(
+        self, results: Sequence[ScanResult], *, inline: bool = False
+    ) -> Iterator[bytes]:
+        for r in results:
+            if r.target.host == self.fail:
+                raise OutputError("disk full")
+            yield orjson.dumps({"host": r.target.host}) + b"\n"
 
 
 def _results(count: int) -> list[ScanResult]:
@@ -150,15 +184,19 @@ def test_the_writer_process_sends_lines_during_its_batch(clock: list[float]) -> 
     out, output = _Out(), _Output()
 
     class Slow(_Output):
-        def write_files(
+        def file_lines(
             self, results: Sequence[ScanResult], *, inline: bool = False
-        ) -> list[bytes]:
-            clock[0] += 2 * _child.SEND_INTERVAL  # each target takes longer than the interval
-            return output.write_files(results)
+        ) -> Iterator[bytes]:
+            for line in output.file_lines(results):
+                clock[0] += 2 * _child.SEND_INTERVAL  # each target takes longer than that
+                yield line
 
-    assert write_results(Slow(), _results(5), out, inline=True)  # type: ignore[arg-type]
-    assert [len(sent) for sent in out.sends] == [1, 1, 1, 1, 1, 0]  # not one send of 5
-    assert sum(len(sent) for sent in out.sends) == 5
+    counts: list[int] = []
+    for inline in (True, False):  # the writer process, and a --workers process
+        out.sends.clear()
+        assert write_results(Slow(), _results(5), out, inline=inline, sent=counts.append)  # type: ignore[arg-type]
+        assert [len(sent) for sent in out.sends] == [1, 1, 1, 1, 1, 0]  # not one send of 5
+    assert counts == [1, 1, 1, 1, 1, 0] * 2  # each count as its lines went
 
 
 def test_fast_targets_share_a_send(clock: list[float]) -> None:
@@ -226,3 +264,94 @@ async def test_the_feed_can_wait_for_lines_to_come_back(tmp_path: Path) -> None:
         interrupted=lambda: False,
     )
     assert seen == [2, 2]
+
+
+async def test_servers_that_hold_every_connection_still_get_every_slot(
+    autojump_clock: object,
+) -> None:
+    # Nothing finishes for 30 s, so nothing is acknowledged: the window opens by time.
+    network, _, _, _ = await _paced_writer_scan(1000, concurrency=1000, hold=30.0, per_result=0)
+    assert network.max_open == 1000
+    assert sorted(network.connect_times)[999] <= 1.0
+
+
+async def _mixed_scan(backlog: Backlog | None) -> float:
+    """2,000 targets, 3 in 10 held 10 s (dead), the rest 0.1 s; a writer that keeps up."""
+
+    network = FakeNetwork(hold_for=lambda t: 10.0 if t.line % 10 < 3 else 0.1)
+    options = ScanOptions(concurrency=500, rate=0, per_ip=0, deadline=60.0)
+    scheduler = Scheduler(options, probe_fn=network, rng=random.Random(7), backlog=backlog)
+    send, receive = trio.open_memory_channel[ScanResult | BadLine](result_buffer(500))
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        items = [target(n) for n in range(2000)]
+        nursery.start_soon(functools.partial(scheduler.run, items, send, blocking_source=False))
+        async with receive:
+            async for _ in receive:
+                await trio.sleep(0.0001)
+                if backlog is not None:
+                    backlog.written(1)
+    return trio.current_time() - start
+
+
+async def test_dead_targets_and_a_fast_writer_cost_no_time(autojump_clock: object) -> None:
+    unlimited = await _mixed_scan(None)
+    windowed = await _mixed_scan(Backlog(500))
+    assert windowed <= 1.05 * unlimited
+
+
+async def test_places_are_handed_on_in_order_as_the_writer_acknowledges(
+    autojump_clock: object,
+) -> None:
+    backlog = Backlog(concurrency=1000)
+    send, _receive = trio.open_memory_channel[int](10_000)
+    for _ in range(START_WINDOW):
+        assert backlog.started()
+    assert backlog.full and not backlog.started()  # open + unwritten = window
+    order: list[int] = []
+
+    async def connect(n: int) -> None:
+        await backlog.wait_room()
+        order.append(n)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(5):
+            nursery.start_soon(connect, n)
+            await trio.testing.wait_all_tasks_blocked()
+        for _ in range(START_WINDOW):  # every connection finishes: its result is unwritten
+            backlog.ended()
+            await backlog.send(send, 0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert order == [] and backlog.unwritten == START_WINDOW
+        assert not backlog.started()  # no jumping the line either
+        backlog.window += 2  # (as the pacing task may open it) room for two: the first two
+        backlog._wake()
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(order) == [0, 1] and backlog.open == 2
+        backlog.written(START_WINDOW - 2)  # 2 unwritten <= target / 2: the window opens
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(order) == [0, 1, 2, 3, 4] and backlog.open == 5
+    assert backlog.window == START_WINDOW + 2 + START_WINDOW - 2
+
+
+async def test_the_window_closes_by_what_a_writer_behind_acknowledges(
+    autojump_clock: object,
+) -> None:
+    backlog = Backlog(concurrency=1000)
+    send, _receive = trio.open_memory_channel[int](10_000)
+    for _ in range(START_WINDOW):
+        assert backlog.started()
+        backlog.ended()
+        await backlog.send(send, 0)
+    await trio.sleep(1.0)
+    backlog.written(10)  # 10 results a second; 54 left > the target (MIN_TARGET)
+    assert backlog.window == START_WINDOW - 10
+    for _ in range(10):
+        backlog.written(1)
+    assert backlog.window == START_WINDOW - 20 and backlog.unwritten == 44
+    backlog.written(40)  # 4 left: keeping up, the window opens by as much
+    assert backlog.window == START_WINDOW + 20
+    for _ in range(500):
+        await backlog.send(send, 0)
+    backlog.written(200)  # far behind: closed, but never below MIN_WINDOW
+    assert backlog.window == MIN_WINDOW

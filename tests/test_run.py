@@ -21,6 +21,7 @@ from chainscan.run import _run
 from chainscan.run._display import Display
 from chainscan.run._run import RunConfig, RunReport, run_scan
 from chainscan.run._shard import Shard
+from chainscan.scan._backlog import Backlog
 from tests.servers import ServerHandle
 
 FAST = ScanOptions(connect_timeout=2, handshake_timeout=2, deadline=6, rate=0)
@@ -71,7 +72,7 @@ def test_the_modes_are_sources_and_writers(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(_run, "writer_process_useful", lambda: False)
     config = RunConfig(input="x", output=Path("o"))
     assert _run._writer(config) is _run._write_in_threads
-    source = _run._source(config, FAST)
+    source = _run._source(config, FAST, Backlog(FAST.concurrency))
     assert getattr(source, "__func__", None) is _run.Scheduler.run
     process = _run._writer(RunConfig(input="x", output=Path("o"), writer="process"))
     assert getattr(process, "func", None) is _run.write_in_process
@@ -155,6 +156,33 @@ def test_a_scan_through_the_thread_writer(tls_server: ServerHandle, tmp_path: Pa
 
 
 @pytestmark_integration
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_the_writer_acknowledges_every_result_once(
+    tls_server: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    """The window of ``scan._backlog`` counts results sent minus results acknowledged: a
+    writer that forgot one would hold connections back for good, one that counted one twice
+    would let them pile up."""
+    backlogs: list[Backlog] = []
+
+    class Recorded(Backlog):
+        def __init__(self, concurrency: int) -> None:
+            super().__init__(concurrency)
+            backlogs.append(self)
+
+    monkeypatch.setattr(_run, "Backlog", Recorded)
+    port = tls_server.port
+    lines = [f"h{n}.test:{port}{{127.0.0.1}}" for n in range(40)]
+    lines += ["bad:0", "down.test:1{127.0.0.1}"]
+    hosts = _hosts(tmp_path, lines)
+    config = RunConfig(input=hosts, output=tmp_path / "out", options=FAST, writer=writer)
+    report = run_scan(config)
+    assert report.counts == {Status.OK: 40, Status.FAILED: 1, Status.INVALID: 1}
+    (backlog,) = backlogs
+    assert backlog.sent == backlog.done == 41 and backlog.open == 0
+
+
+@pytestmark_integration
 def test_an_empty_input_is_said_to_be_empty(tmp_path: Path) -> None:
     stream = io.StringIO()
     hosts = _hosts(tmp_path, ["# nothing here", ""])
@@ -173,12 +201,12 @@ def test_a_write_error_ends_the_run_with_an_incomplete_manifest(
     write = OutputDir.write
     calls = 0
 
-    def failing_write(self: OutputDir, items: Any) -> None:
+    def failing_write(self: OutputDir, items: Any, written: Any = None) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OutputError("cannot write X: no space left on device")
-        write(self, items)
+        write(self, items, written)
 
     monkeypatch.setattr(OutputDir, "write", failing_write)
     options = ScanOptions(connect_timeout=2, handshake_timeout=2, deadline=6, rate=20)

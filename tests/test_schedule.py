@@ -41,8 +41,11 @@ class FakeNetwork:
         hold: float = 1.0,
         script: Callable[[Target, int], ProbeOutcome] | None = None,
         address: Callable[[Target], str] = lambda t: "192.0.2.1",
+        hold_for: Callable[[Target], float] | None = None,
     ) -> None:
         self.hold = hold
+        self.hold_for = hold_for
+        """Per target, instead of ``hold``."""
         self.script = script or (lambda t, n: OK)
         self.address = address
         self.calls: dict[Target, int] = {}
@@ -70,7 +73,7 @@ class FakeNetwork:
             self.max_open = max(self.max_open, self.open)
             self.max_per_address = max(self.max_per_address, self.open_per_address[ip])
             try:
-                await trio.sleep(self.hold)
+                await trio.sleep(self.hold if self.hold_for is None else self.hold_for(target))
             finally:
                 self.open -= 1
                 self.open_per_address[ip] -= 1
@@ -263,7 +266,7 @@ async def test_targets_go_through_a_busy_gate_in_arrival_order(
             asked.append(target.line)
             async with gate("192.0.2.1"):
                 entered[target.line] = trio.current_time()
-                await trio.sleep(self.hold)
+                await trio.sleep(self.hold if self.hold_for is None else self.hold_for(target))
             return OK
 
     options = ScanOptions(deadline=5, retries=0, **limits)
@@ -307,7 +310,7 @@ async def test_per_network_cap_holds_across_the_addresses_of_a_24(autojump_clock
                 open_per_net[net] = open_per_net.get(net, 0) + 1
                 most_per_net[net] = max(most_per_net.get(net, 0), open_per_net[net])
                 try:
-                    await trio.sleep(self.hold)
+                    await trio.sleep(self.hold if self.hold_for is None else self.hold_for(target))
                 finally:
                     open_per_net[net] -= 1
             return OK

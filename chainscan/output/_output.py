@@ -278,8 +278,13 @@ class OutputDir:
 
     # ---- write
 
-    def write(self, items: Sequence[ScanResult | BadLine]) -> None:
-        """Write the files and manifest lines of a batch of results, in order.
+    def write(
+        self,
+        items: Sequence[ScanResult | BadLine],
+        written: Callable[[int], None] | None = None,
+    ) -> None:
+        """Write the files and manifest lines of a batch of results, in order; ``written(1)``
+        after each result's line is appended (not after an invalid input line's).
 
         Raises ``OutputError`` on the first file-system failure; every line already in
         ``manifest.jsonl`` (and the files it lists) stays valid.
@@ -292,9 +297,11 @@ class OutputDir:
                 isinstance(item, BadLine) and (item.source, item.line, item.raw) in self._bad_lines
             )
         ]  # a bad line already listed by the run this one resumes is not listed twice
-        for entry in self._entries(new):
+        for item, entry in zip(new, self._entries(new), strict=True):
             self._append(fd, dump_line(entry))
             self._count(entry["status"], entry["error_kind"])
+            if written is not None and isinstance(item, ScanResult):
+                written(1)
         self._sync_now_and_then(fd)
 
     def write_files(self, results: Sequence[ScanResult], *, inline: bool = False) -> list[bytes]:
@@ -305,7 +312,12 @@ class OutputDir:
         :meth:`append_lines`. Needs no :meth:`prepare` (the main process prepared the folder).
         ``inline``: in the calling thread only (a process that does nothing else).
         """
-        return [dump_line(entry) for entry in self._entries(results, inline=inline)]
+        return list(self.file_lines(results, inline=inline))
+
+    def file_lines(self, results: Sequence[ScanResult], *, inline: bool = False) -> Iterator[bytes]:
+        """:meth:`write_files`, a line at a time: each as soon as its target's files are."""
+        for entry in self._entries(results, inline=inline):
+            yield dump_line(entry)
 
     def append_lines(self, lines: Sequence[bytes]) -> list[tuple[str, str | None]]:
         """Append manifest lines made by :meth:`write_files`; return (status, error_kind) each."""

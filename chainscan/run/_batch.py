@@ -3,12 +3,20 @@ child process."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Callable
 from typing import TypeVar
 
 import trio
 
-__all__ = ["RESULT_BUFFER", "WRITE_BATCH", "batches", "line_batches", "result_buffer"]
+__all__ = [
+    "RESULT_BUFFER",
+    "WRITE_BATCH",
+    "ThreadAcks",
+    "batches",
+    "line_batches",
+    "result_buffer",
+]
 
 WRITE_BATCH = 512
 """Results a writer takes at once, at most: a thread hop per batch, and each hop waits a turn
@@ -16,10 +24,10 @@ of the event loop (behind every handshake in flight), so batches stay large for 
 A batch holds only what was waiting anyway: the thread writer appends each line as it is
 made, and what can wait is bounded by ``RESULT_BUFFER`` and the back-pressure."""
 RESULT_BUFFER = 128
-"""Results the scheduler's channel holds for the writer, at most. When it is full, finished
-results wait in ``send`` and no new connection starts (``scan._backlog``): what waits for
-the writer is then this, the batch in the writer's hands (a writer process holds at most
-``IN_CHILD`` and a batch) and the connections that were open, however long the input."""
+"""Results the scheduler's channel holds for the writer, at most. What waits for the writer
+is bounded first by the scan's window (``scan._backlog``: about 0.2 s of the writer's work);
+should the channel fill all the same, finished results wait in ``send`` and no new
+connection starts until there is room."""
 
 _T = TypeVar("_T")
 
@@ -58,3 +66,32 @@ async def line_batches(stream: trio.abc.ReceiveStream) -> AsyncGenerator[list[by
         pending = data[cut:]
         if cut:
             yield data[:cut].splitlines(keepends=True)
+
+
+class ThreadAcks:
+    """A writer thread's acknowledgements (``scan._backlog``), handed to the trio run.
+
+    A thread that writes a batch calls this with each count of results it is done with; the
+    counts are added up and posted to ``written`` in the trio thread (``run_sync_soon``, which
+    never waits) at most every ``interval`` seconds, and by :meth:`flush` (called from
+    either thread once the batch is done). Made in the trio thread."""
+
+    __slots__ = ("_at", "_interval", "_pending", "_token", "_written")
+
+    def __init__(self, written: Callable[[int], None], interval: float = 0.02) -> None:
+        self._written = written
+        self._token = trio.lowlevel.current_trio_token()
+        self._interval = interval
+        self._pending = 0
+        self._at = time.monotonic()
+
+    def __call__(self, count: int) -> None:
+        self._pending += count
+        if time.monotonic() - self._at >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._token.run_sync_soon(self._written, self._pending)
+            self._pending = 0
+        self._at = time.monotonic()

@@ -304,9 +304,13 @@ class Child:
 
 
 async def _append(
-    receive: trio.MemoryReceiveChannel[Appended], output: OutputDir, display: Display
+    receive: trio.MemoryReceiveChannel[Appended],
+    output: OutputDir,
+    display: Display,
+    written: Callable[[int], None] | None,
 ) -> None:
-    """The only task that appends to ``manifest.jsonl`` while children run."""
+    """The only task that appends to ``manifest.jsonl`` while children run; ``written(n)``
+    after each ``n`` lines of results (not of invalid input lines) are appended."""
     import trio
 
     from ._batch import batches
@@ -314,6 +318,8 @@ async def _append(
     async def flush(lines: list[bytes]) -> None:
         if lines:
             counted = await trio.to_thread.run_sync(output.append_lines, lines)
+            if written is not None:
+                written(len(lines))
             display.update_counts(counted)
 
     # ``receive`` stays open when this raises: a closed channel would break the senders'
@@ -345,9 +351,11 @@ async def run_children(
     display: Display,
     feed: Feed,
     interrupted: Callable[[], bool],
+    written: Callable[[int], None] | None = None,
 ) -> None:
     """Run one child of module ``stage`` per name in ``names`` until ``feed`` returns and every
-    child has sent its last line; their lines are appended to ``output`` here.
+    child has sent its last line; their lines are appended to ``output`` here (and counted
+    to ``written``, when given).
 
     Raises ``OutputError`` for a write error in a child and ``ChainscanError`` for a child
     that died (see the module docstring). Cancelled (a second signal), it kills them at once.
@@ -360,7 +368,7 @@ async def run_children(
             children.append(await Child.start(stage, config, name))
         send, receive = trio.open_memory_channel[Appended](4 * len(children))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_append, receive, output, display)
+            nursery.start_soon(_append, receive, output, display, written)
             async with send:
                 for child in children:
                     nursery.start_soon(child.collect, send.clone(), interrupted)
@@ -404,33 +412,39 @@ class LineOut:
 
 
 def write_results(
-    output: OutputDir, results: Sequence[ScanResult], out: LineOut, *, inline: bool
+    output: OutputDir,
+    results: Sequence[ScanResult],
+    out: LineOut,
+    *,
+    inline: bool,
+    sent: Callable[[int], None] | None = None,
 ) -> bool:
     """Write the files of ``results`` and send their lines; False after a write error, which
-    is sent as the error line.
+    is sent as the error line after the lines of the targets finished before it.
 
-    ``inline`` (a process that does nothing else): one target after another in this thread,
-    so the lines of the targets finished before an error are sent too; lines go out as they
-    are made, held ``SEND_INTERVAL`` seconds at most, not until the batch is done. Otherwise
-    the targets' folders are written in parallel (``OutputDir.write_files``) and a batch with
-    an error sends no line: its folders are cleared by ``--resume``.
+    Lines go out as they are made, held ``SEND_INTERVAL`` seconds at most, not until the
+    batch is done; ``sent(n)`` after each ``n`` lines go. ``inline`` (a process that does
+    nothing else): one target after another in this thread; otherwise the targets' folders
+    are written in parallel (``OutputDir.file_lines``), each line still sent in order once
+    its own folder is complete.
     """
     lines: list[bytes] = []
     try:
-        if inline:
-            sent = time.monotonic()
-            for result in results:
-                lines += output.write_files([result], inline=True)
-                if time.monotonic() - sent >= SEND_INTERVAL:
-                    out.send(lines)
-                    lines = []
-                    sent = time.monotonic()
-        else:
-            lines = output.write_files(results)
+        at = time.monotonic()
+        for line in output.file_lines(results, inline=inline):
+            lines.append(line)
+            if time.monotonic() - at >= SEND_INTERVAL:
+                out.send(lines)
+                if sent is not None:
+                    sent(len(lines))
+                lines = []
+                at = time.monotonic()
     except ChainscanError as exc:
         out.fail(lines, exc)
         return False
     out.send(lines)
+    if sent is not None:
+        sent(len(lines))
     return True
 
 

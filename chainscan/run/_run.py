@@ -42,6 +42,7 @@ from .._models import BadLine, ScanOptions, ScanResult, Status, Target
 from .._untrusted import json_terminal_safe
 from ..analysis._inventory import Inventory
 from ..output._output import OutputDir
+from ..scan._backlog import Backlog
 from ..scan._fdlimit import fit_concurrency
 from ..scan._inputs import MAX_RANGE, count_targets, iter_inputs
 from ..scan._schedule import Scheduler
@@ -50,7 +51,7 @@ from ..scan._targets import (
     check_options,
     open_lines,
 )
-from ._batch import WRITE_BATCH, batches, result_buffer
+from ._batch import WRITE_BATCH, ThreadAcks, batches, result_buffer
 from ._display import Display
 from ._shard import Shard, select_shard
 from ._workers import run_workers
@@ -152,7 +153,8 @@ def _messages(error: BaseException) -> list[str]:
 
 class _Source(Protocol):
     """Where results come from: ``Scheduler.run``. Sends every result (and
-    every BadLine) of ``items`` to ``send`` and closes it."""
+    every BadLine) of ``items`` to ``send`` and closes it; its connections wait while the
+    writer is behind (the ``Backlog`` the writer acknowledges results to)."""
 
     async def __call__(
         self,
@@ -165,7 +167,8 @@ class _Source(Protocol):
 
 class _Writer(Protocol):
     """Where results go: threads of this process or the writer process. Returns when every
-    result of ``receive`` is in the manifest."""
+    result of ``receive`` is in the manifest; calls ``written(n)`` as each ``n`` more
+    results' lines are (``scan._backlog``)."""
 
     async def __call__(
         self,
@@ -175,6 +178,7 @@ class _Writer(Protocol):
         display: Display,
         *,
         interrupted: Callable[[], bool],
+        written: Callable[[int], None],
     ) -> None: ...
 
 
@@ -185,12 +189,17 @@ async def _write_in_threads(
     display: Display,
     *,
     interrupted: Callable[[], bool],
+    written: Callable[[int], None],
 ) -> None:
     # ``receive`` stays open on an error: closing it would break the scheduler's sends
     # before the error cancels them.
+    acks = ThreadAcks(written)  # each line's result acknowledged as it is appended
     async with aclosing(batches(receive, WRITE_BATCH)) as chunks:
         async for batch in chunks:
-            await trio.to_thread.run_sync(output.write, batch)
+            try:
+                await trio.to_thread.run_sync(output.write, batch, acks)
+            finally:
+                acks.flush()
             display.update(batch)
 
 
@@ -204,8 +213,8 @@ def _writer_mode(config: RunConfig) -> Literal["process", "thread"] | None:
     return config.writer
 
 
-def _source(config: RunConfig, options: ScanOptions) -> _Source:
-    return Scheduler(options, writer_backpressure=True).run
+def _source(config: RunConfig, options: ScanOptions, backlog: Backlog) -> _Source:
+    return Scheduler(options, backlog=backlog).run
 
 
 def _writer(config: RunConfig) -> _Writer:
@@ -309,9 +318,10 @@ async def _execute(
             scan_scope=signals.scan_scope,
         )
         return
-    produce = _source(config, options)
+    backlog = Backlog(options.concurrency)
+    produce = _source(config, options, backlog)
     write = _writer(config)
-    # A small channel: when the writer falls behind, new connections wait (``scan._backlog``).
+    # A small channel; while the writer is behind, new connections wait (``scan._backlog``).
     send, receive = trio.open_memory_channel[ScanResult | BadLine](
         result_buffer(options.concurrency)
     )
@@ -322,7 +332,14 @@ async def _execute(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(scan)
-        await write(receive, output, options, display, interrupted=signals.interrupted)
+        await write(
+            receive,
+            output,
+            options,
+            display,
+            interrupted=signals.interrupted,
+            written=backlog.written,
+        )
 
 
 def _run_record(

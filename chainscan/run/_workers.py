@@ -52,11 +52,12 @@ import trio
 
 from .._models import BadLine, ScanOptions, ScanResult, Target
 from ..output._output import OutputDir
+from ..scan._backlog import Backlog
 from ..scan._fdlimit import fit_concurrency
 from ..scan._intake import take_input
 from ..scan._resolve import Address, Resolver
 from ..scan._schedule import Scheduler
-from ._batch import WRITE_BATCH, batches, result_buffer
+from ._batch import WRITE_BATCH, ThreadAcks, batches, result_buffer
 from ._child import (
     Appended,
     Child,
@@ -207,7 +208,8 @@ def _scan(config: ChildConfig, output: OutputDir, out: LineOut) -> int:
 
 async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
     resolver = _GivenAnswers()
-    scheduler = Scheduler(options, resolver=resolver, writer_backpressure=True)
+    backlog = Backlog(options.concurrency)
+    scheduler = Scheduler(options, resolver=resolver, backlog=backlog)
     send, receive = trio.open_memory_channel[ScanResult | BadLine](
         result_buffer(options.concurrency)
     )
@@ -227,12 +229,19 @@ async def _worker(options: ScanOptions, output: OutputDir, out: LineOut) -> int:
     async with trio.open_nursery() as nursery:
         await nursery.start(watch)
         nursery.start_soon(produce)
+        acks = ThreadAcks(backlog.written)  # each result once its line is sent to the parent
         async with aclosing(batches(receive, WRITE_BATCH)) as chunks:
             async for batch in chunks:
                 results = [r for r in batch if isinstance(r, ScanResult)]
-                if not await trio.to_thread.run_sync(
-                    functools.partial(write_results, output, results, out, inline=False)
-                ):
+                try:
+                    done = await trio.to_thread.run_sync(
+                        functools.partial(
+                            write_results, output, results, out, inline=False, sent=acks
+                        )
+                    )
+                finally:
+                    acks.flush()
+                if not done:
                     failed = True  # the error line is sent: stop scanning (``receive`` stays open,
                     break  # so no sender breaks before the cancellation reaches it)
         nursery.cancel_scope.cancel()

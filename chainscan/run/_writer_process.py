@@ -25,10 +25,11 @@ invalid input lines are written by the scanning process itself.
 * **Lines as they are made**: the child sends each target's line within ``SEND_INTERVAL``
   (``_child.write_results``), not at the end of its batch; batches are ``PROCESS_BATCH``, one
   pipe write each (the pipe is widened to hold one).
-* **Back-pressure**: at most ``IN_CHILD`` results (plus a batch) are in the child at once;
-  then the feed waits, the result channel fills and new connections wait (``scan._backlog``),
-  and the scheduler stops admitting targets. Memory and the results a crash can lose stay
-  bounded.
+* **Back-pressure**: each line appended acknowledges its result to the scan's window
+  (``scan._backlog``), which holds new connections back while the writer is behind, so about
+  0.2 s of the child's work waits for it. At most ``IN_CHILD`` results (plus a batch) are in
+  the child at once in any case; then the feed waits and the result channel fills. Memory and
+  the results a crash can lose stay bounded.
 * **Signals**: the child ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group):
   it stops when its stdin ends, after writing every result it was sent, exactly as the thread
   writer drains its channel. A second signal makes the scanning process kill it; folders it
@@ -108,8 +109,10 @@ async def write_in_process(
     *,
     batch_size: int,
     interrupted: Callable[[], bool],
+    written: Callable[[int], None],
 ) -> None:
-    """Drain ``receive`` through a writer process; return when every result is in the manifest.
+    """Drain ``receive`` through a writer process; return when every result is in the manifest
+    (``written(n)`` as each ``n`` more are).
 
     Raises ``OutputError`` for a write error in the child and ``ChainscanError`` if the child
     dies. Cancelled (a second Ctrl-C), it kills the child at once.
@@ -140,8 +143,8 @@ async def write_in_process(
                         data = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
                         await child.stdin.send_all(_HEADER.pack(len(data)) + data)
                         sent += len(results)
-                        # Take no more while the child holds more than IN_CHILD: the channel
-                        # fills and new connections wait (``scan._backlog``).
+                        # Take no more while the child holds more than IN_CHILD (the
+                        # window of ``scan._backlog`` normally keeps it below that).
                         await child.wait_returned(sent - IN_CHILD)
         except trio.BrokenResourceError:
             # The child is gone and its collector says why (and stops the scan). While the
@@ -162,6 +165,7 @@ async def write_in_process(
         display=display,
         feed=feed,
         interrupted=interrupted,
+        written=written,
     )
 
 

@@ -44,10 +44,11 @@ A target's life, and what it holds at each step::
   past the deadline: a retry that could not start before it is not waited for.
 
 Results go into a trio memory channel; a slow consumer blocks ``send``, which keeps tasks
-admitted, which stops the producer: back-pressure all the way to the input file. And while a
-result waits in ``send``, no new connection starts (``_backlog``, for a scan's own writer):
-the admitted targets do not all finish and queue up for a slow writer, where a crash would
-lose them.
+admitted, which stops the producer: back-pressure all the way to the input file. And for a
+scan's own writer, a new connection starts only while open connections plus results the
+writer has not acknowledged fit a window that closes while the writer is behind
+(``_backlog``): the admitted targets do not all finish and queue up for a slow writer, where
+a crash would lose them.
 
 Cost per target
 ---------------
@@ -177,6 +178,8 @@ class _Limits:
             if slots.value > 0:  # nobody waits on a semaphore with a value: no queue jumping
                 slots.acquire_nowait()
                 if self.rate is None or self.rate.try_acquire():
+                    if self.backlog is not None:
+                        self.backlog.started()  # not full (above): takes its place
                     return True
                 slots.release()
             if per_net is not None:
@@ -197,10 +200,16 @@ class _Limits:
             try:
                 await self.slots.acquire()
                 try:
-                    if self.backlog is not None:
-                        await self.backlog.wait_room()
-                    if self.rate is not None:
-                        await self.rate.acquire()
+                    backlog = self.backlog
+                    if backlog is not None:
+                        await backlog.wait_room()
+                    try:
+                        if self.rate is not None:
+                            await self.rate.acquire()
+                    except BaseException:
+                        if backlog is not None:
+                            backlog.ended()
+                        raise
                 except BaseException:
                     self.slots.release()
                     raise
@@ -214,6 +223,8 @@ class _Limits:
             raise
 
     def release(self, address: str) -> None:
+        if self.backlog is not None:
+            self.backlog.ended()
         self.slots.release()
         if self.per_net is not None:
             self.per_net.release(network_of(address))
@@ -384,10 +395,10 @@ class Scheduler:
 
     ``probe_fn``, ``resolver`` and ``rng`` are injectable so the scheduling logic can be tested
     on trio's MockClock with a fake network (an injected probe runs under a cancel scope on the
-    target's deadline; the default, ``_probe.probe``, keeps it itself). ``writer_backpressure``
-    (a scan's own writer, in ``run``): no new connection while a result waits for room in
-    ``send`` (``_backlog``); the library API leaves it off, so its consumer's pace alone holds
-    the scan back, as before.
+    target's deadline; the default, ``_probe.probe``, keeps it itself). ``backlog`` (a scan's
+    own writer, in ``run``, which acknowledges each result it is done with): new connections
+    wait while the writer is behind (``_backlog``); the library API has none, so its
+    consumer's pace alone holds the scan back, as before.
     """
 
     def __init__(
@@ -400,7 +411,7 @@ class Scheduler:
         rng: random.Random | None = None,
         follow_up: FollowUp | None = None,
         completer: ChainCompleter | None = None,
-        writer_backpressure: bool = False,
+        backlog: Backlog | None = None,
     ) -> None:
         self.options = options
         self._probe: _DeadlineProbe = probe if probe_fn is None else _Bounded(probe_fn)
@@ -427,7 +438,7 @@ class Scheduler:
             else None,
             AddressLimiter(options.per_ip) if options.per_ip > 0 else None,
             AddressLimiter(options.per_net) if options.per_net > 0 else None,
-            Backlog() if writer_backpressure else None,
+            backlog,
         )
         self.max_admitted = max(4 * options.concurrency, 64)
         self._admission = trio.Semaphore(self.max_admitted)
@@ -461,11 +472,16 @@ class Scheduler:
         skip: Callable[[Target], bool] | None,
         blocking_source: bool,
     ) -> None:
-        async with send, trio.open_nursery() as nursery:
-            # ``send`` is closed after the nursery, so the tasks share it unclosed.
-            await take_input(
-                items, _Admit(self, nursery, send), skip=skip, blocking=blocking_source
-            )
+        backlog = self._limits.backlog
+        async with send, trio.open_nursery() as pacing:
+            if backlog is not None:
+                pacing.start_soon(backlog.pace)
+            async with trio.open_nursery() as nursery:
+                # ``send`` is closed after the nursery, so the tasks share it unclosed.
+                await take_input(
+                    items, _Admit(self, nursery, send), skip=skip, blocking=blocking_source
+                )
+            pacing.cancel_scope.cancel()
 
     async def scan_one(self, target: Target) -> ScanResult:
         """All attempts at one target, under its total deadline. Never raises for the target."""
@@ -570,7 +586,7 @@ class Scheduler:
         if self._trace is not None:
             self._trace.finished(result.target.host)
         # ``send.send`` without its yield when the channel has room (the common case);
-        # with ``writer_backpressure``, no new connection starts while it has none.
+        # with a ``backlog``, the result counts as unwritten until the writer says so.
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._limits.backlog is not None:
             await self._limits.backlog.send(send, result)
