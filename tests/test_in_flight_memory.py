@@ -9,6 +9,8 @@ suspended in, and the objects it holds instead of a wrapper or a closure.
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -48,12 +50,10 @@ def _target_tasks() -> list[trio.lowlevel.Task]:
     return found
 
 
-async def test_a_waiting_handshake_is_suspended_in_few_chainscan_coroutines() -> None:
-    """A target waiting for its server's answer is suspended in four chainscan coroutines:
-    the task (``_run_target``), the target's attempts under its deadline (``scan_one``), the
-    attempt's addresses (``probe``) and the connection (``_attempt``, with the handshake loop
-    inline). Each coroutine frame is 200-400 bytes per handshake in flight; before the trim
-    there were six (``_attempts`` and ``_handshake`` as well)."""
+@asynccontextmanager
+async def _waiting_targets() -> AsyncIterator[list[trio.lowlevel.Task]]:
+    """``HELD`` targets of a scan, each having sent its ClientHello to a server on loopback
+    that accepts and never answers: their tasks, while they wait."""
     listener = trio.socket.socket()
     await listener.bind(("127.0.0.1", 0))
     listener.listen(HELD)
@@ -82,12 +82,42 @@ async def test_a_waiting_handshake_is_suspended_in_few_chainscan_coroutines() ->
             await trio.testing.wait_all_tasks_blocked()
             tasks = _target_tasks()
             assert len(tasks) == HELD
-            for task in tasks:
-                assert _chainscan_frames(task) == ["_run_target", "scan_one", "probe", "_attempt"]
+            yield tasks
             nursery.cancel_scope.cancel()
         for conn in accepted:
             conn.close()
     await receive.aclose()
+
+
+async def test_a_waiting_handshake_is_suspended_in_few_chainscan_coroutines() -> None:
+    """A target waiting for its server's answer is suspended in three chainscan coroutines:
+    the task with the target's attempts under its deadline (``_run_target``), the attempt's
+    addresses (``probe``) and the connection (``_attempt``, with the handshake loop inline).
+    Each coroutine frame is 200-400 bytes per handshake in flight, and trio keeps a frame
+    object as large beside the task's first one; before the trims there were six
+    (``_attempts`` and ``_handshake``, then ``scan_one`` as well)."""
+    async with _waiting_targets() as tasks:
+        for task in tasks:
+            assert _chainscan_frames(task) == ["_run_target", "probe", "_attempt"]
+
+
+async def test_a_waiting_handshake_is_inside_one_cancel_scope() -> None:
+    """The connection's scope (connect, then handshake timeout, or the target's deadline if
+    that comes first) is the only cancel scope between a waiting target's task and the scan's
+    nursery. Each open scope costs about 800 bytes (a CancelScope, a CancelStatus with two
+    sets, a deadline-heap entry); the scheduler's scope on the target's deadline and the
+    probe's handshake scope made two. Reads trio's ``Task._cancel_status``."""
+    async with _waiting_targets() as tasks:
+        for task in tasks:
+            assert task.parent_nursery is not None
+            nursery_status = task.parent_nursery.cancel_scope._cancel_status
+            status = task._cancel_status
+            scopes = 0
+            while status is not nursery_status:
+                assert status is not None
+                scopes += 1
+                status = status.parent
+            assert scopes == 1
 
 
 def test_a_handshake_holds_openssls_object_without_the_sslobject_wrapper() -> None:
@@ -105,7 +135,17 @@ def test_a_handshake_holds_openssls_object_without_the_sslobject_wrapper() -> No
 
 def test_a_targets_gate_is_a_slotted_object_not_a_closure() -> None:
     """Each target in flight holds its ``gate(ip)``: a ``_Progress`` (no ``__dict__``), rather
-    than a function closing over three cells."""
-    progress = _schedule._Progress(None, trio.CancelScope())  # type: ignore[arg-type]
+    than a function closing over three cells; and ``gate(ip)`` is that object itself, not a
+    gate object per connection (``_PausedGate``, until the trim)."""
+    progress = _schedule._Progress(None, 0.0)  # type: ignore[arg-type]
     assert not hasattr(progress, "__dict__")
     assert callable(progress)
+    assert progress("192.0.2.1") is progress
+
+
+def test_a_handshake_waiting_for_its_chain_holds_no_list_of_its_own() -> None:
+    """Until the chain arrives, ``Handshake.chain`` is the shared empty tuple, not an empty
+    list per connection in flight (56 bytes each)."""
+    hs = _tls.Handshake(_tls.client_context(), "a.test")
+    hs.start()
+    assert type(hs.chain) is tuple and len(hs.chain) == 0

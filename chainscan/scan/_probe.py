@@ -4,15 +4,22 @@ This is the I/O edge of chainscan. It owns the sockets and the per-phase timeout
 that can go wrong out there is translated here into an :class:`~chainscan.ErrorKind` (the
 ``map_exceptions`` idea of httpcore), so no OS or TLS exception ever escapes into the scheduler.
 
-* Addresses: an explicit ``{ip}`` or an IP literal is used as is; a name is resolved through
-  the run's cached :class:`~chainscan.scan._resolve.Resolver`. When connecting to one address
-  fails (refused, unreachable, connect timeout) the next resolved address is tried.
+* Addresses: an explicit ``{ip}`` or an IP literal is used as is, without the resolver; a
+  name is resolved through the run's cached :class:`~chainscan.scan._resolve.Resolver`. When
+  connecting to one address fails (refused, unreachable, connect timeout) the next resolved
+  address is tried.
 * Every address goes through ``gate(ip)``, the scheduler's admission: per-address cap, global
   concurrency slot, connection rate. The socket exists only inside the gate, so open sockets
   never exceed the concurrency limit.
 * ``connect_timeout`` bounds the TCP connect and ``handshake_timeout`` bounds the *whole*
   handshake, however slowly the server drips its bytes: it is one deadline, not a per-read
-  timer. The scheduler adds the total per-target deadline on top.
+  timer. The target's total deadline is the scheduler's, and the probe keeps it too
+  (``deadline=``, a :class:`TargetDeadline` the scheduler moves while the target waits at the
+  gate): the lookup, and then the connection, end at the earlier of their own timeout and that
+  deadline. When the deadline comes first the result is :data:`DEADLINE`, which the scheduler
+  reports as the target's ``timeout``, exactly as when its own scope around the probe ended
+  it (what it still does for a probe injected in tests, and what a caller without
+  ``deadline=`` does: ``--deployments``).
 * At most ``max_handshake_bytes`` are read from a server; more is ``too-large``. At most
   ``max_chain_length`` certificates are kept.
 * A target with a ``protocol`` (SMTP, IMAP, PostgreSQL, ...) first runs that protocol's
@@ -43,11 +50,22 @@ non-blocking standard-library socket and trio's two I/O primitives directly,
 Memory
 ------
 With 10,000 handshakes in flight, each holds, besides OpenSSL's ~40 KiB, a trio task and the
-chain of coroutines waiting on its socket; every coroutine costs its frame (200-400 bytes). So
-the connect-and-handshake path is one coroutine, ``_attempt``, with the handshake loop inline,
-and ``tls.Handshake`` holds OpenSSL's object without the ``ssl.SSLObject`` wrapper. The
-scheduler does the same (``_schedule``: one coroutine for a target's attempts). ``python -m
-benchmarks.scenarios.scale --tracemalloc`` lists what a handshake in flight holds.
+chain of coroutines waiting on its socket; every coroutine costs its frame (200-400 bytes), and
+every open cancel scope about 800 bytes (the scope, trio's CancelStatus with two sets, an entry
+in the deadline heap). So:
+
+* the connect-and-handshake path is one coroutine, ``_attempt``, with the handshake loop
+  inline; the scheduler does the same (``_schedule``: the target's task is its attempt loop);
+* one cancel scope covers connect and handshake, its deadline moved from the one to the other,
+  and it is the only one open: the target's deadline is kept by the probe (above), not by a
+  scope of the scheduler's around it;
+* ``tls.Handshake`` holds OpenSSL's object without the ``ssl.SSLObject`` wrapper, and no
+  chain list until there is a chain; the socket is closed (``try``/``finally``: ``with sock``
+  would keep a bound ``__exit__`` alive for the whole handshake) before the result is built,
+  and a received chunk is dropped once OpenSSL has it.
+
+``python -m benchmarks.scenarios.scale --tracemalloc`` lists what a handshake in flight holds;
+``tests/test_in_flight_memory.py`` pins the trims.
 
 Every wait is a trio checkpoint, so the timeouts and the scheduler's deadline cancel it as they
 would a ``trio.socket`` call; ``checkpoint_if_cancelled`` before ``connect`` keeps a cancelled
@@ -57,25 +75,42 @@ scan from opening new connections.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import socket
 import ssl
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, suppress
+from typing import Protocol
 
 import trio
 
 from .._models import ErrorKind, ProbeOutcome, ScanOptions, Target, Timings
 from ._oserrors import os_error_kind as _os_error_kind
 from ._records import FlightError, FlightReader
-from ._resolve import Address, ResolveFailed, Resolver
+from ._resolve import Address, ResolveFailed, Resolver, literal_address
 from ._starttls import MAX_DIALOGUE_BYTES, DialogueFailed, make_dialogue, server_words
 from ._tls import Handshake, HandshakeFailed, client_context
 
-__all__ = ["Gate", "probe"]
+__all__ = ["DEADLINE", "Gate", "TargetDeadline", "probe"]
 
 Gate = Callable[[str], AbstractAsyncContextManager[object]]
 """``gate(ip)``: held around each connection; the scheduler's limits live behind it."""
+
+
+class TargetDeadline(Protocol):
+    """The target's total deadline, which the scheduler moves while the target waits at the
+    gate; ``probe`` reads it as each phase starts."""
+
+    @property
+    def deadline(self) -> float:
+        """In trio's clock; ``math.inf`` for none."""
+        ...
+
+
+DEADLINE = ProbeOutcome(error_kind=ErrorKind.TIMEOUT, error="the target's deadline passed")
+"""What ``probe(..., deadline=...)`` returns when the target's deadline, not one of the
+probe's own timeouts, ended the attempt; the scheduler reports the target as timed out."""
 
 _IN_PROGRESS = {errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR}
 _RECV_SIZE = 65536
@@ -191,18 +226,25 @@ async def _large_chain(
     options: ScanOptions,
     refused: ProbeOutcome,
     timings: Timings,
+    until: float,
     deadline: float,
 ) -> ProbeOutcome:
-    """The chain OpenSSL refused as too large, read from a TLS 1.2 flight; else ``refused``."""
+    """The chain OpenSSL refused as too large, read from a TLS 1.2 flight by ``until``; else
+    ``refused``. ``DEADLINE`` if the target's ``deadline`` comes first."""
     ip = address.ip
     try:
-        with trio.fail_at(deadline), socket.socket(address.family, socket.SOCK_STREAM) as sock:
+        with (
+            trio.fail_at(min(until, deadline)),
+            socket.socket(address.family, socket.SOCK_STREAM) as sock,
+        ):
             sock.setblocking(False)
             await _connect(sock, address.sockaddr)
             if target.protocol is not None:  # the same plaintext dialogue first
                 await _dialogue(sock, target.protocol, target)
             read = await _read_flight(sock, target.sni, options)
     except (OSError, FlightError, DialogueFailed, trio.TooSlowError) as exc:
+        if isinstance(exc, trio.TooSlowError) and deadline <= until:
+            return DEADLINE
         why = (
             exc.message
             if isinstance(exc, FlightError | DialogueFailed)
@@ -238,6 +280,7 @@ async def _attempt(
     options: ScanOptions,
     context: ssl.SSLContext,
     resolve_time: float,
+    deadline: float,
 ) -> ProbeOutcome:
     ip = address.ip
     t0 = trio.current_time()
@@ -246,25 +289,21 @@ async def _attempt(
     except OSError as exc:
         kind, message = _os_error_kind(exc, "socket", ip)
         return ProbeOutcome(error_kind=kind, error=message, address=ip)
-    with sock:
+    try:  # not ``with sock``: that keeps a bound ``__exit__`` for the whole handshake
         sock.setblocking(False)
+        # One cancel scope for both phases (see "Memory"): its deadline is the connect
+        # timeout, then the handshake timeout, or the target's deadline if that comes first.
+        phase = "connect"
+        until = t0 + options.connect_timeout
+        t1 = t0
         try:
-            with trio.move_on_after(options.connect_timeout) as connect_scope:
+            with trio.CancelScope(deadline=min(until, deadline)) as scope:
                 await _connect(sock, address.sockaddr)
-        except OSError as exc:
-            kind, message = _os_error_kind(exc, "connect", ip)
-            return ProbeOutcome(error_kind=kind, error=message, address=ip)
-        if connect_scope.cancelled_caught:
-            return ProbeOutcome(
-                error_kind=ErrorKind.TIMEOUT_CONNECT,
-                error=f"TCP connect to {ip} port {target.port} took over "
-                f"{options.connect_timeout:g}s",
-                address=ip,
-            )
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        t1 = trio.current_time()
-        try:
-            with trio.move_on_after(options.handshake_timeout) as hs_scope:
+                phase = "handshake"
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                t1 = trio.current_time()
+                until = t1 + options.handshake_timeout
+                scope.deadline = min(until, deadline)
                 if target.protocol is not None:
                     await _dialogue(sock, target.protocol, target)
                 # The handshake loop: inline, not a coroutine of its own (see "Memory").
@@ -289,6 +328,7 @@ async def _attempt(
                                 address=ip,
                             )
                         done.feed(data)
+                    del data  # not held while waiting for the next read
                     out = done.step()
                     if out:
                         try:
@@ -296,6 +336,7 @@ async def _attempt(
                         except OSError:
                             if not done.done:
                                 raise
+                    del out
         except HandshakeFailed as exc:
             if exc.kind is ErrorKind.NOT_TLS and target.protocol is not None:
                 return ProbeOutcome(
@@ -310,14 +351,23 @@ async def _attempt(
             timings = Timings(resolve=resolve_time, connect=t1 - t0)
             budget = options.connect_timeout + options.handshake_timeout
             return await _large_chain(
-                target, address, options, refused, timings, trio.current_time() + budget
+                target, address, options, refused, timings, trio.current_time() + budget, deadline
             )
         except DialogueFailed as exc:
             return ProbeOutcome(error_kind=exc.kind, error=f"{ip}: {exc.message}", address=ip)
         except OSError as exc:
-            kind, message = _os_error_kind(exc, "handshake", ip)
+            kind, message = _os_error_kind(exc, phase, ip)
             return ProbeOutcome(error_kind=kind, error=message, address=ip)
-        if hs_scope.cancelled_caught:
+        if scope.cancelled_caught:
+            if deadline <= until:
+                return DEADLINE
+            if phase == "connect":
+                return ProbeOutcome(
+                    error_kind=ErrorKind.TIMEOUT_CONNECT,
+                    error=f"TCP connect to {ip} port {target.port} took over "
+                    f"{options.connect_timeout:g}s",
+                    address=ip,
+                )
             what = "the TLS handshake"
             if target.protocol is not None:
                 what = f"the {target.protocol} dialogue and the TLS handshake"
@@ -326,25 +376,27 @@ async def _attempt(
                 error=f"{ip} did not complete {what} within {options.handshake_timeout:g}s",
                 address=ip,
             )
-        t2 = trio.current_time()
-        timings = Timings(resolve=resolve_time, connect=t1 - t0, handshake=t2 - t1)
-        if not done.chain:
-            return ProbeOutcome(
-                error_kind=ErrorKind.NO_CERTIFICATE,
-                error=f"{ip} completed the handshake without sending a certificate",
-                address=ip,
-                tls_version=done.version,
-                cipher=done.cipher,
-                timings=timings,
-            )
+    finally:
+        sock.close()
+    t2 = trio.current_time()
+    timings = Timings(resolve=resolve_time, connect=t1 - t0, handshake=t2 - t1)
+    if not done.chain:
         return ProbeOutcome(
-            chain=tuple(done.chain[: options.max_chain_length]),
-            chain_sent=len(done.chain),
+            error_kind=ErrorKind.NO_CERTIFICATE,
+            error=f"{ip} completed the handshake without sending a certificate",
             address=ip,
             tls_version=done.version,
             cipher=done.cipher,
             timings=timings,
         )
+    return ProbeOutcome(
+        chain=tuple(done.chain[: options.max_chain_length]),
+        chain_sent=len(done.chain),
+        address=ip,
+        tls_version=done.version,
+        cipher=done.cipher,
+        timings=timings,
+    )
 
 
 # Failures after which trying another address of the same name can help.
@@ -358,19 +410,38 @@ async def probe(
     context: ssl.SSLContext,
     resolver: Resolver,
     gate: Gate,
+    deadline: TargetDeadline | None = None,
 ) -> ProbeOutcome:
-    """Make one attempt at ``target``: every resolved address in turn until one connects."""
+    """Make one attempt at ``target``: every resolved address in turn until one connects.
+
+    With ``deadline`` (the scheduler's), no phase runs past ``deadline.deadline``, read as each
+    phase starts; if it comes first, the result is ``DEADLINE``. Without it, the caller bounds
+    the attempt.
+    """
     t0 = trio.current_time()
-    try:
-        addresses = await resolver.resolve(target.address or target.host, target.port)
-    except ResolveFailed as exc:
-        return ProbeOutcome(error_kind=exc.kind, error=exc.message)
+    host = target.address or target.host
+    literal = literal_address(host, target.port)
+    if literal is not None:  # no lookup, no wait
+        addresses = [literal]
+    else:
+        try:
+            if deadline is None:
+                addresses = await resolver.resolve(host, target.port)
+            else:
+                with trio.move_on_at(deadline.deadline) as scope:
+                    addresses = await resolver.resolve(host, target.port)
+                if scope.cancelled_caught:
+                    return DEADLINE
+        except ResolveFailed as exc:
+            return ProbeOutcome(error_kind=exc.kind, error=exc.message)
     resolve_time = trio.current_time() - t0
     outcome: ProbeOutcome | None = None
     for address in addresses:
         async with gate(address.ip):
-            outcome = await _attempt(target, address, options, context, resolve_time)
-        if outcome.error_kind not in _NEXT_ADDRESS:
+            # Read inside the gate: the scheduler moves the deadline by the time waited there.
+            until = math.inf if deadline is None else deadline.deadline
+            outcome = await _attempt(target, address, options, context, resolve_time, until)
+        if outcome.error_kind not in _NEXT_ADDRESS:  # DEADLINE's TIMEOUT included
             break
     if outcome is None:
         return ProbeOutcome(error_kind=ErrorKind.DNS, error=f"no address for {target.host}")

@@ -28,13 +28,18 @@ A target's life, and what it holds at each step::
   reason.
 * **Rate** (``--rate``): a token bucket for new connections, taken last, right before
   ``connect()``, so a token is never spent by a task that then waits for something else.
-* **Deadlines**: ``_probe`` bounds connect and handshake; here ``trio.move_on_at`` bounds the
-  whole target (every attempt and backoff wait) by ``--deadline``. Nothing a server does can
-  hold a target longer. The deadline is *paused* while the target waits at the gate for a
-  per-address slot, a global slot or a rate token (``_PausedGate``): that wait depends on the
-  other targets and on our own limits, not on this server, and counting it made healthy
-  targets queued behind a busy address fail with ``timeout`` before they ever connected.
-  ``elapsed`` leaves those waits out too.
+* **Deadlines**: ``_probe`` bounds connect and handshake, and ``--deadline`` bounds the whole
+  target (every attempt and backoff wait). The probe keeps that deadline too: it gets the
+  target's ``_Progress`` as ``deadline=`` and ends each phase at the earlier of its own
+  timeout and the target's deadline (``_probe.DEADLINE`` if the latter), so no cancel scope of
+  the scheduler's is open around it (one scope fewer per connection in flight); a backoff wait
+  never starts past the deadline. A probe injected for tests is not told the deadline and
+  runs under a ``trio.CancelScope`` on it (``_Bounded``). Nothing a server does can hold a
+  target longer. The deadline is *paused* while the target waits at the gate for a
+  per-address slot, a global slot or a rate token (``_Progress.__aenter__``): that wait
+  depends on the other targets and on our own limits, not on this server, and counting it
+  made healthy targets queued behind a busy address fail with ``timeout`` before they ever
+  connected. ``elapsed`` leaves those waits out too.
 * **Retries**: only for ``TRANSIENT_KINDS``, with full-jitter exponential backoff, and never
   past the deadline: a retry that could not start before it is not waited for.
 
@@ -85,7 +90,7 @@ from ._backlog import Backlog
 from ._deployments import DeploymentProber
 from ._intake import take_input
 from ._limits import AddressLimiter, RateLimiter, backoff_delays, network_of
-from ._probe import Gate, probe
+from ._probe import DEADLINE, Gate, probe
 from ._resolve import Resolver
 from ._revocation import RevocationChecker
 from ._tls import client_context
@@ -99,6 +104,9 @@ _TASK_NAME = "chainscan target"
 
 
 class ProbeFn(Protocol):
+    """A probe injected for tests (``Scheduler(probe_fn=...)``): it is not told the target's
+    deadline, so the scheduler runs it under a cancel scope on it (``_Bounded``)."""
+
     async def __call__(
         self,
         target: Target,
@@ -107,6 +115,22 @@ class ProbeFn(Protocol):
         context: ssl.SSLContext,
         resolver: Resolver,
         gate: Gate,
+    ) -> ProbeOutcome: ...
+
+
+class _DeadlineProbe(Protocol):
+    """What a target's attempts call: ``_probe.probe`` itself, or a ``_Bounded`` injected probe.
+    It ends by ``deadline.deadline`` and returns ``DEADLINE`` if that ended it."""
+
+    async def __call__(
+        self,
+        target: Target,
+        *,
+        options: ScanOptions,
+        context: ssl.SSLContext,
+        resolver: Resolver,
+        gate: Gate,
+        deadline: _Progress,
     ) -> ProbeOutcome: ...
 
 
@@ -231,51 +255,85 @@ class _Gate:
 
 
 class _Progress:
-    """One target's attempts so far, and its ``gate(ip)`` (a ``_PausedGate`` on its deadline).
+    """One target's attempts so far, its deadline, and its ``gate(ip)``.
 
-    A slotted object rather than a closure over the scope and the counters: every target in
-    flight holds one, and a closure (function, tuple, three cells) costs about 300 bytes more.
+    A slotted object rather than a closure over the counters: every target in flight holds
+    one, and a closure (function, tuple, three cells) costs about 300 bytes more. It is also the
+    target's gate itself (``gate(ip)`` returns it), not a gate object per connection: a
+    target's attempts, and the addresses of one attempt, are tried one at a time.
+
+    ``deadline`` is the target's (trio time). While the target waits at the gate it is paused
+    (pushed back by the time waited), and so is ``scope``, the cancel scope on it that
+    ``_Bounded`` opens around an injected probe; the built-in probe reads ``deadline``
+    (``_probe.TargetDeadline``) and needs no scope of the scheduler's around it.
     """
 
-    __slots__ = ("_limits", "_scope", "attempts", "outcome", "waited")
+    __slots__ = ("_address", "_limits", "attempts", "deadline", "outcome", "scope", "waited")
 
-    def __init__(self, limits: _Limits, scope: trio.CancelScope) -> None:
+    def __init__(self, limits: _Limits, deadline: float) -> None:
         self._limits = limits
-        self._scope = scope
+        self._address = ""
+        self.deadline = deadline
+        self.scope: trio.CancelScope | None = None
         self.attempts = 0
         self.outcome: ProbeOutcome | None = None
         self.waited = 0.0
         """Seconds spent waiting at the gate, with the deadline paused."""
 
-    def __call__(self, address: str) -> _PausedGate:
-        return _PausedGate(self._limits, address, self._scope, self)
-
-
-class _PausedGate(_Gate):
-    """A target's ``gate(ip)``: the target's deadline (``scope``) stops while it waits."""
-
-    __slots__ = ("_progress", "_scope")
-
-    def __init__(
-        self, limits: _Limits, address: str, scope: trio.CancelScope, progress: _Progress
-    ) -> None:
-        super().__init__(limits, address)
-        self._scope = scope
-        self._progress = progress
+    def __call__(self, address: str) -> _Progress:
+        self._address = address
+        return self
 
     async def __aenter__(self) -> None:
         if self._limits.try_acquire(self._address):
             return  # nothing to wait for: the deadline runs on
-        scope = self._scope
+        scope = self.scope
         began = trio.current_time()
-        remaining = scope.deadline - began
-        scope.deadline = math.inf
+        if scope is not None:
+            scope.deadline = math.inf
         try:
             await self._limits.acquire(self._address)
         finally:
-            now = trio.current_time()
-            self._progress.waited += now - began
-            scope.deadline = now + remaining
+            waited = trio.current_time() - began
+            self.waited += waited
+            self.deadline += waited
+            if scope is not None:
+                scope.deadline = self.deadline
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._limits.release(self._address)
+
+
+class _Bounded:
+    """An injected ``ProbeFn``, run under a cancel scope on the target's deadline."""
+
+    __slots__ = ("_probe",)
+
+    def __init__(self, probe_fn: ProbeFn) -> None:
+        self._probe = probe_fn
+
+    async def __call__(
+        self,
+        target: Target,
+        *,
+        options: ScanOptions,
+        context: ssl.SSLContext,
+        resolver: Resolver,
+        gate: Gate,
+        deadline: _Progress,
+    ) -> ProbeOutcome:
+        outcome = DEADLINE
+        with trio.CancelScope(deadline=deadline.deadline) as deadline.scope:
+            outcome = await self._probe(
+                target, options=options, context=context, resolver=resolver, gate=gate
+            )
+        deadline.scope = None
+        return outcome
 
 
 class _Admit:
@@ -336,17 +394,18 @@ class Scheduler:
     """Runs targets under the limits of ``options``; see the module docstring.
 
     ``probe_fn``, ``resolver`` and ``rng`` are injectable so the scheduling logic can be tested
-    on trio's MockClock with a fake network. ``backlog`` (a scan's own writer, in ``run``,
-    which acknowledges each result it is done with): new connections wait while the writer is
-    behind (``_backlog``); the library API has none, so its consumer's pace alone holds the
-    scan back, as before.
+    on trio's MockClock with a fake network (an injected probe runs under a cancel scope on the
+    target's deadline; the default, ``_probe.probe``, keeps it itself). ``backlog`` (a scan's
+    own writer, in ``run``, which acknowledges each result it is done with): new connections
+    wait while the writer is behind (``_backlog``); the library API has none, so its
+    consumer's pace alone holds the scan back, as before.
     """
 
     def __init__(
         self,
         options: ScanOptions,
         *,
-        probe_fn: ProbeFn = probe,
+        probe_fn: ProbeFn | None = None,
         resolver: Resolver | None = None,
         context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
@@ -355,7 +414,7 @@ class Scheduler:
         backlog: Backlog | None = None,
     ) -> None:
         self.options = options
-        self._probe = probe_fn
+        self._probe: _DeadlineProbe = probe if probe_fn is None else _Bounded(probe_fn)
         self._follow_up = follow_up or (DeploymentProber(options) if options.deployments else None)
         self._resolver = resolver or Resolver()
         self._completer = completer or (
@@ -424,47 +483,30 @@ class Scheduler:
                 )
             pacing.cancel_scope.cancel()
 
-    async def _run_target(
-        self, target: Target, send: trio.MemorySendChannel[ScanResult | BadLine]
-    ) -> None:
-        try:
-            result = await self.scan_one(target)
-            if self._completer is not None and result.chain:
-                remaining = max(0.0, self.options.deadline - result.elapsed)
-                deadline = trio.current_time() + remaining
-                result = await self._completer(result, deadline)
-                if self._revocation is not None:
-                    result = await self._revocation(result, deadline)
-            if self._follow_up is not None:
-                result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
-            if self._trace is not None:
-                self._trace.finished(target.host)
-            # ``send.send`` without its yield when the channel has room (the common case);
-            # with a ``backlog``, the result counts as unwritten until the writer says so.
-            await trio.lowlevel.checkpoint_if_cancelled()
-            if self._limits.backlog is not None:
-                await self._limits.backlog.send(send, result)
-            else:
-                try:
-                    send.send_nowait(result)
-                except trio.WouldBlock:
-                    await send.send(result)
-        finally:
-            self._admission.release()
-
     async def scan_one(self, target: Target) -> ScanResult:
-        """All attempts at one target, under its total deadline. Never raises for the target.
+        """All attempts at one target, under its total deadline. Never raises for the target."""
+        return await self._run_target(target, None)
 
-        One coroutine for the deadline and the attempts: its frame is held by every target in
-        flight, so the attempt loop is not a coroutine of its own.
+    async def _run_target(
+        self, target: Target, send: trio.MemorySendChannel[ScanResult | BadLine] | None
+    ) -> ScanResult:
+        """All attempts at ``target``, under its total deadline. In a scan (``send``), this is
+        the target's task: the result then goes through ``_deliver``, and the admission is
+        given back at the end.
+
+        One coroutine for the task, the deadline and the attempts: its frame is held by every
+        target in flight, so neither the attempt loop nor the task around it is a coroutine
+        of its own (``scan_one`` adds one, outside a scan).
         """
-        options = self.options
-        started = trio.current_time()
-        scope = trio.CancelScope(deadline=started + options.deadline)
-        progress = _Progress(self._limits, scope)
-        with scope:
+        try:
+            options = self.options
+            started = trio.current_time()
+            progress = _Progress(self._limits, started + options.deadline)
+            timed_out = False
             delays: Iterator[float] | None = None
-            for attempt in range(1, options.retries + 2):
+            attempt = 0
+            while attempt <= options.retries:
+                attempt += 1
                 progress.attempts = attempt
                 outcome = await self._probe(
                     target,
@@ -472,7 +514,11 @@ class Scheduler:
                     context=self._context,
                     resolver=self._resolver,
                     gate=progress,
+                    deadline=progress,
                 )
+                if outcome is DEADLINE:
+                    timed_out = True
+                    break
                 progress.outcome = outcome
                 if outcome.ok or outcome.error_kind not in TRANSIENT_KINDS:
                     break
@@ -481,12 +527,24 @@ class Scheduler:
                 if delays is None:
                     delays = backoff_delays(options.backoff_base, options.backoff_cap, self._rng)
                 wake = trio.current_time() + next(delays)
-                if wake >= scope.deadline:
+                if wake >= progress.deadline:
                     break  # the retry could not even start in time: report this failure now
                 await trio.sleep_until(wake)  # holds admission only, no slot, no socket
-        elapsed = trio.current_time() - started - progress.waited
+            elapsed = trio.current_time() - started - progress.waited
+            result = self._result(target, progress, timed_out, elapsed)
+            if send is not None:
+                await self._deliver(result, send)
+            return result
+        finally:
+            if send is not None:
+                self._admission.release()
+
+    def _result(
+        self, target: Target, progress: _Progress, timed_out: bool, elapsed: float
+    ) -> ScanResult:
+        options = self.options
         last = progress.outcome
-        if scope.cancelled_caught or last is None:
+        if timed_out or last is None:
             before = f"; attempt {progress.attempts - 1} failed: {last.error}" if last else ""
             return ScanResult(
                 target=target,
@@ -512,3 +570,28 @@ class Scheduler:
             cipher=last.cipher,
             timings=last.timings,
         )
+
+    async def _deliver(
+        self, result: ScanResult, send: trio.MemorySendChannel[ScanResult | BadLine]
+    ) -> None:
+        """Complete the chain (AIA), check revocation, follow up, then send the result."""
+        if self._completer is not None and result.chain:
+            remaining = max(0.0, self.options.deadline - result.elapsed)
+            deadline = trio.current_time() + remaining
+            result = await self._completer(result, deadline)
+            if self._revocation is not None:
+                result = await self._revocation(result, deadline)
+        if self._follow_up is not None:
+            result = await self._follow_up(result, resolver=self._resolver, gate=self.gate)
+        if self._trace is not None:
+            self._trace.finished(result.target.host)
+        # ``send.send`` without its yield when the channel has room (the common case);
+        # with a ``backlog``, the result counts as unwritten until the writer says so.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._limits.backlog is not None:
+            await self._limits.backlog.send(send, result)
+        else:
+            try:
+                send.send_nowait(result)
+            except trio.WouldBlock:
+                await send.send(result)

@@ -36,11 +36,20 @@ wrapper adds an instance, its ``__dict__`` and a weak reference to it (about 250
 connection, 10,000 connections in flight are 2.5 MB) and nothing we use. The chain is read with
 the connection object's ``get_unverified_chain()`` (there since Python 3.10; public on
 ``SSLObject`` only from 3.13), one DER encoding per certificate.
+
+OpenSSL's own share, about 41 KiB per handshake waiting for the ServerHello (OpenSSL 3.0), is
+out of our reach: about 9.5 KiB is the connection object as created, the rest appears once
+the ClientHello is written (by OpenSSL's source, mostly the 16 KiB handshake message buffer and
+the ~17 KiB record read buffer of the first read that found nothing yet). CPython already sets
+``SSL_MODE_RELEASE_BUFFERS`` on every context, and the ``ssl`` module has no setting for
+either buffer's size (nor for the max fragment length, which would also change the
+ClientHello), so nothing in the context makes them smaller.
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
 from .._models import ErrorKind
@@ -147,8 +156,9 @@ class Handshake:
         )
         self.done = False
         """True once the server's certificates are in hand (handshake finished)."""
-        self.chain: list[bytes] = []
-        """DER chain, filled in when ``done`` becomes true."""
+        self.chain: Sequence[bytes] = ()
+        """DER chain (a list), filled in when ``done`` becomes true; until then the shared
+        empty tuple, not an empty list of its own per connection in flight."""
 
     def start(self) -> bytes:
         """The ClientHello to send first."""
