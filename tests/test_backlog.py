@@ -22,7 +22,14 @@ from chainscan.run import _child
 from chainscan.run._batch import RESULT_BUFFER, result_buffer
 from chainscan.run._child import Child, ChildConfig, run_children, write_results
 from chainscan.run._display import Display
-from chainscan.scan._backlog import MIN_WINDOW, START_WINDOW, TARGET_DELAY, Backlog
+from chainscan.scan._backlog import (
+    MIN_WINDOW,
+    PACE,
+    START_WINDOW,
+    TARGET_DELAY,
+    YOUNG,
+    Backlog,
+)
 from chainscan.scan._schedule import Scheduler
 from tests.test_schedule import FakeNetwork, target
 
@@ -50,7 +57,7 @@ async def _stalled_scan(
                 if backlog is not None:
                     backlog.written(1)
     if backlog is not None:
-        assert backlog.unwritten == 0 and backlog.open == 0
+        assert backlog.unwritten == 0 and backlog.young == 0
     return network, during_stall, results
 
 
@@ -102,7 +109,7 @@ async def _paced_writer_scan(
                 await trio.sleep(per_result)
                 unwritten.append(backlog.unwritten)
                 backlog.written(1)
-    assert backlog.unwritten == 0 and backlog.open == 0
+    assert backlog.unwritten == 0 and backlog.young == 0
     return network, backlog, unwritten, trio.current_time()
 
 
@@ -319,7 +326,7 @@ async def test_places_are_handed_on_in_order_as_the_writer_acknowledges(
             nursery.start_soon(connect, n)
             await trio.testing.wait_all_tasks_blocked()
         for _ in range(START_WINDOW):  # every connection finishes: its result is unwritten
-            backlog.ended()
+            backlog.ended(trio.current_time())
             await backlog.send(send, 0)
         await trio.testing.wait_all_tasks_blocked()
         assert order == [] and backlog.unwritten == START_WINDOW
@@ -327,10 +334,10 @@ async def test_places_are_handed_on_in_order_as_the_writer_acknowledges(
         backlog.window += 2  # (as the pacing task may open it) room for two: the first two
         backlog._wake()
         await trio.testing.wait_all_tasks_blocked()
-        assert sorted(order) == [0, 1] and backlog.open == 2
+        assert sorted(order) == [0, 1] and backlog.young == 2
         backlog.written(START_WINDOW - 2)  # 2 unwritten <= target / 2: the window opens
         await trio.testing.wait_all_tasks_blocked()
-        assert sorted(order) == [0, 1, 2, 3, 4] and backlog.open == 5
+        assert sorted(order) == [0, 1, 2, 3, 4] and backlog.young == 5
     assert backlog.window == START_WINDOW + 2 + START_WINDOW - 2
 
 
@@ -341,7 +348,7 @@ async def test_the_window_closes_by_what_a_writer_behind_acknowledges(
     send, _receive = trio.open_memory_channel[int](10_000)
     for _ in range(START_WINDOW):
         assert backlog.started()
-        backlog.ended()
+        backlog.ended(trio.current_time())
         await backlog.send(send, 0)
     await trio.sleep(1.0)
     backlog.written(10)  # 10 results a second; 54 left > the target (MIN_TARGET)
@@ -355,3 +362,25 @@ async def test_the_window_closes_by_what_a_writer_behind_acknowledges(
         await backlog.send(send, 0)
     backlog.written(200)  # far behind: closed, but never below MIN_WINDOW
     assert backlog.window == MIN_WINDOW
+
+
+async def test_connections_open_longer_than_young_leave_the_window(autojump_clock: object) -> None:
+    # Servers that hold connections to their timeout (blackholed, tarpitted) hand the writer
+    # nothing soon: after YOUNG seconds they stop taking places that live connections need.
+    # A concurrency of 0 keeps the window at START_WINDOW (its widest is the concurrency plus
+    # twice the target): what frees places here is the aging alone.
+    backlog = Backlog(concurrency=0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(backlog.pace)
+        opened = trio.current_time()
+        for _ in range(START_WINDOW):
+            assert backlog.started()
+        assert not backlog.started() and backlog.young == START_WINDOW
+        await trio.sleep(YOUNG / 2)
+        assert backlog.young == START_WINDOW and not backlog.started()
+        await trio.sleep(YOUNG / 2 + PACE)
+        assert backlog.young == 0 and backlog.started()  # aged out, still open
+        for _ in range(START_WINDOW):
+            backlog.ended(opened)  # an aged-out connection ends: nothing counted twice
+        assert backlog.young == 1
+        nursery.cancel_scope.cancel()

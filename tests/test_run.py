@@ -179,7 +179,7 @@ def test_the_writer_acknowledges_every_result_once(
     report = run_scan(config)
     assert report.counts == {Status.OK: 40, Status.FAILED: 1, Status.INVALID: 1}
     (backlog,) = backlogs
-    assert backlog.sent == backlog.done == 41 and backlog.open == 0
+    assert backlog.sent == backlog.done == 41 and backlog.young == 0
 
 
 @pytestmark_integration

@@ -208,7 +208,7 @@ class _Limits:
                             await self.rate.acquire()
                     except BaseException:
                         if backlog is not None:
-                            backlog.ended()
+                            backlog.ended(trio.current_time())
                         raise
                 except BaseException:
                     self.slots.release()
@@ -222,9 +222,10 @@ class _Limits:
                 self.per_ip.release(address)
             raise
 
-    def release(self, address: str) -> None:
+    def release(self, address: str, opened: float) -> None:
+        """Give back what ``acquire`` took for a connection that got it at ``opened``."""
         if self.backlog is not None:
-            self.backlog.ended()
+            self.backlog.ended(opened)
         self.slots.release()
         if self.per_net is not None:
             self.per_net.release(network_of(address))
@@ -235,15 +236,17 @@ class _Limits:
 class _Gate:
     """``async with gate(ip)``: holds the scheduler's limits for ``ip`` around a connection."""
 
-    __slots__ = ("_address", "_limits")
+    __slots__ = ("_address", "_limits", "_opened")
 
     def __init__(self, limits: _Limits, address: str) -> None:
         self._limits = limits
         self._address = address
+        self._opened = 0.0
 
     async def __aenter__(self) -> None:
         if not self._limits.try_acquire(self._address):
             await self._limits.acquire(self._address)
+        self._opened = trio.current_time()
 
     async def __aexit__(
         self,
@@ -251,7 +254,7 @@ class _Gate:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._limits.release(self._address)
+        self._limits.release(self._address, self._opened)
 
 
 class _Progress:
@@ -268,11 +271,22 @@ class _Progress:
     (``_probe.TargetDeadline``) and needs no scope of the scheduler's around it.
     """
 
-    __slots__ = ("_address", "_limits", "attempts", "deadline", "outcome", "scope", "waited")
+    __slots__ = (
+        "_address",
+        "_limits",
+        "_opened",
+        "attempts",
+        "deadline",
+        "outcome",
+        "scope",
+        "waited",
+    )
 
     def __init__(self, limits: _Limits, deadline: float) -> None:
         self._limits = limits
         self._address = ""
+        self._opened = 0.0
+        """When the current connection got through the gate (the writer's window ages it)."""
         self.deadline = deadline
         self.scope: trio.CancelScope | None = None
         self.attempts = 0
@@ -286,6 +300,7 @@ class _Progress:
 
     async def __aenter__(self) -> None:
         if self._limits.try_acquire(self._address):
+            self._opened = trio.current_time()
             return  # nothing to wait for: the deadline runs on
         scope = self.scope
         began = trio.current_time()
@@ -299,6 +314,7 @@ class _Progress:
             self.deadline += waited
             if scope is not None:
                 scope.deadline = self.deadline
+        self._opened = trio.current_time()
 
     async def __aexit__(
         self,
@@ -306,7 +322,7 @@ class _Progress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._limits.release(self._address)
+        self._limits.release(self._address, self._opened)
 
 
 class _Bounded:
