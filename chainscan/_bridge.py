@@ -71,6 +71,10 @@ medians of 9 runs): trio 752 targets/s at 1.33 CPU ms/target, the thread 652/s a
 CPU per target, and the goal (>= 0.95 of trio's rate) was not met. Re-measured at b12ed00 on a
 quiet machine: 0.986 over 5 runs (paired 0.974), then 0.915 over 9 runs (paired 0.911; trio
 1.21, the thread 1.32 CPU ms/target) the same hour: near the goal, not reliably over it.
+After the pump stopped taking a turn of the run loop per result (below), at ad3feec on a
+quiet machine, 9 runs: trio 662 targets/s at 1.50 CPU ms/target, the thread 761/s at 1.32 ms,
+1.15x trio's rate (paired 1.10x): the goal is met (``results/latest-api.json``). A scan
+inside trio still pays that turn per result in the caller's own ``async for``.
 Where the extra CPU goes: not the hand-overs (the caller's thread wakes about 40 times a
 second) and not OpenSSL in a thread as such (in-memory handshakes cost the same in a thread as
 in the main thread). The lead is glibc's allocator: the scan's thread gets an arena of its
