@@ -242,6 +242,7 @@ class _Gate:
         self._limits = limits
         self._address = address
         self._opened = 0.0
+        """When the connection got through the gate (the writer's window ages it)."""
 
     async def __aenter__(self) -> None:
         if not self._limits.try_acquire(self._address):
@@ -257,7 +258,7 @@ class _Gate:
         self._limits.release(self._address, self._opened)
 
 
-class _Progress:
+class _Progress(_Gate):
     """One target's attempts so far, its deadline, and its ``gate(ip)``.
 
     A slotted object rather than a closure over the counters: every target in flight holds
@@ -271,22 +272,10 @@ class _Progress:
     (``_probe.TargetDeadline``) and needs no scope of the scheduler's around it.
     """
 
-    __slots__ = (
-        "_address",
-        "_limits",
-        "_opened",
-        "attempts",
-        "deadline",
-        "outcome",
-        "scope",
-        "waited",
-    )
+    __slots__ = ("attempts", "deadline", "outcome", "scope", "waited")
 
     def __init__(self, limits: _Limits, deadline: float) -> None:
-        self._limits = limits
-        self._address = ""
-        self._opened = 0.0
-        """When the current connection got through the gate (the writer's window ages it)."""
+        super().__init__(limits, "")
         self.deadline = deadline
         self.scope: trio.CancelScope | None = None
         self.attempts = 0
@@ -315,14 +304,6 @@ class _Progress:
             if scope is not None:
                 scope.deadline = self.deadline
         self._opened = trio.current_time()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._limits.release(self._address, self._opened)
 
 
 class _Bounded:
