@@ -89,27 +89,40 @@ async def test_without_a_stall_every_slot_is_used(autojump_clock: object) -> Non
     assert network.max_open == 7  # a writer that keeps up never holds connections back
 
 
-async def _paced_writer_scan(
-    count: int, concurrency: int, hold: float, per_result: float
-) -> tuple[FakeNetwork, Backlog, list[int], float]:
-    """Scan ``count`` targets whose handshakes take ``hold`` seconds into a writer that takes
-    ``per_result`` seconds per result and acknowledges each; return the network, the backlog,
-    the unwritten count seen at each acknowledgement, and when the last result was written."""
-    network = FakeNetwork(hold=hold)
+async def _scan_into_writer(
+    network: FakeNetwork, backlog: Backlog | None, count: int, concurrency: int, per_result: float
+) -> tuple[list[int], float]:
+    """Scan ``count`` targets over ``network`` into a writer that takes ``per_result`` seconds
+    per result and acknowledges each to ``backlog`` (None: a scan without one); return the
+    unwritten count seen at each acknowledgement and the scan's duration."""
     options = ScanOptions(concurrency=concurrency, rate=0, per_ip=0, deadline=60.0)
-    backlog = Backlog(concurrency)
     scheduler = Scheduler(options, probe_fn=network, rng=random.Random(7), backlog=backlog)
     send, receive = trio.open_memory_channel[ScanResult | BadLine](result_buffer(concurrency))
     unwritten: list[int] = []
+    start = trio.current_time()
     async with trio.open_nursery() as nursery:
         items = [target(n) for n in range(count)]
         nursery.start_soon(functools.partial(scheduler.run, items, send, blocking_source=False))
         async with receive:
             async for _ in receive:
                 await trio.sleep(per_result)
-                unwritten.append(backlog.unwritten)
-                backlog.written(1)
-    assert backlog.unwritten == 0 and backlog.young == 0
+                if backlog is not None:
+                    unwritten.append(backlog.unwritten)
+                    backlog.written(1)
+    if backlog is not None:
+        assert backlog.unwritten == 0 and backlog.young == 0
+    return unwritten, trio.current_time() - start
+
+
+async def _paced_writer_scan(
+    count: int, concurrency: int, hold: float, per_result: float
+) -> tuple[FakeNetwork, Backlog, list[int], float]:
+    """Handshakes of ``hold`` seconds into a writer of ``per_result`` seconds per result (see
+    ``_scan_into_writer``); return the network, the backlog, the unwritten counts, and when
+    the last result was written."""
+    network = FakeNetwork(hold=hold)
+    backlog = Backlog(concurrency)
+    unwritten, _ = await _scan_into_writer(network, backlog, count, concurrency, per_result)
     return network, backlog, unwritten, trio.current_time()
 
 
@@ -284,21 +297,9 @@ async def test_servers_that_hold_every_connection_still_get_every_slot(
 
 async def _mixed_scan(backlog: Backlog | None) -> float:
     """2,000 targets, 3 in 10 held 10 s (dead), the rest 0.1 s; a writer that keeps up."""
-
     network = FakeNetwork(hold_for=lambda t: 10.0 if t.line % 10 < 3 else 0.1)
-    options = ScanOptions(concurrency=500, rate=0, per_ip=0, deadline=60.0)
-    scheduler = Scheduler(options, probe_fn=network, rng=random.Random(7), backlog=backlog)
-    send, receive = trio.open_memory_channel[ScanResult | BadLine](result_buffer(500))
-    start = trio.current_time()
-    async with trio.open_nursery() as nursery:
-        items = [target(n) for n in range(2000)]
-        nursery.start_soon(functools.partial(scheduler.run, items, send, blocking_source=False))
-        async with receive:
-            async for _ in receive:
-                await trio.sleep(0.0001)
-                if backlog is not None:
-                    backlog.written(1)
-    return trio.current_time() - start
+    _, elapsed = await _scan_into_writer(network, backlog, 2000, 500, 0.0001)
+    return elapsed
 
 
 async def test_dead_targets_and_a_fast_writer_cost_no_time(autojump_clock: object) -> None:
